@@ -1,0 +1,108 @@
+"""What every normalizing flow of the zoo shares."""
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo.base import GenerativeModel
+from zoo.preprocessing import dequantize, logit_bijector
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+
+class FlowModel(GenerativeModel):
+    """A flow: x = preprocess^-1(f(z)), z ~ N(0, I), trained by maximum likelihood.
+
+    Subclasses implement ``flow_bijector()`` (latent -> preprocessed space, with
+    the latent shaped like the data). For images (``num_levels`` set) the data are
+    dequantized during training and evaluation, and the logit preprocessing with
+    its log-det is part of the model, so ``log_prob`` is the density of dequantized
+    data in raw pixel units and ``bits_per_dim`` follows from it directly.
+
+    Args:
+        data_shape: shape of one example.
+        num_levels: intensity levels of raw image data, None for continuous data.
+        logit_alpha: the alpha of the logit preprocessing (images only).
+    """
+
+    loss_names = ("loss", "bits_per_dim")
+
+    def __init__(self, data_shape, num_levels=None, logit_alpha=0.05, **kwargs):
+        super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
+        self.logit_alpha = float(logit_alpha)
+
+    def flow_bijector(self):
+        raise NotImplementedError
+
+    @property
+    def bijector(self):
+        """Latent -> data bijector, preprocessing included."""
+        flow = self.flow_bijector()
+        if self.num_levels is None:
+            return flow
+        return tfb.Chain([tfb.Invert(logit_bijector(self.num_levels, self.logit_alpha)), flow])
+
+    @property
+    def base_distribution(self):
+        return tfd.Sample(tfd.Normal(0.0, 1.0), sample_shape=self.data_shape)
+
+    @property
+    def distribution(self):
+        return tfd.TransformedDistribution(self.base_distribution, self.bijector)
+
+    def call(self, x):
+        return self.distribution.log_prob(x)
+
+    # ----------------------------------------------------------- public API
+    def log_prob(self, x):
+        """Exact log-density of `x` (nats); for images, of dequantized raw pixels."""
+        return self.distribution.log_prob(self.validate_inputs(x, "log_prob"))
+
+    def bits_per_dim(self, x):
+        """-log_prob / (D ln 2) per example."""
+        return -self.log_prob(x) / (self.event_size * math.log(2.0))
+
+    def encode(self, x):
+        """Data -> latent z (the normalizing direction)."""
+        return self.bijector.inverse(self.validate_inputs(x, "encode"))
+
+    def decode(self, z):
+        """Latent z -> data (the generative direction)."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if tuple(z.shape[1:]) != self.data_shape:
+            raise ValueError(
+                f"{self.name}.decode: expected z of shape (batch,) + {self.data_shape}, "
+                f"got {tuple(z.shape)}"
+            )
+        return self.bijector.forward(z)
+
+    def sample(self, n, seed=None, temperature=1.0):
+        """`n` samples; z ~ N(0, temperature^2 I) from a stateless `seed`."""
+        n = self.validate_count(n)
+        if not tf.is_tensor(temperature) and temperature <= 0:
+            raise ValueError(f"{self.name}.sample: expected temperature > 0, got {temperature}")
+        z = tf.random.stateless_normal(
+            tf.concat([tf.reshape(n, [1]), self.data_shape], 0), seed=self.stateless_seed(seed)
+        )
+        return self.bijector.forward(temperature * z)
+
+    # -------------------------------------------------------------- training
+    def compute_losses(self, x, training=False):
+        if self.num_levels is not None:
+            x = dequantize(x)
+        nll = -tf.reduce_mean(self.distribution.log_prob(x))
+        return {"loss": nll, "bits_per_dim": nll / (self.event_size * math.log(2.0))}
+
+    def serving_signatures(self):
+        scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
+        return {
+            "log_prob": (lambda x: {"log_prob": self.log_prob(x)}, [self.data_spec()]),
+            "sample": (
+                lambda n, seed: {"samples": self.sample(n, seed)},
+                [scalar("n"), scalar("seed")],
+            ),
+            "encode": (lambda x: {"z": self.encode(x)}, [self.data_spec()]),
+            "decode": (lambda z: {"x": self.decode(z)}, [self.data_spec("z")]),
+        }

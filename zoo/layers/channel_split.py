@@ -1,0 +1,51 @@
+"""Apply a bijector to the second half of the channels only (multi-scale factor-out)."""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfb = tfp.bijectors
+
+
+class ChannelSplit(tfb.Bijector):
+    """y = concat(x[..., :k], inner(x[..., k:])), the factor-out of a multi-scale flow.
+
+    The first ``k`` channels are "factored out" (RealNVP Sec. 3.6): they leave the
+    flow here and go straight to the Gaussian prior, while ``inner`` (the next scale)
+    transforms the rest. log|det J| is that of ``inner``.
+
+    Args:
+        inner: a bijector on (H, W, C - k) events.
+        num_factored: k, the channels left untouched.
+    """
+
+    def __init__(self, inner, num_factored, name="channel_split"):
+        parameters = dict(locals())
+        self._inner = inner
+        self._k = int(num_factored)
+        super().__init__(
+            forward_min_event_ndims=3,
+            validate_args=False,
+            parameters=parameters,
+            name=name,
+        )
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {}
+
+    def _split(self, x):
+        return x[..., : self._k], x[..., self._k :]
+
+    def _forward(self, x):
+        kept, rest = self._split(x)
+        return tf.concat([kept, self._inner.forward(rest)], axis=-1)
+
+    def _inverse(self, y):
+        kept, rest = self._split(y)
+        return tf.concat([kept, self._inner.inverse(rest)], axis=-1)
+
+    def _forward_log_det_jacobian(self, x):
+        return self._inner.forward_log_det_jacobian(self._split(x)[1], event_ndims=3)
+
+    def _inverse_log_det_jacobian(self, y):
+        return self._inner.inverse_log_det_jacobian(self._split(y)[1], event_ndims=3)

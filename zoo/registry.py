@@ -1,0 +1,120 @@
+"""Name -> model class, with one preset configuration per dataset.
+
+A model module registers itself with :func:`register`::
+
+    @register("realnvp", family="flow", losses=("loss", "nll"),
+              presets={"moons": {...}, "digits": {...}})
+    class RealNVP(FlowModel): ...
+
+and users build one with ``zoo.get("realnvp", dataset="digits", **overrides)``.
+"""
+
+import dataclasses
+import difflib
+import importlib
+
+# The modules that register models. Adding a model adds one line here.
+MODEL_MODULES = (
+    "zoo.flows.realnvp",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    cls: type
+    family: str
+    losses: tuple
+    presets: dict
+    training: dict
+    default_dataset: str
+
+    def training_for(self, dataset):
+        """Training defaults (batch_size, epochs, learning_rate, ...) for `dataset`."""
+        self.config_for(dataset)
+        return dict(self.training.get(dataset or self.default_dataset, {}))
+
+    def config_for(self, dataset):
+        """The preset for `dataset` (a copy), or a clear error listing the presets."""
+        if dataset is None:
+            dataset = self.default_dataset
+        if dataset not in self.presets:
+            raise ValueError(
+                f"model {self.name!r} has no preset for dataset {dataset!r}; "
+                f"presets: {sorted(self.presets)}. Pass dataset= one of those, or "
+                "build the class directly with your own config."
+            )
+        return dict(self.presets[dataset])
+
+
+_REGISTRY = {}
+
+
+def register(name, *, family, losses, presets, training=None, default_dataset=None):
+    """Class decorator: registers a model under `name`.
+
+    Args:
+        name: the name users pass to ``zoo.get`` and ``zoo train``.
+        family: "flow", "vae", "gan", ...
+        losses: the names of its loss terms (its ``loss_names``).
+        presets: dataset name -> constructor arguments.
+        training: dataset name -> training defaults (batch_size, epochs,
+            learning_rate, steps_per_epoch) used by ``zoo train``.
+        default_dataset: the dataset of ``zoo.get(name)``; the first preset if None.
+    """
+
+    def wrap(cls):
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        _REGISTRY[name] = Entry(
+            name=name,
+            cls=cls,
+            family=family,
+            losses=tuple(losses),
+            presets=dict(presets),
+            training=dict(training or {}),
+            default_dataset=default_dataset or next(iter(presets)),
+        )
+        cls.registry_name = name
+        return cls
+
+    return wrap
+
+
+def _load_all():
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+
+
+def entry(name):
+    """The registry entry for `name`, or a ValueError naming the known models."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}; known models: {sorted(_REGISTRY)}.{hint}"
+        )
+    return _REGISTRY[name]
+
+
+def list_models():
+    """All registered entries, sorted by family then name."""
+    _load_all()
+    return sorted(_REGISTRY.values(), key=lambda e: (e.family, e.name))
+
+
+def get(name, dataset=None, **overrides):
+    """Builds model `name` with its preset for `dataset`, updated by `overrides`.
+
+    Args:
+        name: a registered model name (see ``zoo list``).
+        dataset: the dataset whose preset to use; the model's default if None.
+        **overrides: constructor arguments that replace the preset's.
+    Returns:
+        An unbuilt ``keras.Model`` (call ``compile`` and ``fit`` on it).
+    """
+    e = entry(name)
+    config = e.config_for(dataset)
+    config.update(overrides)
+    return e.cls(**config)
