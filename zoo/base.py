@@ -73,6 +73,13 @@ class GenerativeModel(keras.Model):
             self(tf.zeros((1,) + self.data_shape))
 
     @property
+    def value_range(self):
+        """The interval inputs must lie in: [0, num_levels] for images."""
+        if self.num_levels is None:
+            return (-np.inf, np.inf)
+        return (0.0, float(self.num_levels))
+
+    @property
     def event_size(self):
         return int(np.prod(self.data_shape))
 
@@ -113,12 +120,11 @@ class GenerativeModel(keras.Model):
                     f"{self.name}.{where}: expected finite values, got "
                     f"{int(np.sum(~np.isfinite(values)))} NaN/Inf entries"
                 )
-            if self.num_levels is not None and values.size and (
-                values.min() < 0 or values.max() > self.num_levels
-            ):
+            low, high = self.value_range
+            if values.size and (values.min() < low or values.max() > high):
                 raise ValueError(
                     f"{self.name}.{where}: expected raw pixel values in "
-                    f"[0, {self.num_levels}], got [{values.min()}, {values.max()}]"
+                    f"[{low:g}, {high:g}], got [{values.min()}, {values.max()}]"
                 )
         return x
 

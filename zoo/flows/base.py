@@ -37,6 +37,18 @@ class FlowModel(GenerativeModel):
         raise NotImplementedError
 
     @property
+    def value_range(self):
+        """The support: the logit preprocessing maps it onto the real line.
+
+        It is a little wider than the data's [0, num_levels], so samples can fall
+        just outside the data range (clip them for display).
+        """
+        if self.num_levels is None:
+            return super().value_range
+        a, levels = self.logit_alpha, self.num_levels
+        return (-a * levels / (1 - 2 * a), (1 - a) * levels / (1 - 2 * a))
+
+    @property
     def bijector(self):
         """Latent -> data bijector, preprocessing included."""
         flow = self.flow_bijector()

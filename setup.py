@@ -1,0 +1,33 @@
+"""The zoo: deep generative models on TensorFlow 2.21, Keras 3 and TFP 0.25."""
+
+from setuptools import find_packages, setup
+
+# Versions checked together (train, jit-compile, save, export). tf-keras, which
+# TFP 0.25 needs, itself requires the `tensorflow` wheel, so that is the one pinned
+# (on Linux it runs on the CPU; the CUDA libraries come only with the extra
+# "and-cuda"): installing `tensorflow-cpu` beside it would put two copies of TF in
+# one environment. GPU: pip install "tensorflow[and-cuda]==2.21.0" (see README).
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras>=3.15,<3.16",
+    "tensorflow-probability[tf]==0.25.0",
+    "tf-keras==2.21.0",
+    "tensorflow-datasets==4.9.10",
+    "numpy>=1.26,<3",
+    "scikit-learn>=1.5",
+    "pillow>=10",
+]
+
+setup(
+    name="zoo",
+    version="0.1.0",
+    description="A TensorFlow/Keras model zoo of deep generative models",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["zoo", "zoo.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["zoo = zoo.cli:main"]},
+    license="Apache-2.0",
+)
