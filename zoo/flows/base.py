@@ -1,11 +1,10 @@
 """What every normalizing flow of the zoo shares."""
 
-import math
-
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo.base import GenerativeModel
+from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import dequantize, logit_bijector
 
 tfb = tfp.bijectors
@@ -74,7 +73,7 @@ class FlowModel(GenerativeModel):
 
     def bits_per_dim(self, x):
         """-log_prob / (D ln 2) per example."""
-        return -self.log_prob(x) / (self.event_size * math.log(2.0))
+        return bits_per_dim(-self.log_prob(x), self.event_size)
 
     def encode(self, x):
         """Data -> latent z (the normalizing direction)."""
@@ -105,7 +104,7 @@ class FlowModel(GenerativeModel):
         if self.num_levels is not None:
             x = dequantize(x)
         nll = -tf.reduce_mean(self.distribution.log_prob(x))
-        return {"loss": nll, "bits_per_dim": nll / (self.event_size * math.log(2.0))}
+        return {"loss": nll, "bits_per_dim": bits_per_dim(nll, self.event_size)}
 
     def serving_signatures(self):
         scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)

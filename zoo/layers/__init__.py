@@ -1,0 +1,1 @@
+"""Keras layers, and the TFP bijectors built from them."""
