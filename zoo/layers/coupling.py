@@ -40,6 +40,7 @@ class MaskedAffineCouplingBijector(tfb.Bijector):
         parameters = dict(locals())
         self._mask = tf.constant(mask, tf.float32)
         self._fn = shift_and_log_scale_fn
+        self._net_cache = {}
         self._event_axes = list(range(-event_ndims, 0))
         super().__init__(
             forward_min_event_ndims=event_ndims,
@@ -52,26 +53,32 @@ class MaskedAffineCouplingBijector(tfb.Bijector):
     def _parameter_properties(cls, dtype, num_classes=None):
         return {}
 
-    def _shift_and_log_scale(self, x_masked):
-        shift, log_scale = self._fn(x_masked)
-        return shift * (1.0 - self._mask), log_scale * (1.0 - self._mask)
+    def _shift_and_log_scale(self, x):
+        """(t, s) of the network on b*x, zeroed on the fixed half.
+
+        TFP asks for the inverse and its log-det separately, on the same tensor:
+        the network runs once per input tensor (cached by reference).
+        """
+        key = x.ref()
+        if key not in self._net_cache:
+            shift, log_scale = self._fn(x * self._mask)
+            self._net_cache = {key: (shift * (1.0 - self._mask), log_scale * (1.0 - self._mask))}
+        return self._net_cache[key]
 
     def _forward(self, x):
-        xm = x * self._mask
-        shift, log_scale = self._shift_and_log_scale(xm)
-        return xm + (1.0 - self._mask) * x * tf.exp(log_scale) + shift
+        shift, log_scale = self._shift_and_log_scale(x)
+        return x * self._mask + (1.0 - self._mask) * x * tf.exp(log_scale) + shift
 
     def _inverse(self, y):
-        ym = y * self._mask
-        shift, log_scale = self._shift_and_log_scale(ym)
-        return ym + (1.0 - self._mask) * (y - shift) * tf.exp(-log_scale)
+        shift, log_scale = self._shift_and_log_scale(y)
+        return y * self._mask + (1.0 - self._mask) * (y - shift) * tf.exp(-log_scale)
 
     def _forward_log_det_jacobian(self, x):
-        _, log_scale = self._shift_and_log_scale(x * self._mask)
+        _, log_scale = self._shift_and_log_scale(x)
         return tf.reduce_sum(log_scale, axis=self._event_axes)
 
     def _inverse_log_det_jacobian(self, y):
-        _, log_scale = self._shift_and_log_scale(y * self._mask)
+        _, log_scale = self._shift_and_log_scale(y)
         return -tf.reduce_sum(log_scale, axis=self._event_axes)
 
 
