@@ -146,6 +146,11 @@ class GenerativeModel(keras.Model):
         return seed
 
     # ----------------------------------------------------------- the contract
+    @staticmethod
+    def default_optimizer(learning_rate=1e-3):
+        """The optimizer ``zoo train`` compiles with (models override it)."""
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+
     def compute_losses(self, x, training=False):
         """A dict with one scalar tensor per name in ``loss_names``."""
         raise NotImplementedError

@@ -16,6 +16,7 @@ import importlib
 # The modules that register models. Adding a model adds one line here.
 MODEL_MODULES = (
     "zoo.flows.realnvp",
+    "zoo.gan.wgan_gp",
 )
 
 

@@ -1,0 +1,76 @@
+"""The DCGAN discriminator as a WGAN critic: strided convolutions, LeakyReLU, no norm."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class DCGANCritic(keras.layers.Layer):
+    """Maps images to one unbounded score each, shape ``(batch, 1)``.
+
+    The DCGAN discriminator (Radford, Metz & Chintala 2016,
+    https://arxiv.org/abs/1511.06434) as the WGAN-GP critic (Gulrajani et al.
+    2017, https://arxiv.org/abs/1704.00028): ``num_downsamplings`` stride-2
+    convolutions with ``filters * 2**i`` channels and LeakyReLU, then a linear
+    dense output without bias (a Wasserstein critic is defined up to a constant,
+    which no loss sees, so such a bias would never get a gradient). No batch
+    normalization: the gradient penalty is taken per
+    example, which batch norm would couple across the batch (Sec. 4, "No critic
+    batch normalization").
+
+    Args:
+        filters: channels of the first convolution (doubled at each one after).
+        num_downsamplings: number of stride-2 convolutions.
+        kernel_size: kernel size of the convolutions.
+        negative_slope: slope of the LeakyReLU for negative inputs.
+    """
+
+    def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.num_downsamplings = int(num_downsamplings)
+        self.kernel_size = int(kernel_size)
+        self.negative_slope = float(negative_slope)
+        if not 0.0 <= self.negative_slope < 1.0:
+            raise ValueError(
+                f"DCGANCritic: expected 0 <= negative_slope < 1, got {self.negative_slope}"
+            )
+        if self.num_downsamplings < 1:
+            raise ValueError(
+                f"DCGANCritic: expected num_downsamplings >= 1, got {self.num_downsamplings}"
+            )
+        self.convs = [
+            keras.layers.Conv2D(self.filters * 2**i, self.kernel_size, strides=2,
+                                padding="same", name=f"downsample_{i}")
+            for i in range(self.num_downsamplings)
+        ]
+        self.flatten = keras.layers.Flatten(name="flatten")
+        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        self.score.build(self.flatten.compute_output_shape(shape))
+
+    def call(self, x):
+        h = x
+        for conv in self.convs:
+            h = conv(h)
+            # max(h, a h) is LeakyReLU for a < 1; written out, it keeps grappler
+            # from fusing the op away from the gradient penalty's second derivative.
+            h = keras.ops.maximum(h, self.negative_slope * h)
+        return self.score(self.flatten(h))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "num_downsamplings": self.num_downsamplings,
+            "kernel_size": self.kernel_size,
+            "negative_slope": self.negative_slope,
+        }
