@@ -1,0 +1,16 @@
+"""Export for TF Serving, reload, serving config and launch.
+
+    zoo.savedmodels.export(model, "savedmodels/realnvp")   # -> savedmodels/realnvp/1
+    loaded = zoo.savedmodels.load("savedmodels/realnvp")   # latest version
+    loaded.signatures["sample"](n=tf.constant(4), seed=tf.constant(0))["samples"]
+    zoo.savedmodels.serve("savedmodels")                   # tensorflow_model_server
+
+Layout: ``<base>/<model>/<version>/`` (a SavedModel per integer version, the
+metadata in ``assets.extra/zoo.json``) and ``<base>/models.config``.
+"""
+
+from zoo.savedmodels.export import export, latest_version, load, read_metadata
+from zoo.savedmodels.serve import serve, write_model_config
+
+__all__ = ["export", "latest_version", "load", "read_metadata", "serve",
+           "write_model_config"]

@@ -1,0 +1,227 @@
+"""TF Serving's model config for an export base path, and the server launch.
+
+``savedmodels/`` holds one folder per model, each with integer version folders
+(``savedmodels/realnvp/1/``). :func:`write_model_config` lists those models in a
+``model_config_list`` text proto, and :func:`serve` runs
+``tensorflow_model_server`` on it, or says how to install it or run it in docker.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+from zoo.savedmodels.export import METADATA, latest_version
+
+SERVER = "tensorflow_model_server"
+DOCKER_IMAGE = "tensorflow/serving"
+DOCKER_BASE = "/models"
+APT_INSTRUCTIONS = """\
+  echo "deb [arch=amd64] http://storage.googleapis.com/tensorflow-serving-apt stable \\
+    tensorflow-model-server tensorflow-model-server-universal" \\
+    | sudo tee /etc/apt/sources.list.d/tensorflow-serving.list
+  curl https://storage.googleapis.com/tensorflow-serving-apt/tensorflow-serving.release.pub.gpg \\
+    | sudo apt-key add -
+  sudo apt-get update && sudo apt-get install tensorflow-model-server"""
+
+
+def _quote(text):
+    """A protobuf text-format string literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def served_models(base_path):
+    """Model name -> absolute model folder, for each folder with a version."""
+    base_path = os.path.abspath(os.fspath(base_path))
+    if not os.path.isdir(base_path):
+        raise FileNotFoundError(f"expected an export base path (a folder), got {base_path!r}")
+    models = {}
+    for name in sorted(os.listdir(base_path)):
+        folder = os.path.join(base_path, name)
+        if name.startswith(".") or not os.path.isdir(folder):
+            continue
+        if latest_version(folder) is not None:
+            models[name] = folder
+    return models
+
+
+def write_model_config(base_path, filename="models.config", container_base=None):
+    """Writes TF Serving's ``model_config_list`` for the models under `base_path`.
+
+    One entry per model folder holding at least one version folder, named after
+    the folder (that is the name in ``/v1/models/<name>``)::
+
+        model_config_list {
+          config {
+            name: "realnvp"
+            base_path: "/abs/savedmodels/realnvp"
+            model_platform: "tensorflow"
+          }
+        }
+
+    TF Serving serves the latest version of each and picks up new versions by
+    itself; a new model folder needs the config rewritten and the server restarted.
+
+    Args:
+        base_path: the export base path, e.g. ``savedmodels``.
+        filename: the config's file name inside `base_path`.
+        container_base: if set, the model paths are written as
+            ``<container_base>/<name>`` (where `base_path` is mounted in a
+            container) instead of absolute paths on this machine.
+    Returns:
+        The path of the config file written.
+    Raises:
+        FileNotFoundError: if `base_path` is not a folder.
+        ValueError: if no model folder under `base_path` has a version.
+    """
+    models = served_models(base_path)
+    base_path = os.path.abspath(os.fspath(base_path))
+    if not models:
+        raise ValueError(
+            f"no exported model under {base_path!r}: expected folders "
+            f"<model>/<version>/saved_model.pb (export one with "
+            f"zoo.savedmodels.export(model, '{os.path.join(base_path, '<model>')}'))"
+        )
+    lines = ["model_config_list {"]
+    for name, folder in models.items():
+        path = folder if container_base is None else f"{container_base.rstrip('/')}/{name}"
+        lines += [
+            "  config {",
+            f"    name: {_quote(name)}",
+            f"    base_path: {_quote(path)}",
+            '    model_platform: "tensorflow"',
+            "  }",
+        ]
+    lines.append("}")
+    config = os.path.join(base_path, filename)
+    with open(config, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return config
+
+
+def _example_value(spec):
+    """A JSON-ready example for one input: scalars n=4, seed=0; zero batches of one."""
+    name, dtype, shape = spec["name"], spec["dtype"], spec["shape"]
+    if not shape:
+        if name == "n":
+            return 4
+        return 0 if dtype.startswith("int") else 1.0
+    dims = [1] + [d if d is not None else 1 for d in shape[1:]]
+    zero = 0 if dtype.startswith("int") else 0.0
+    value = zero
+    for d in reversed(dims):
+        value = [value] * d
+    return value
+
+
+def _python_literal(spec):
+    """A short Python expression building the same zero batch, for large inputs."""
+    dims = [d if d is not None else 1 for d in spec["shape"][1:]]
+    inner = "0.0" if not spec["dtype"].startswith("int") else "0"
+    for d in reversed(dims):
+        inner = f"[{inner}]*{d}"
+    return f"[{inner}]"
+
+
+def curl_examples(base_path, rest_port=8501):
+    """Example REST requests, one per signature of each served model."""
+    lines = []
+    for name, folder in served_models(base_path).items():
+        url = f"localhost:{rest_port}/v1/models/{name}"
+        lines.append(f"  curl {url}/metadata")
+        try:
+            with open(os.path.join(folder, str(latest_version(folder)), METADATA)) as f:
+                signatures = json.load(f)["signatures"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for sig, described in signatures.items():
+            if sig == "serving_default":
+                continue
+            inputs = [dict(spec, name=k) for k, spec in described["inputs"].items()]
+            small = all(len(json.dumps(_example_value(s))) <= 80 for s in inputs)
+            if small:
+                body = {"signature_name": sig,
+                        "inputs": {s["name"]: _example_value(s) for s in inputs}}
+                lines.append(f"  curl -d '{json.dumps(body)}' {url}:predict")
+            else:
+                parts = ", ".join(f"{json.dumps(s['name'])}: {_python_literal(s)}" for s in inputs)
+                script = (f'import json; print(json.dumps({{"signature_name": {json.dumps(sig)}, '
+                          f'"inputs": {{{parts}}}}}))')
+                lines.append(f"  python3 -c {shlex.quote(script)} | curl -d @- {url}:predict")
+    return lines
+
+
+def _usage(base_path, rest_port):
+    return "\n".join([
+        "Requests (TF Serving's columnar \"inputs\" format: scalars such as n and seed "
+        "have no batch dimension, so the row \"instances\" format does not fit them; "
+        "the reply is {\"outputs\": ...}):",
+        *curl_examples(base_path, rest_port),
+    ])
+
+
+def _check_port(name, port):
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"serve: expected {name} to be a port number in 1..65535, got {port!r}")
+
+
+def serve(base_path, port=8500, rest_port=8501, dry_run=False):
+    """Serves every model exported under `base_path` with TF Serving.
+
+    Writes ``base_path/models.config`` (and ``models.docker.config``, the same
+    with the paths as mounted in the ``tensorflow/serving`` container), then runs
+    ``tensorflow_model_server --port=PORT --rest_api_port=REST_PORT
+    --model_config_file=...`` until it exits. Without ``tensorflow_model_server``
+    on PATH it prints (to stderr) how to install it, the equivalent docker
+    command and example requests, and returns 127.
+
+    Args:
+        base_path: the export base path, e.g. ``savedmodels``.
+        port: the gRPC port.
+        rest_port: the REST port (``/v1/models/<name>:predict``).
+        dry_run: write the configs and print the command and example requests,
+            but do not start the server.
+    Returns:
+        The server's exit code (0 for a dry run, 127 if the server is not installed).
+    """
+    _check_port("port", port)
+    _check_port("rest_port", rest_port)
+    if port == rest_port:
+        raise ValueError(f"serve: port and rest_port must differ, both are {port}")
+    config = write_model_config(base_path)
+    write_model_config(base_path, "models.docker.config", container_base=DOCKER_BASE)
+    base_path = os.path.abspath(os.fspath(base_path))
+    server = shutil.which(SERVER)
+    command = [server or SERVER, f"--port={port}", f"--rest_api_port={rest_port}",
+               f"--model_config_file={config}"]
+    docker = [
+        "docker", "run", "--rm", "-p", f"{port}:8500", "-p", f"{rest_port}:8501",
+        "-v", f"{base_path}:{DOCKER_BASE}", DOCKER_IMAGE,
+        f"--model_config_file={DOCKER_BASE}/models.docker.config",
+    ]
+    models = ", ".join(served_models(base_path))
+    if server is None:
+        print(
+            f"{SERVER} is not installed (not found on PATH).\n"
+            f"Install it from TF Serving's apt repository (Debian/Ubuntu):\n"
+            f"{APT_INSTRUCTIONS}\n"
+            f"then run:\n  {shlex.join(command)}\n"
+            f"or run TF Serving in docker instead:\n  {shlex.join(docker)}\n"
+            f"Models: {models} (config: {config})\n"
+            f"{_usage(base_path, rest_port)}",
+            file=sys.stderr,
+        )
+        return 127
+    print(f"{'would run' if dry_run else 'running'}: {shlex.join(command)}\n"
+          f"Models: {models}\n{_usage(base_path, rest_port)}", file=sys.stderr)
+    if dry_run:
+        return 0
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        return process.wait()
