@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "tensorflow-probability[tf]==0.25.0",
     "tf-keras==2.21.0",
     "tensorflow-datasets==4.9.10",
+    "importlib_resources",  # tfds 4.9.10 imports it without requiring it
     "numpy>=1.26,<3",
     "scikit-learn>=1.5",
     "pillow>=10",

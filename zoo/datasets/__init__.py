@@ -1,0 +1,159 @@
+"""Datasets: tfds builders and the input pipelines of the zoo.
+
+``load(name, split, batch_size)`` returns a ``tf.data.Dataset`` of raw float32
+batches: pixel levels for images (0..255 for ``fashion_mnist``, 0..16 for
+``digits``), points for the 2-D densities. Models preprocess raw data themselves
+(see ``zoo.preprocessing``) and count the Jacobian of what changes volume.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from zoo.datasets import builders, toy
+from zoo.datasets.idx import IDXError
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be found, built or read; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a built-in dataset is, known without building it."""
+
+    name: str
+    kind: str  # "image" or "2d"
+    shape: tuple
+    num_levels: int  # intensity levels of raw images; None for 2-D points
+    splits: dict  # split name -> number of examples
+    description: str
+
+
+INFOS = {
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", "image", (28, 28, 1), 256, {"train": 60_000, "test": 10_000},
+        "Fashion-MNIST (Xiao et al. 2017), 28x28 grey levels 0..255"),
+    "digits": DatasetInfo(
+        "digits", "image", (8, 8, 1), 17, {"train": builders.DIGITS_TRAIN, "test": 297},
+        "scikit-learn's 8x8 digits, levels 0..16, fixed split"),
+    **{name: DatasetInfo(
+        name, "2d", (2,), None, {s: n for s, (n, _) in builders.TOY_SIZES.items()},
+        f"FFJORD's 2-D '{name}' density, fixed seeds per split")
+       for name in toy.TOY_NAMES},
+}
+
+
+def names():
+    """The built-in dataset names (any other name goes to tfds)."""
+    return list(INFOS)
+
+
+def info(name):
+    """The DatasetInfo of a built-in dataset."""
+    if name not in INFOS:
+        raise DatasetError(f"unknown dataset {name!r}; built-in datasets: {names()}")
+    return INFOS[name]
+
+
+def default_data_dir():
+    return os.environ.get("ZOO_DATA_DIR") or None  # None: tfds' default
+
+
+def _prepared(builder, name):
+    try:
+        builder.download_and_prepare()
+    except IDXError as e:
+        raise DatasetError(f"dataset {name!r}: {e}") from e
+    return builder
+
+
+def _builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    if name in toy.TOY_NAMES:
+        return _prepared(builders.ZooToy2d(config=name, data_dir=data_dir), name)
+    if name == "digits":
+        return _prepared(builders.ZooDigits(data_dir=data_dir), name)
+    if name == "fashion_mnist":
+        folder = builders.fashion_mnist_dir()
+        if os.path.isdir(folder):
+            return _prepared(builders.ZooFashionMnist(data_dir=data_dir), name)
+        try:
+            return _prepared(tfds.builder("fashion_mnist", data_dir=data_dir), name)
+        except Exception as e:  # no network, no tfds data
+            raise DatasetError(
+                f"dataset 'fashion_mnist': no IDX files in {folder} and tfds' own download "
+                f"failed ({type(e).__name__}: {str(e)[:200]}). Install them with "
+                "`sudo apt-get install dataset-fashion-mnist`, or set ZOO_FASHION_MNIST_DIR "
+                "to a folder holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or give this "
+                "machine a network for tfds' download."
+            ) from e
+    try:
+        return _prepared(tfds.builder(name, data_dir=data_dir), name)
+    except DatasetError:
+        raise
+    except Exception as e:
+        raise DatasetError(
+            f"unknown dataset {name!r}: it is not built in ({names()}) and tfds could not "
+            f"provide it ({type(e).__name__}: {str(e)[:300]}). tfds names need the data "
+            "already in the tfds data_dir or a network."
+        ) from e
+
+
+def _features(name):
+    """Element -> (x, label) as float32 x."""
+    if name in toy.TOY_NAMES:
+        return lambda e: (e["x"], tf.constant(-1, tf.int64))
+    def image(e):
+        label = e["label"] if "label" in e else tf.constant(-1, tf.int64)
+        return tf.cast(e["image"], tf.float32), label
+    return image
+
+
+def load(name, split="train", batch_size=64, *, shuffle=None, repeat=False, data_dir=None,
+         seed=0, drop_remainder=False, take=None, with_labels=False):
+    """A batched ``tf.data`` pipeline of a dataset's raw values.
+
+    Args:
+        name: a built-in name (``names()``) or any tfds name.
+        split: "train" or "test" (any tfds split for tfds names).
+        batch_size: examples per batch (>= 1).
+        shuffle: shuffle each epoch (seeded); default True for "train" only.
+        repeat: repeat forever (then pass ``steps_per_epoch`` to ``fit``).
+        data_dir: the tfds data_dir; default $ZOO_DATA_DIR, else tfds' default.
+        seed: the shuffle seed.
+        drop_remainder: drop a last partial batch.
+        take: keep only the first `take` examples (before shuffling).
+        with_labels: yield ``(x, label)`` instead of ``x``.
+    Returns:
+        A ``tf.data.Dataset`` of float32 batches of shape ``(batch,) + info.shape``.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DatasetError(f"dataset {name!r}: batch_size must be an int >= 1, got {batch_size!r}")
+    if name in INFOS and split not in INFOS[name].splits:
+        raise DatasetError(
+            f"dataset {name!r} has no split {split!r}; splits: {list(INFOS[name].splits)}"
+        )
+    builder = _builder(name, data_dir if data_dir is not None else default_data_dir())
+    if split not in builder.info.splits:
+        raise DatasetError(
+            f"dataset {name!r} has no split {split!r}; splits: {list(builder.info.splits)}"
+        )
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    if take is not None:
+        ds = ds.take(int(take))
+    ds = ds.map(_features(name), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle if shuffle is not None else split == "train":
+        size = builder.info.splits[split].num_examples
+        ds = ds.shuffle(min(size, 100_000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if not with_labels:
+        ds = ds.map(lambda x, label: x)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+__all__ = ["DatasetError", "DatasetInfo", "info", "load", "names"]
