@@ -21,6 +21,8 @@ CASES = [
     ("realnvp", "moons", dict(hidden_units=8, num_couplings=2)),
     ("realnvp", "digits", dict(hidden_units=4, num_blocks=1, couplings_per_scale=1,
                                final_couplings=2)),
+    ("wgan_gp", "moons", dict(hidden_units=8, num_hidden=1, n_critic=2)),
+    ("wgan_gp", "digits", dict(latent_dim=4, filters=4, n_critic=2)),
 ]
 IDS = [f"{name}-{dataset}" for name, dataset, _ in CASES]
 
