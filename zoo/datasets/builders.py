@@ -2,7 +2,8 @@
 
 Their tfds names start with ``zoo_`` so that they never shadow tfds' own builders.
 Each writes its splits once into the tfds data_dir and reads them back with
-``as_dataset``, like any tfds dataset.
+``as_dataset``, like any tfds dataset, in the order they were generated
+(``disable_shuffling``: the pipelines shuffle, seeded, themselves).
 """
 
 import os
@@ -50,6 +51,7 @@ class ZooFashionMnist(tfds.core.GeneratorBasedBuilder):
                         "dataset-fashion-mnist (or $ZOO_FASHION_MNIST_DIR).",
             features=image_features((28, 28, 1), 10),
             supervised_keys=("image", "label"),
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
@@ -80,6 +82,7 @@ class ZooDigits(tfds.core.GeneratorBasedBuilder):
             description="UCI optical handwritten digits as shipped in scikit-learn.",
             features=image_features((8, 8, 1), 10),
             supervised_keys=("image", "label"),
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
@@ -110,6 +113,7 @@ class ZooToy2d(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({
                 "x": tfds.features.Tensor(shape=(2,), dtype=np.float32)
             }),
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
