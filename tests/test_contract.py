@@ -23,8 +23,11 @@ CASES = [
                                final_couplings=2)),
     ("wgan_gp", "moons", dict(hidden_units=8, num_hidden=1, n_critic=2)),
     ("wgan_gp", "digits", dict(latent_dim=4, filters=4, n_critic=2)),
+    ("vae", "digits", dict(latent_dim=2, filters=4, hidden_units=8)),
+    ("vae", "digits", dict(latent_dim=2, filters=4, hidden_units=8, likelihood="bernoulli")),
 ]
-IDS = [f"{name}-{dataset}" for name, dataset, _ in CASES]
+IDS = [f"{name}-{dataset}" + "".join(f"-{v}" for v in o.values() if isinstance(v, str))
+       for name, dataset, o in CASES]
 
 
 def build(name, dataset, overrides):

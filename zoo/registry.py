@@ -17,6 +17,7 @@ import importlib
 MODEL_MODULES = (
     "zoo.flows.realnvp",
     "zoo.gan.wgan_gp",
+    "zoo.vae.gaussian_vae",
 )
 
 

@@ -19,7 +19,8 @@ def evaluate_likelihood(model, dataset, seed=0):
     For flows this is -log p of the data; images are dequantized with stateless
     noise from `seed` (so the number is reproducible), and the result is an upper
     bound on the discrete data's bits/dim. For VAEs it is the negative ELBO, also
-    an upper bound. Returns a dict with "nll_nats", "bits_per_dim", "num_examples".
+    an upper bound, from one posterior sample per example drawn from `seed`.
+    Returns a dict with "nll_nats", "bits_per_dim", "num_examples".
     """
     if hasattr(model, "log_prob"):
         score = model.log_prob
@@ -32,9 +33,14 @@ def evaluate_likelihood(model, dataset, seed=0):
 
     @tf.function
     def batch_nll(x, step):
+        batch_seed = tf.stack([tf.constant(seed), step])
         if dequantized:
-            x = dequantize(x, seed=tf.stack([tf.constant(seed), step]))
-        return -tf.reduce_sum(score(x)), tf.shape(x)[0]
+            log_p = score(dequantize(x, seed=batch_seed))
+        elif hasattr(model, "log_prob"):
+            log_p = score(x)
+        else:
+            log_p = score(x, seed=batch_seed)
+        return -tf.reduce_sum(log_p), tf.shape(x)[0]
 
     total, count = 0.0, 0
     for step, batch in enumerate(dataset):

@@ -1,0 +1,185 @@
+"""The Gaussian VAE: its likelihoods, its KL, and its bounds against exact integrals."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+from sklearn.datasets import load_digits
+
+import zoo
+from zoo.vae.gaussian_vae import GaussianVAE
+from zoo.vae.likelihoods import (
+    discretized_logistic_log_prob,
+    discretized_logistic_sample,
+)
+
+tfd = tfp.distributions
+
+
+def sigmoid(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+@pytest.mark.parametrize("num_levels", [2, 17, 256])
+def test_discretized_logistic_sums_to_one_and_matches_cdf_differences(num_levels):
+    rng = np.random.default_rng(0)
+    loc = rng.uniform(-1.5, 1.5, size=(50, 1)).astype("float32")
+    log_scale = rng.uniform(-6.0, 1.0, size=(50, 1)).astype("float32")
+    levels = np.arange(num_levels, dtype="float32")[None, :]
+    shape = (50, num_levels)
+    log_p = discretized_logistic_log_prob(
+        tf.constant(np.broadcast_to(levels, shape)), tf.constant(np.broadcast_to(loc, shape)),
+        tf.constant(np.broadcast_to(log_scale, shape)), num_levels).numpy()
+    np.testing.assert_allclose(np.exp(log_p.astype("float64")).sum(axis=1), 1.0, rtol=1e-4)
+    # Reference in float64: differences of the logistic CDF at the bin edges (tails
+    # in the first and last bins), taken on the side of the location where they
+    # do not cancel (survival functions above it).
+    h = 1.0 / (num_levels - 1)
+    centre = 2.0 * levels.astype("float64") / (num_levels - 1) - 1.0
+    scale = np.exp(log_scale.astype("float64"))
+    upper = np.where(levels == num_levels - 1, np.inf, (centre + h - loc) / scale)
+    lower = np.where(levels == 0, -np.inf, (centre - h - loc) / scale)
+    p = np.where(centre > loc, sigmoid(-lower) - sigmoid(-upper), sigmoid(upper) - sigmoid(lower))
+    ok = p > 1e-30
+    np.testing.assert_allclose(log_p[ok], np.log(p[ok]), rtol=1e-4, atol=1e-4)
+
+
+def test_discretized_logistic_is_finite_with_gradients_far_in_the_tails():
+    levels = tf.constant([[0.0, 8.0, 16.0]] * 2)
+    loc = tf.Variable([[40.0, -40.0, -40.0], [-40.0, 40.0, 40.0]])
+    log_scale = tf.Variable(tf.fill([2, 3], -7.0))
+    with tf.GradientTape() as tape:
+        log_p = discretized_logistic_log_prob(levels, loc, log_scale, 17)
+    grads = tape.gradient(log_p, [loc, log_scale])
+    assert np.all(np.isfinite(log_p.numpy()))
+    # Row 0: every level far from its location: very unlikely, yet finite.
+    assert np.all(log_p.numpy()[0] < -100)
+    # Row 1: the end bins take the whole tail beyond them.
+    np.testing.assert_allclose(log_p.numpy()[1, [0, 2]], 0.0, atol=1e-6)
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+
+
+def test_discretized_logistic_sample_follows_its_probabilities():
+    num_levels, n = 5, 40000
+    loc = tf.fill([n, 1], 0.1)
+    log_scale = tf.fill([n, 1], math.log(0.3))
+    draws = discretized_logistic_sample(loc, log_scale, num_levels, tf.constant([1, 2])).numpy()
+    freq = np.bincount(draws.astype(int).ravel(), minlength=num_levels) / n
+    levels = tf.constant(np.arange(num_levels, dtype="float32")[:, None])
+    p = np.exp(discretized_logistic_log_prob(
+        levels, tf.fill([num_levels, 1], 0.1), tf.fill([num_levels, 1], math.log(0.3)),
+        num_levels).numpy().ravel())
+    np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / n))
+
+
+def test_kl_matches_tfp():
+    rng = np.random.default_rng(1)
+    mean = rng.standard_normal((4, 3)).astype("float32")
+    log_scale = rng.uniform(-2, 1, (4, 3)).astype("float32")
+    expected = tf.reduce_sum(tfd.kl_divergence(
+        tfd.Normal(mean, np.exp(log_scale)), tfd.Normal(0.0, 1.0)), axis=-1)
+    np.testing.assert_allclose(GaussianVAE.kl_divergence(mean, log_scale).numpy(),
+                               expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def tiny_vae(**overrides):
+    config = dict(latent_dim=1, filters=4, hidden_units=16)
+    config.update(overrides)
+    keras.utils.set_random_seed(0)
+    model = zoo.get("vae", dataset="digits", **config)
+    rng = np.random.default_rng(0)
+    for v in model.trainable_weights:
+        v.assign(v.numpy() + 0.1 * rng.standard_normal(v.shape).astype("float32"))
+    return model
+
+
+def digits_batch(n=3):
+    """The first `n` of scikit-learn's digits, as raw levels (n, 8, 8, 1)."""
+    return load_digits().images[:n, :, :, None].astype("float32")
+
+
+def exact_bounds(model, x):
+    """log p(x) and the exact ELBO, by quadrature (float64) over a 1-D latent."""
+    grid = np.linspace(-12.0, 12.0, 12001)
+    dz = grid[1] - grid[0]
+    mean, log_scale = (t.numpy()[:, 0].astype("float64") for t in model.posterior(tf.constant(x)))
+    log_prior = -0.5 * (grid**2 + math.log(2 * math.pi))
+    log_p, elbo = [], []
+    for i in range(len(x)):
+        repeated = tf.constant(np.repeat(x[i : i + 1], len(grid), axis=0))
+        log_lik = model.decoder_log_prob(repeated, tf.constant(grid[:, None], tf.float32))
+        log_lik = log_lik.numpy().astype("float64")
+        log_p.append(np.logaddexp.reduce(log_lik + log_prior) + math.log(dz))
+        scale = math.exp(log_scale[i])
+        q = np.exp(-0.5 * ((grid - mean[i]) / scale) ** 2) / (scale * math.sqrt(2 * math.pi))
+        kl = 0.5 * (mean[i] ** 2 + scale**2 - 1.0 - 2.0 * log_scale[i])
+        elbo.append(np.sum(q * log_lik) * dz - kl)
+    return np.array(log_p), np.array(elbo)
+
+
+def test_elbo_and_importance_weighted_bound_against_quadrature():
+    model = tiny_vae()
+    x = digits_batch()
+    log_p, exact_elbo = exact_bounds(model, x)
+    assert np.all(exact_elbo < log_p)  # the gap is KL(q(z|x) || p(z|x)) > 0
+    # The one-sample Monte Carlo ELBO averages to the exact ELBO.
+    draws = np.stack([model.elbo(x, seed=s).numpy() for s in range(400)])
+    stderr = draws.std(axis=0) / math.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(axis=0) - exact_elbo) < 4 * stderr + 1e-3)
+    # The importance-weighted bound lies between and tightens towards log p(x).
+    iwae_8 = model.importance_weighted_bound(x, num_samples=8, seed=0).numpy()
+    iwae_4096 = model.importance_weighted_bound(x, num_samples=4096, seed=0).numpy()
+    assert np.all(exact_elbo < iwae_4096)
+    assert np.all(np.abs(iwae_4096 - log_p) < np.abs(iwae_8 - log_p) + 1e-3)
+    np.testing.assert_allclose(iwae_4096, log_p, atol=0.05)
+
+
+def test_losses_name_their_terms_and_beta_weights_only_the_loss():
+    x = tf.constant(digits_batch(8))
+    terms = {}
+    for beta in (1.0, 4.0):
+        model = tiny_vae(beta=beta)
+        tf.random.set_seed(3)
+        terms[beta] = {k: float(v) for k, v in model.compute_losses(x).items()}
+    for beta, t in terms.items():
+        np.testing.assert_allclose(t["loss"], t["reconstruction"] + beta * t["kl"], rtol=1e-6)
+        np.testing.assert_allclose(t["bits_per_dim"],
+                                   (t["reconstruction"] + t["kl"]) / (64 * math.log(2)),
+                                   rtol=1e-6)
+    np.testing.assert_allclose(terms[4.0]["bits_per_dim"], terms[1.0]["bits_per_dim"], rtol=1e-6)
+    assert terms[4.0]["loss"] > terms[1.0]["loss"]
+
+
+def test_samples_are_levels_of_the_data():
+    logistic = tiny_vae().sample(16, seed=0).numpy()
+    assert logistic.shape == (16, 8, 8, 1)
+    assert np.array_equal(logistic, np.round(logistic))
+    assert logistic.min() >= 0 and logistic.max() <= 16
+    bits = tiny_vae(likelihood="bernoulli").sample(16, seed=0).numpy()
+    assert set(np.unique(bits)) <= {0.0, 16.0}
+
+
+def test_rejects_non_integer_levels_and_bad_settings():
+    model = tiny_vae()
+    with pytest.raises(ValueError, match="expected integer pixel levels"):
+        model.elbo(np.full((2, 8, 8, 1), 3.5, "float32"))
+    with pytest.raises(ValueError, match="expected likelihood in"):
+        zoo.get("vae", likelihood="gaussian")
+    with pytest.raises(ValueError, match=r"expected z of shape \(batch, 1\)"):
+        model.decode(np.zeros((2, 3), "float32"))
+
+
+def test_training_lowers_the_negative_elbo(data_dir):
+    model = zoo.get("vae", dataset="digits", latent_dim=4, filters=8, hidden_units=32)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    test = zoo.datasets.load("digits", "test", batch_size=100, data_dir=data_dir)
+    before = zoo.metrics.evaluate_likelihood(model, test, seed=0)
+    again = zoo.metrics.evaluate_likelihood(model, test, seed=0)
+    assert before == again  # reproducible from its seed
+    model.fit(zoo.datasets.load("digits", "train", batch_size=64, data_dir=data_dir),
+              epochs=3, verbose=0)
+    after = zoo.metrics.evaluate_likelihood(model, test, seed=0)
+    assert after["bits_per_dim"] < before["bits_per_dim"] - 0.5
