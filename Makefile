@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python bench/flows_speed.py
+	$(BIN)/python bench/realnvp_speed.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
