@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "tensorflow-probability[tf]==0.25.0",
     "tf-keras==2.21.0",
     "tensorflow-datasets==4.9.10",
+    "tensorboard==2.21.0",  # keras.callbacks.TensorBoard needs it; TF 2.21 does not bring it
     "importlib_resources",  # tfds 4.9.10 imports it without requiring it
     "numpy>=1.26,<3",
     "scikit-learn>=1.5",

@@ -1,0 +1,154 @@
+"""Pictures of samples: image grids and 2-D scatter plots, written as PNG with PIL.
+
+    zoo.plotting.save_samples(model, "samples.png", n=64, seed=0)
+
+picks :func:`image_grid` for image models and :func:`scatter` for 2-D models.
+"""
+
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PADDING = 2  # pixels between grid tiles
+PAD_VALUE = 128  # mid grey, distinct from black backgrounds and white strokes
+MIN_TILE = 32  # tiles smaller than this are upscaled (nearest) by an integer factor
+SCATTER_SIZE = 400  # pixels, square
+SAMPLE_COLOUR = (31, 119, 180)
+REFERENCE_COLOUR = (190, 190, 190)
+
+
+def _parent(path):
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+
+
+def _to_uint8(images, num_levels):
+    """Levels in [0, num_levels - 1] (clipped; NaN -> 0) -> uint8 in [0, 255]."""
+    top = float(num_levels - 1)
+    images = np.nan_to_num(np.asarray(images, np.float64), nan=0.0, posinf=top, neginf=0.0)
+    return np.round(np.clip(images, 0.0, top) * (255.0 / top)).astype(np.uint8)
+
+
+def image_grid(images, num_levels, path, cols=None):
+    """Writes a batch of images as one PNG grid.
+
+    Args:
+        images: array of shape ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)``
+            in raw levels; values are clipped to ``[0, num_levels - 1]``.
+        num_levels: the intensity levels of the raw data (17 for digits, 256 for
+            8-bit images).
+        path: the PNG file to write (folders are created).
+        cols: tiles per row; default ``ceil(sqrt(N))``.
+    Returns:
+        `path`. Tiles smaller than 32 pixels are upscaled by an integer factor
+        (nearest neighbour, x4 for 8x8 digits) and separated by a grey border.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] < 1:
+        raise ValueError(
+            f"image_grid: expected images of shape (N, H, W), (N, H, W, 1) or "
+            f"(N, H, W, 3) with N >= 1, got {images.shape}"
+        )
+    if num_levels is None or num_levels < 2:
+        raise ValueError(f"image_grid: expected num_levels >= 2, got {num_levels!r}")
+    n, h, w, c = images.shape
+    cols = int(cols or math.ceil(math.sqrt(n)))
+    if cols < 1:
+        raise ValueError(f"image_grid: expected cols >= 1, got {cols}")
+    rows = math.ceil(n / cols)
+    scale = max(1, MIN_TILE // h)
+    tiles = _to_uint8(images, num_levels).repeat(scale, axis=1).repeat(scale, axis=2)
+    th, tw = h * scale, w * scale
+    grid = np.full(
+        (rows * (th + PADDING) + PADDING, cols * (tw + PADDING) + PADDING, c),
+        PAD_VALUE, np.uint8,
+    )
+    for i, tile in enumerate(tiles):
+        top = PADDING + (i // cols) * (th + PADDING)
+        left = PADDING + (i % cols) * (tw + PADDING)
+        grid[top:top + th, left:left + tw] = tile
+    _parent(path)
+    Image.fromarray(grid[..., 0] if c == 1 else grid, "L" if c == 1 else "RGB").save(path)
+    return path
+
+
+def _view(points):
+    """A square view (x0, y0, side) around the 1st-99th percentiles, with a margin."""
+    finite = points[np.all(np.isfinite(points), axis=1)]
+    if len(finite) == 0:
+        return -1.0, -1.0, 2.0
+    low = np.percentile(finite, 1, axis=0)
+    high = np.percentile(finite, 99, axis=0)
+    side = max(float(np.max(high - low)), 1e-6) * 1.2
+    centre = (low + high) / 2.0
+    return float(centre[0] - side / 2), float(centre[1] - side / 2), side
+
+
+def _check_points(points, what):
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"scatter: expected {what} of shape (N, 2), got {points.shape}")
+    return points
+
+
+def scatter(points, path, reference=None, size=SCATTER_SIZE):
+    """Writes 2-D points as a PNG scatter plot.
+
+    Args:
+        points: array ``(N, 2)``, drawn in blue.
+        path: the PNG file to write (folders are created).
+        reference: optional ``(M, 2)`` data points drawn in light grey beneath.
+            The view (square, the 1st-99th percentiles plus a margin) comes from
+            `reference` when given, so plots of successive epochs share it;
+            otherwise from `points`.
+        size: the image's side in pixels.
+    Returns:
+        `path`. Non-finite points and points outside the view are not drawn.
+    """
+    points = _check_points(points, "points")
+    if reference is not None:
+        reference = _check_points(reference, "reference")
+    x0, y0, side = _view(reference if reference is not None else points)
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+
+    def dots(values, colour, radius):
+        values = values[np.all(np.isfinite(values), axis=1)]
+        px = (values[:, 0] - x0) / side * (size - 1)
+        py = (1.0 - (values[:, 1] - y0) / side) * (size - 1)  # y grows upwards
+        inside = (px >= 0) & (px < size) & (py >= 0) & (py < size)
+        for u, v in zip(px[inside], py[inside]):
+            draw.ellipse((u - radius, v - radius, u + radius, v + radius), fill=colour)
+
+    if reference is not None:
+        dots(reference, REFERENCE_COLOUR, 1)
+    dots(points, SAMPLE_COLOUR, 1.5)
+    _parent(path)
+    image.save(path)
+    return path
+
+
+def save_samples(model, path, n, seed, reference=None):
+    """Draws `n` samples of `model` with `seed` and writes them as a PNG.
+
+    Image models (data_shape ``(H, W, C)``) give an :func:`image_grid`; 2-D
+    models give a :func:`scatter` (over `reference` points if given).
+
+    Returns:
+        `path`.
+    """
+    samples = np.asarray(model.sample(n, seed=seed))
+    shape = tuple(model.data_shape)
+    if len(shape) == 3:
+        return image_grid(samples, model.num_levels, path)
+    if shape == (2,):
+        return scatter(samples, path, reference=reference)
+    raise ValueError(
+        f"save_samples: expected a model of images (H, W, C) or 2-D points (2,), "
+        f"got data_shape {shape}"
+    )
