@@ -229,3 +229,41 @@ def assert_export_matches(model, inputs_by_signature, path):
 def export_and_compare(model, tmp_path, seed=0):
     """:func:`assert_export_matches` on generated inputs (see :func:`signature_inputs`)."""
     return assert_export_matches(model, all_signature_inputs(model, seed), tmp_path)
+
+
+def brute_force_log_det(fn, x, use_pfor=None):
+    """log|det d fn(x) / dx| per example, from the autodiff Jacobian and slogdet.
+
+    `fn` maps a float32 batch of one example to a tensor of the same size; `x` is
+    a batch (any event shape). `use_pfor` vectorises the Jacobian's rows, which
+    pays off on large events only; None uses it above 16 dimensions (pass False
+    for ops pfor does not support). Raises if a Jacobian is singular.
+    """
+    import tensorflow as tf
+
+    x = tf.cast(tf.convert_to_tensor(x), tf.float64)
+    d = int(np.prod(x.shape[1:]))
+    if use_pfor is None:
+        use_pfor = d > 16
+    out = []
+    for row in x:
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(row)
+            y = tf.cast(fn(tf.cast(row[None], tf.float32)), tf.float64)
+        jac = tape.jacobian(y, row, experimental_use_pfor=use_pfor)
+        sign, logdet = np.linalg.slogdet(jac.numpy().reshape(d, d))
+        if sign == 0:
+            raise AssertionError("brute_force_log_det: the Jacobian is singular")
+        out.append(logdet)
+    return np.array(out)
+
+
+def perturb_weights(obj, scale=0.1, seed=0):
+    """Adds N(0, scale^2) noise to every trainable weight of a layer or model; returns it.
+
+    Moves weights off their (often zero) initialisation so every path is exercised.
+    """
+    rng = np.random.default_rng(seed)
+    for v in obj.trainable_weights:
+        v.assign(v.numpy() + scale * rng.standard_normal(v.shape).astype("float32"))
+    return obj

@@ -3,6 +3,7 @@
 import keras
 import tensorflow_probability as tfp
 
+from zoo.datasets.toy import TOY_NAMES as TOY_2D
 from zoo.flows.base import FlowModel
 from zoo.layers.channel_split import ChannelSplit
 from zoo.layers.coupling import AffineCoupling
@@ -11,7 +12,6 @@ from zoo.registry import register
 
 tfb = tfp.bijectors
 
-TOY_2D = ("moons", "8gaussians", "checkerboard", "rings", "pinwheel", "swissroll", "circles")
 
 
 @register(

@@ -10,9 +10,9 @@ from zoo.layers.dcgan_generator import DCGANGenerator
 from zoo.layers.mlp import MLP
 from zoo.layers.mlp_critic import MLPCritic
 from zoo.preprocessing import dequantize
+from zoo.datasets.toy import TOY_NAMES as TOY_2D
 from zoo.registry import register
 
-TOY_2D = ("moons", "8gaussians", "checkerboard", "rings", "pinwheel", "swissroll", "circles")
 
 
 @register(
