@@ -37,7 +37,11 @@ class MaskedAffineCouplingBijector(tfb.Bijector):
     """
 
     def __init__(self, mask, shift_and_log_scale_fn, event_ndims, name="affine_coupling"):
-        parameters = dict(locals())
+        # A distinct object in the parameters: TFP's cache treats bijectors with
+        # equal parameters as one, and every bijector of a layer has the same
+        # `shift_and_log_scale_fn`, so without it a new bijector (after a weight
+        # update) could return an old one's cached results for the same tensor.
+        parameters = dict(locals(), instance=object())
         self._mask = tf.constant(mask, tf.float32)
         self._fn = shift_and_log_scale_fn
         self._net_cache = {}
