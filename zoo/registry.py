@@ -16,6 +16,10 @@ import importlib
 # The modules that register models. Adding a model adds one line here.
 MODEL_MODULES = (
     "zoo.flows.realnvp",
+    "zoo.flows.maf",
+    "zoo.flows.iaf",
+    "zoo.flows.planar",
+    "zoo.flows.radial",
     "zoo.gan.wgan_gp",
     "zoo.vae.gaussian_vae",
 )
