@@ -21,6 +21,12 @@ CASES = [
     ("realnvp", "moons", dict(hidden_units=8, num_couplings=2)),
     ("realnvp", "digits", dict(hidden_units=4, num_blocks=1, couplings_per_scale=1,
                                final_couplings=2)),
+    ("maf", "moons", dict(num_layers=2, hidden_units=8, num_hidden=1)),
+    ("maf", "digits", dict(num_layers=2, hidden_units=8, num_hidden=1)),
+    ("iaf", "moons", dict(num_layers=2, hidden_units=8, num_hidden=1)),
+    ("iaf", "digits", dict(num_layers=2, hidden_units=8, num_hidden=1)),
+    ("planar", "moons", dict(num_layers=2)),
+    ("radial", "moons", dict(num_layers=2)),
     ("wgan_gp", "moons", dict(hidden_units=8, num_hidden=1, n_critic=2)),
     ("wgan_gp", "digits", dict(latent_dim=4, filters=4, n_critic=2)),
     ("vae", "digits", dict(latent_dim=2, filters=4, hidden_units=8)),
@@ -149,38 +155,57 @@ def test_export_reload_in_fresh_process(case, tmp_path):
     export_and_compare(model, tmp_path)
 
 
+# Runs every case's fit step under MirroredStrategy on two logical CPUs, in one
+# fresh process (logical devices must be set before TF initialises), and prints
+# one JSON line per case: its last logs, or its error.
 MIRRORED = r"""
-import os, sys, json
+import os, sys, json, traceback
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np, keras, zoo
-name, dataset, overrides, batch = json.loads(sys.argv[1])
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
-with strategy.scope():
-    model = zoo.get(name, dataset=dataset, **overrides)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-ds = tf.data.Dataset.from_tensor_slices(np.array(batch, "float32")).batch(8)
-history = model.fit(ds, epochs=1, verbose=0)
-print(json.dumps({k: v[-1] for k, v in history.history.items()}))
+for case_id, name, dataset, overrides, batch in json.loads(sys.stdin.read()):
+    try:
+        with strategy.scope():
+            model = zoo.get(name, dataset=dataset, **overrides)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        ds = tf.data.Dataset.from_tensor_slices(np.array(batch, "float32")).batch(8)
+        history = model.fit(ds, epochs=1, verbose=0)
+        result = {k: v[-1] for k, v in history.history.items()}
+    except Exception:
+        result = {"error": traceback.format_exc()[-3000:]}
+    print("CASE " + json.dumps([case_id, result]), flush=True)
 """
 
 
-def test_mirrored_strategy_step(case):
-    name, dataset, overrides = case
-    model = build(*case)
-    batch = fake_batch(model, 16).tolist()
+@pytest.fixture(scope="module")
+def mirrored_logs():
+    """Case id -> the logs of its MirroredStrategy fit step (or {"error": ...})."""
+    cases = [[case_id, name, dataset, overrides,
+              fake_batch(build(name, dataset, overrides), 16).tolist()]
+             for case_id, (name, dataset, overrides) in zip(IDS, CASES)]
     proc = subprocess.run(
-        [sys.executable, "-c", MIRRORED, json.dumps([name, dataset, overrides, batch])],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", MIRRORED], input=json.dumps(cases),
+        capture_output=True, text=True, timeout=900,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    logs = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(logs) == set(model.loss_names)
-    assert all(np.isfinite(v) for v in logs.values())
+    logs = dict(json.loads(line[5:]) for line in proc.stdout.splitlines()
+                if line.startswith("CASE "))
+    return logs, proc
+
+
+def test_mirrored_strategy_step(case, mirrored_logs):
+    logs, proc = mirrored_logs
+    case_id = IDS[CASES.index(case)]
+    assert case_id in logs, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
+    result = logs[case_id]
+    assert "error" not in result, result.get("error")
+    model = build(*case)
+    assert set(result) == set(model.loss_names)
+    assert all(np.isfinite(v) for v in result.values())
 
 
 def first_data_method(model):
