@@ -16,6 +16,8 @@ import importlib
 # The modules that register models. Adding a model adds one line here.
 MODEL_MODULES = (
     "zoo.flows.realnvp",
+    "zoo.flows.nice",
+    "zoo.flows.glow",
     "zoo.flows.maf",
     "zoo.flows.iaf",
     "zoo.flows.planar",

@@ -90,13 +90,12 @@ class FlowModel(GenerativeModel):
         return self.bijector.forward(z)
 
     def sample(self, n, seed=None, temperature=1.0):
-        """`n` samples; z ~ N(0, temperature^2 I) from a stateless `seed`."""
+        """`n` samples: z from the base distribution (drawn statelessly from
+        `seed`) scaled by `temperature`, mapped to data."""
         n = self.validate_count(n)
         if not tf.is_tensor(temperature) and temperature <= 0:
             raise ValueError(f"{self.name}.sample: expected temperature > 0, got {temperature}")
-        z = tf.random.stateless_normal(
-            tf.concat([tf.reshape(n, [1]), self.data_shape], 0), seed=self.stateless_seed(seed)
-        )
+        z = self.base_distribution.sample(n, seed=self.stateless_seed(seed))
         return self.bijector.forward(temperature * z)
 
     # -------------------------------------------------------------- training
