@@ -107,9 +107,13 @@ def test_coupling_layer_log_det(mask_type, shape):
     got = bij.forward_log_det_jacobian(tf.constant(x, tf.float32), event_ndims=len(shape))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     y = bij.forward(tf.constant(x, tf.float32))
-    np.testing.assert_allclose(bij.inverse(y), x, atol=1e-5)
+    fresh = tf.constant(y.numpy())  # a new tensor: the inverse is computed, not cached
+    np.testing.assert_allclose(layer.bijector().inverse(fresh), x, atol=1e-5)
     np.testing.assert_allclose(
-        bij.inverse_log_det_jacobian(y, event_ndims=len(shape)), -got, rtol=1e-5, atol=1e-5)
+        layer.bijector().inverse_log_det_jacobian(fresh, event_ndims=len(shape)), -got,
+        rtol=1e-5, atol=1e-5)
+    # The cached path (the inverse of this bijector's own output) agrees.
+    np.testing.assert_allclose(bij.inverse(y), x, atol=1e-5)
     # Only the unmasked half changes.
     changed = y.numpy() != x
     assert not np.any(changed & (layer.mask > 0)), "the masked half must pass through"
@@ -121,7 +125,7 @@ def test_squeeze_and_channel_split():
     sq = Squeeze()
     y = sq.forward(x)
     assert y.shape == (2, 2, 2, 8)
-    np.testing.assert_array_equal(sq.inverse(y), x)
+    np.testing.assert_array_equal(Squeeze().inverse(tf.constant(y.numpy())), x)
     np.testing.assert_allclose(brute_force_log_det(sq.forward, x), 0.0, atol=1e-6)
     inner = logit_bijector(17)  # any volume-changing bijector
     split = ChannelSplit(inner, num_factored=1)
@@ -131,7 +135,8 @@ def test_squeeze_and_channel_split():
     expected = brute_force_log_det(split.forward, x)
     got = split.forward_log_det_jacobian(x, event_ndims=3)
     np.testing.assert_allclose(got, expected, rtol=1e-4)
-    np.testing.assert_allclose(split.inverse(y), x, rtol=1e-5)
+    fresh = ChannelSplit(logit_bijector(17), num_factored=1)
+    np.testing.assert_allclose(fresh.inverse(tf.constant(y.numpy())), x, rtol=1e-5)
 
 
 def test_density_integrates_to_one_on_2d_grid(moons_model):
@@ -203,3 +208,13 @@ def test_log_prob_follows_weight_updates_on_the_same_tensor(moons_model):
             w.assign(value)
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, fresh, rtol=1e-6)
+
+
+def test_log_prob_runs_each_coupling_network_once(digits_model):
+    """TFP asks for inverse and log-det separately: the caches must share one pass."""
+    graph = tf.function(digits_model.log_prob).get_concrete_function(
+        tf.TensorSpec((None, 8, 8, 1), tf.float32)).graph
+    convs_in_graph = sum(op.type == "Conv2D" for op in graph.get_operations())
+    conv_layers = sum(isinstance(layer, keras.layers.Conv2D)
+                      for layer in digits_model._flatten_layers())
+    assert conv_layers > 0 and convs_in_graph == conv_layers

@@ -19,9 +19,10 @@ class ChannelSplit(tfb.Bijector):
     """
 
     def __init__(self, inner, num_factored, name="channel_split"):
-        parameters = dict(locals())
+        parameters = dict(locals(), instance=object())  # see MaskedAffineCouplingBijector
         self._inner = inner
         self._k = int(num_factored)
+        self._halves = {}
         super().__init__(
             forward_min_event_ndims=3,
             validate_args=False,
@@ -34,15 +35,30 @@ class ChannelSplit(tfb.Bijector):
         return {}
 
     def _split(self, x):
-        return x[..., : self._k], x[..., self._k :]
+        """The halves of `x`, sliced once per tensor.
+
+        TFP asks for the transform and its log-det separately, on the input or on
+        the output; handing ``inner`` the very tensors it was given or made lets
+        its own caches hit, so the next scales' networks run once.
+        """
+        key = x.ref()
+        if key not in self._halves:
+            self._halves[key] = (x[..., : self._k], x[..., self._k :])
+        return self._halves[key]
 
     def _forward(self, x):
         kept, rest = self._split(x)
-        return tf.concat([kept, self._inner.forward(rest)], axis=-1)
+        rest = self._inner.forward(rest)
+        y = tf.concat([kept, rest], axis=-1)
+        self._halves[y.ref()] = (kept, rest)
+        return y
 
     def _inverse(self, y):
         kept, rest = self._split(y)
-        return tf.concat([kept, self._inner.inverse(rest)], axis=-1)
+        rest = self._inner.inverse(rest)
+        x = tf.concat([kept, rest], axis=-1)
+        self._halves[x.ref()] = (kept, rest)
+        return x
 
     def _forward_log_det_jacobian(self, x):
         return self._inner.forward_log_det_jacobian(self._split(x)[1], event_ndims=3)

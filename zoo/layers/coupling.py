@@ -60,22 +60,27 @@ class MaskedAffineCouplingBijector(tfb.Bijector):
     def _shift_and_log_scale(self, x):
         """(t, s) of the network on b*x, zeroed on the fixed half.
 
-        TFP asks for the inverse and its log-det separately, on the same tensor:
-        the network runs once per input tensor (cached by reference).
+        TFP asks for a transform and its log-det separately, on the input or on
+        the output. Input and output agree on the fixed half b*x, so they share
+        one network pass: results are cached under both tensors' references.
         """
         key = x.ref()
         if key not in self._net_cache:
             shift, log_scale = self._fn(x * self._mask)
-            self._net_cache = {key: (shift * (1.0 - self._mask), log_scale * (1.0 - self._mask))}
+            self._net_cache[key] = (shift * (1.0 - self._mask), log_scale * (1.0 - self._mask))
         return self._net_cache[key]
 
     def _forward(self, x):
         shift, log_scale = self._shift_and_log_scale(x)
-        return x * self._mask + (1.0 - self._mask) * x * tf.exp(log_scale) + shift
+        y = x * self._mask + (1.0 - self._mask) * x * tf.exp(log_scale) + shift
+        self._net_cache[y.ref()] = self._net_cache[x.ref()]
+        return y
 
     def _inverse(self, y):
         shift, log_scale = self._shift_and_log_scale(y)
-        return y * self._mask + (1.0 - self._mask) * (y - shift) * tf.exp(-log_scale)
+        x = y * self._mask + (1.0 - self._mask) * (y - shift) * tf.exp(-log_scale)
+        self._net_cache[x.ref()] = self._net_cache[y.ref()]
+        return x
 
     def _forward_log_det_jacobian(self, x):
         _, log_scale = self._shift_and_log_scale(x)
