@@ -31,6 +31,7 @@ CASES = [
     ("iaf", "digits", dict(num_layers=2, hidden_units=8, num_hidden=1)),
     ("planar", "moons", dict(num_layers=2)),
     ("radial", "moons", dict(num_layers=2)),
+    ("ffjord", "moons", dict(hidden_units=8, num_hidden=1, num_steps=2)),
     ("wgan_gp", "moons", dict(hidden_units=8, num_hidden=1, n_critic=2)),
     ("wgan_gp", "digits", dict(latent_dim=4, filters=4, n_critic=2)),
     ("vae", "digits", dict(latent_dim=2, filters=4, hidden_units=8)),

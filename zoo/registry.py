@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "zoo.flows.iaf",
     "zoo.flows.planar",
     "zoo.flows.radial",
+    "zoo.flows.ffjord",
     "zoo.gan.wgan_gp",
     "zoo.vae.gaussian_vae",
 )
