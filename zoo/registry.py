@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "zoo.flows.planar",
     "zoo.flows.radial",
     "zoo.flows.ffjord",
+    "zoo.flows.neural_spline",
     "zoo.gan.wgan_gp",
     "zoo.vae.gaussian_vae",
 )
