@@ -1,0 +1,331 @@
+"""Flow speed on FFJORD moons: the zoo's RealNVP / MAF vs TFP stock (and zuko).
+
+Config (DESIGN.md, "Speed"): 2-D moons from ``zoo.datasets.load("moons", "train",
+256, repeat=True, drop_remainder=True)``, batch 256, Adam 1e-3.
+
+* RealNVP, 8 affine couplings, MLP 64x64: ``zoo.get("realnvp", dataset="moons", ...)``
+  through ``model.fit`` (default compile, and ``steps_per_execution=50``) vs TFP's
+  stock ``tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=
+  tfb.real_nvp_default_template([64, 64]))`` chained with ``tfb.Permute([1, 0])``,
+  trained by a ``tf.function`` step with a ``tf_keras`` Adam (the tf.compat.v1
+  template works under TF2 eager / tf.function; its variables are read from the
+  templates after a first call).
+* MAF, 5 layers, MADE [64, 64]: ``zoo.get("maf", dataset="moons", ...)`` vs
+  ``tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=tfb.AutoregressiveNetwork(
+  params=2, hidden_units=[64, 64]))`` with reversals between layers.
+* zuko (PyTorch) RealNVP / MAF, when .bench-venv exists (bench/flows_speed_torch.py).
+
+Training is timed two ways for ours: the wall time of one ``model.fit`` of
+``--steps`` steps ("examples/s": fit set-up, a new iterator whose 50k-example shuffle
+buffer refills, all included), and from the end of its first execution to the end
+of its last (a callback; "steady ex/s"). The peers' loops keep one iterator, so
+for them both are the same number.
+
+Metrics, each configuration in a fresh subprocess (so that peak memory is its own),
+configurations interleaved within each repeat, medians over ``--repeats``:
+training examples/s over ``--steps`` steps after a warm-up; sampling samples/s for
+n=10000 after a warm-up (ours ``model.sample(n, seed)`` in a ``tf.function``, TFP
+``dist.sample`` in a ``tf.function``, zuko ``flow().sample`` under ``no_grad``); peak
+RSS (VmHWM) of the process, and its RSS after imports (the peak minus it is
+what the model, data and training added).
+
+    .venv/bin/python bench/flows_speed.py --repeats 3
+
+Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.json
+(and the zoo's moons batches to bench/results/moons_batches.npy for the torch side).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(ROOT, "bench", "results")
+DATA = os.path.join(RESULTS, "moons_batches.npy")
+BENCH_PY = os.path.join(ROOT, ".bench-venv", "bin", "python")
+BATCH = 256
+
+TF_CONFIGS = {
+    # name: (flow, implementation, steps_per_execution)
+    "ours_realnvp_spe1": ("realnvp", "ours", 1),
+    "ours_realnvp_spe50": ("realnvp", "ours", 50),
+    "tfp_realnvp": ("realnvp", "tfp", None),
+    "ours_maf_spe1": ("maf", "ours", 1),
+    "ours_maf_spe50": ("maf", "ours", 50),
+    "tfp_maf": ("maf", "tfp", None),
+}
+TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf"}
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb():
+    """This process's peak RSS: VmHWM (ru_maxrss would carry a parent's peak across
+    fork + exec on Linux, e.g. the TF driver's ~770 MB into the torch workers)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# ------------------------------------------------------------------ one measurement
+def data():
+    import zoo
+
+    return zoo.datasets.load("moons", "train", BATCH, repeat=True, drop_remainder=True)
+
+
+def ours(flow, spe, steps, warmup, sample_n, sample_reps):
+    import keras
+    import tensorflow as tf
+
+    import zoo
+
+    if flow == "realnvp":
+        model = zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
+                        num_blocks=2)
+    else:
+        model = zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
+    ds = data()
+    model.fit(ds, steps_per_epoch=max(warmup, 2 * spe) // spe * spe, epochs=1, verbose=0)
+
+    class Timer(keras.callbacks.Callback):
+        """Times executions 2.. of the fit: no fit set-up, no new iterator (whose
+        shuffle buffer refills), no first execution."""
+
+        ends = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    start = time.perf_counter()
+    history = model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[Timer()])
+    train_s = time.perf_counter() - start
+    loss = float(history.history["loss"][-1])
+    ends = Timer.ends
+    assert len(ends) == steps // spe, (len(ends), steps, spe)
+    steady_s = (ends[-1] - ends[0]) / (steps - spe)  # seconds per step
+    ours.fit_overhead = {"first_execution_s": ends[0] - start}
+    ours.fit_overhead["after_last_s"] = start + train_s - ends[-1]
+    return train_s, steady_s, loss, tf.function(lambda: model.sample(sample_n, seed=1))
+
+
+
+def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    tfb, tfd = tfp.bijectors, tfp.distributions
+    if flow == "realnvp":
+        templates = [tfb.real_nvp_default_template([64, 64]) for _ in range(8)]
+        layers = [tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=t) for t in templates]
+    else:
+        nets = [tfb.AutoregressiveNetwork(params=2, hidden_units=[64, 64]) for _ in range(5)]
+        layers = [tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=n) for n in nets]
+    steps_list = []
+    for i, layer in enumerate(layers):
+        if i:
+            steps_list.append(tfb.Permute([1, 0]))
+        steps_list.append(layer)
+    dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=tf.zeros(2)),
+                                       tfb.Chain(steps_list[::-1]))
+    dist.log_prob(tf.zeros([1, 2]))  # creates the variables
+    if flow == "realnvp":
+        variables = [v for t in templates for v in t.trainable_variables]
+    else:
+        variables = list(dist.trainable_variables)
+    assert variables, "no trainable variables found"
+    optimizer = tf_keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(dist.log_prob(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    it = iter(data().prefetch(tf.data.AUTOTUNE))
+    for _ in range(warmup):
+        train_step(next(it))
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = train_step(next(it))
+    loss = float(loss)
+    train_s = time.perf_counter() - start
+
+    sample = tf.function(lambda: dist.sample(sample_n, seed=(1, 2)))
+    return train_s, train_s / steps, loss, sample
+
+
+def measure(name, steps, warmup, sample_n, sample_reps):
+    base_rss = rss_mb()
+    import tensorflow as tf
+
+    import zoo  # noqa: F401  (imports counted in the baseline)
+
+    base_rss = rss_mb()
+    flow, impl, spe = TF_CONFIGS[name]
+    if impl == "ours":
+        train_s, steady_s, loss, sample = ours(flow, spe, steps, warmup, sample_n, sample_reps)
+    else:
+        train_s, steady_s, loss, sample = tfp_stock(flow, steps, warmup, sample_n, sample_reps)
+    s = sample()  # trace + warm-up
+    start = time.perf_counter()
+    for _ in range(sample_reps):
+        s = sample()
+    s = s.numpy()
+    sample_s = time.perf_counter() - start
+    assert s.shape == (sample_n, 2), s.shape
+    return {
+        "config": name,
+        "framework": f"TF {tf.__version__}",
+        "examples_per_s": steps * BATCH / train_s,
+        "steady_examples_per_s": BATCH / steady_s,
+        "samples_per_s": sample_reps * sample_n / sample_s,
+        "final_loss": loss,
+        **getattr(ours, "fit_overhead", {}),
+        "rss_after_import_mb": base_rss,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# ---------------------------------------------------------------------- driver
+def save_batches(count):
+    """The zoo's moons batches, for the torch side (same data, same order)."""
+    import numpy as np
+
+    batches = [b.numpy() for b in data().take(count)]
+    os.makedirs(RESULTS, exist_ok=True)
+    np.save(DATA, np.stack(batches))
+
+
+def run(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise RuntimeError(f"failed: {' '.join(cmd)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", choices=list(TF_CONFIGS))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--sample-n", type=int, default=10000)
+    parser.add_argument("--sample-reps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--torch-threads", default="2,1",
+                        help="torch thread counts to run zuko with ('' to skip zuko)")
+    parser.add_argument("--only", default="", help="comma list of configs to run")
+    args = parser.parse_args()
+    common = ["--steps", str(args.steps), "--warmup", str(args.warmup),
+              "--sample-n", str(args.sample_n), "--sample-reps", str(args.sample_reps)]
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.steps, args.warmup, args.sample_n,
+                                 args.sample_reps)))
+        return
+
+    jobs = {name: [sys.executable, os.path.abspath(__file__), "--worker", name] + common
+            for name in TF_CONFIGS}
+    threads = [int(t) for t in args.torch_threads.split(",") if t]
+    if threads and os.path.exists(BENCH_PY):
+        save_batches(args.warmup + args.steps)
+        for t in threads:
+            for name in TORCH_CONFIGS:
+                jobs[f"{name}_{t}t"] = [BENCH_PY, os.path.join(HERE, "flows_speed_torch.py"),
+                                        "--worker", name, "--threads", str(t),
+                                        "--data", DATA] + common
+    elif threads:
+        print(f"(no {BENCH_PY}: zuko skipped, see bench/flows_speed_torch.py)")
+    if args.only:
+        jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
+
+    runs = {name: [] for name in jobs}
+    for r in range(args.repeats):  # interleaved: every config once per repeat
+        for name, cmd in jobs.items():
+            runs[name].append(run(cmd))
+            print(f"  repeat {r + 1}/{args.repeats} {name}: "
+                  f"{runs[name][-1]['examples_per_s']:.0f} ex/s, "
+                  f"{runs[name][-1]['samples_per_s']:.0f} samples/s", flush=True)
+
+    rows = {}
+    for name, rs in runs.items():
+        rows[name] = {"config": name, "framework": rs[0]["framework"], "repeats": rs}
+        for r in rs:  # the peers' loops have no per-fit set-up: steady = wall
+            r.setdefault("steady_examples_per_s", r["examples_per_s"])
+        for key in ("examples_per_s", "steady_examples_per_s", "samples_per_s", "peak_rss_mb",
+                    "rss_after_import_mb"):
+            rows[name][key] = statistics.median(r[key] for r in rs)
+        for key in ("examples_per_s", "samples_per_s"):
+            rows[name][key + "_min"] = min(r[key] for r in rs)
+            rows[name][key + "_max"] = max(r[key] for r in rs)
+        rows[name]["added_rss_mb"] = statistics.median(
+            r["peak_rss_mb"] - r["rss_after_import_mb"] for r in rs)
+
+    print()
+    print(f"FFJORD moons, batch {BATCH}, Adam 1e-3, {args.steps} timed steps after "
+          f"{args.warmup} warm-up, sampling n={args.sample_n} x{args.sample_reps}; "
+          f"{os.cpu_count()} CPU cores (shared), medians of {args.repeats} fresh processes")
+    head = (f"{'config':<20} {'examples/s':>10} {'(min-max)':>15} {'steady ex/s':>11} "
+            f"{'samples/s':>10} {'peak RSS MB':>11} {'added MB':>8}")
+    print(head)
+    print("-" * len(head))
+    for name, row in rows.items():
+        print(f"{name:<20} {row['examples_per_s']:>10.0f} "
+              f"{row['examples_per_s_min']:>7.0f}-{row['examples_per_s_max']:<7.0f} "
+              f"{row['steady_examples_per_s']:>11.0f} {row['samples_per_s']:>10.0f} {row['peak_rss_mb']:>11.0f} "
+              f"{row['added_rss_mb']:>8.0f}")
+
+    ratios = []
+    for flow in ("realnvp", "maf"):
+        peers = [f"tfp_{flow}"] + [f"zuko_{flow}_{t}t" for t in threads]
+        for spe in (1, 50):
+            mine = f"ours_{flow}_spe{spe}"
+            for peer in peers:
+                if mine in rows and peer in rows:
+                    a, b = rows[mine], rows[peer]
+                    ratios.append({
+                        "ours": mine, "peer": peer,
+                        "train": a["examples_per_s"] / b["examples_per_s"],
+                        "train_steady": a["steady_examples_per_s"] / b["steady_examples_per_s"],
+                        "sample": a["samples_per_s"] / b["samples_per_s"],
+                        "peak_rss": a["peak_rss_mb"] / b["peak_rss_mb"],
+                        "added_rss": a["added_rss_mb"] / max(b["added_rss_mb"], 1e-9),
+                    })
+    if ratios:
+        print()
+        head = (f"{'ours':<20} {'/ peer':<18} {'train':>6} {'steady':>6} {'sample':>7} "
+                f"{'peak RSS':>8} {'added':>6}")
+        print(head)
+        print("-" * len(head))
+        for r in ratios:
+            print(f"{r['ours']:<20} {r['peer']:<18} {r['train']:>6.2f} "
+                  f"{r['train_steady']:>6.2f} {r['sample']:>7.2f} "
+                  f"{r['peak_rss']:>8.2f} {r['added_rss']:>6.2f}")
+    print("(ratios > 1: ours faster for train/sample, ours bigger for memory)")
+
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "flows_speed.json"), "w") as f:
+        json.dump({"args": vars(args), "rows": list(rows.values()), "ratios": ratios}, f,
+                  indent=1)
+
+
+if __name__ == "__main__":
+    main()
