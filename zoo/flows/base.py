@@ -35,6 +35,29 @@ class FlowModel(GenerativeModel):
     def flow_bijector(self):
         raise NotImplementedError
 
+    def reversing_chain(self, steps):
+        """Bijectors of flat events chained latent -> data, the order of the
+        variables reversed between consecutive ones (``steps[0]`` acts on the
+        latent; TFP's Chain applies its list right to left)."""
+        reverse = tfb.Permute(list(range(self.event_size))[::-1])
+        chain = []
+        for i, step in enumerate(steps):
+            if i:
+                chain.append(reverse)
+            chain.append(step)
+        return tfb.Chain(chain[::-1])
+
+    def on_data_shape(self, flat):
+        """Wraps a bijector of flat ``(D,)`` events so that it acts on data-shaped
+        ones (images are flattened inside the flow; the latent keeps their shape)."""
+        if len(self.data_shape) == 1:
+            return flat
+        return tfb.Chain([
+            tfb.Reshape(event_shape_out=self.data_shape, event_shape_in=(self.event_size,)),
+            flat,
+            tfb.Reshape(event_shape_out=(self.event_size,), event_shape_in=self.data_shape),
+        ])
+
     @property
     def value_range(self):
         """The support: the logit preprocessing maps it onto the real line.

@@ -1,7 +1,6 @@
 """Inverse autoregressive flow (Kingma et al. 2016)."""
 
 import keras
-import numpy as np
 import tensorflow_probability as tfp
 
 from zoo.flows.base import FlowModel
@@ -76,12 +75,6 @@ class IAF(MAF):
                          hidden_units=hidden_units, num_hidden=num_hidden,
                          logit_alpha=logit_alpha, **kwargs)
 
-    def autoregressive_bijector(self):
-        """Latent -> flat preprocessed space: inverted transforms, reversals between."""
-        reverse = tfb.Permute(np.arange(self.event_size)[::-1].tolist())
-        steps = []
-        for i, transform in enumerate(self.transforms):
-            if i:
-                steps.append(reverse)
-            steps.append(tfb.Invert(transform.bijector()))
-        return tfb.Chain(steps[::-1])
+    def step_bijectors(self):
+        """The inverted autoregressive transforms, latent side first."""
+        return [tfb.Invert(transform.bijector()) for transform in self.transforms]

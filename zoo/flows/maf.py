@@ -1,7 +1,6 @@
 """Masked autoregressive flow (Papamakarios, Pavlakou & Murray 2017)."""
 
 import keras
-import numpy as np
 import tensorflow_probability as tfp
 
 from zoo.flows.base import FlowModel
@@ -85,29 +84,9 @@ class MAF(FlowModel):
         ]
         self.build_model()
 
-    def autoregressive_bijector(self):
-        """Latent -> flat preprocessed space: transforms with reversals between them.
-
-        TFP's Chain applies its list right to left: the first transform acts on
-        the latent, the last one produces the data.
-        """
-        reverse = tfb.Permute(np.arange(self.event_size)[::-1].tolist())
-        steps = []
-        for i, transform in enumerate(self.transforms):
-            if i:
-                steps.append(reverse)
-            steps.append(transform.bijector())
-        return tfb.Chain(steps[::-1])
-
-    def transform_bijector(self, flat):
-        """Wraps a bijector of flat events so that it acts on data-shaped ones."""
-        if len(self.data_shape) == 1:
-            return flat
-        return tfb.Chain([
-            tfb.Reshape(event_shape_out=self.data_shape, event_shape_in=(self.event_size,)),
-            flat,
-            tfb.Reshape(event_shape_out=(self.event_size,), event_shape_in=self.data_shape),
-        ])
+    def step_bijectors(self):
+        """The autoregressive transforms' bijectors, latent side first."""
+        return [transform.bijector() for transform in self.transforms]
 
     def flow_bijector(self):
-        return self.transform_bijector(self.autoregressive_bijector())
+        return self.on_data_shape(self.reversing_chain(self.step_bijectors()))

@@ -1,7 +1,6 @@
 """Neural spline flows (Durkan, Bekasov, Murray & Papamakarios 2019)."""
 
 import keras
-import numpy as np
 import tensorflow_probability as tfp
 
 from zoo.datasets.toy import TOY_NAMES as TOY_2D
@@ -118,29 +117,6 @@ class NeuralSplineFlow(FlowModel):
                                   name=f"coupling_{index}")
         return SplineAutoregressive(self.event_size, **common, name=f"made_{index}")
 
-    def spline_bijector(self):
-        """Latent -> flat preprocessed space: transforms with reversals between them.
-
-        TFP's Chain applies its list right to left: the first transform acts on
-        the latent, the last one produces the data.
-        """
-        reverse = tfb.Permute(np.arange(self.event_size)[::-1].tolist())
-        steps = []
-        for i, transform in enumerate(self.transforms):
-            if i:
-                steps.append(reverse)
-            steps.append(transform.bijector())
-        return tfb.Chain(steps[::-1])
-
-    def transform_bijector(self, flat):
-        """Wraps a bijector of flat events so that it acts on data-shaped ones."""
-        if len(self.data_shape) == 1:
-            return flat
-        return tfb.Chain([
-            tfb.Reshape(event_shape_out=self.data_shape, event_shape_in=(self.event_size,)),
-            flat,
-            tfb.Reshape(event_shape_out=(self.event_size,), event_shape_in=self.data_shape),
-        ])
-
     def flow_bijector(self):
-        return self.transform_bijector(self.spline_bijector())
+        return self.on_data_shape(
+            self.reversing_chain([t.bijector() for t in self.transforms]))
