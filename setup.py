@@ -29,7 +29,7 @@ setup(
     packages=find_packages(include=["zoo", "zoo.*"]),
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
     entry_points={"console_scripts": ["zoo = zoo.cli:main"]},
     license="Apache-2.0",
 )
