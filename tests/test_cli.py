@@ -307,6 +307,28 @@ def test_scatter_uses_the_reference_view(tmp_path):
         plotting.scatter(np.zeros((3, 3)), tmp_path / "bad.png")
 
 
+def test_density_beside_data_puts_mass_where_the_data_is(tmp_path):
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(-3, 3, size=(2000, 2))
+    cluster = rng.normal([2.0, 1.0], 0.1, size=(8000, 2))  # right of centre, above it
+    data = np.concatenate([spread, cluster])
+
+    def log_prob(x):
+        return -np.sum((x - [2.0, 1.0]) ** 2, axis=1) / (2 * 0.1**2)
+
+    size = 100
+    path = plotting.density_beside_data(log_prob, data, tmp_path / "d.png", size=size, bins=50)
+    image = np.asarray(Image.open(path).convert("L"), np.float64)
+    assert image.shape == (size, 2 * size + 4 * plotting.PADDING)
+    x0, y0, side = plotting._view(data)
+    expected = np.array([(1 - (1.0 - y0) / side) * size, (2.0 - x0) / side * size])
+    for panel in (image[:, :size], image[:, -size:]):  # data, then model
+        darkest = np.argwhere(panel == panel.min()).mean(0)  # (row, column)
+        np.testing.assert_allclose(darkest, expected, atol=size * 0.05)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        plotting.density_beside_data(log_prob, np.zeros((3, 3)), tmp_path / "bad.png")
+
+
 @pytest.mark.slow
 def test_demo(tmp_path, capsys, data_dir):
     out, base = tmp_path / "demo", tmp_path / "savedmodels"

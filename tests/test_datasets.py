@@ -153,6 +153,21 @@ def test_toy_density_shapes():
     np.testing.assert_allclose(m.mean(0), [0.0, 0.3], atol=0.05)
 
 
+def test_toy_entropy_matches_exact_values():
+    # Checkerboard is uniform on 8 squares of side 2: exactly log 32.
+    assert abs(toy.entropy("checkerboard") - np.log(32.0)) < 0.02
+    # 8gaussians: Monte Carlo -E log p under its exact mixture density.
+    sigma, scale = 0.5 / 1.414, 4.0 / 1.414
+    s = 1.0 / np.sqrt(2.0)
+    centers = scale * np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)])
+    x = toy.generate("8gaussians", 200_000, 7).astype(np.float64)
+    squared = np.sum((x[:, None, :] - centers[None]) ** 2, axis=-1)
+    log_components = -squared / (2 * sigma**2) - np.log(2 * np.pi * sigma**2) - np.log(8.0)
+    top = log_components.max(1)
+    exact = -np.mean(top + np.log(np.exp(log_components - top[:, None]).sum(1)))
+    assert abs(toy.entropy("8gaussians") - exact) < 0.02
+
+
 def test_toy_dataset_through_tfds(data_dir):
     train = zoo.datasets.load("moons", "train", 1000, take=3000, shuffle=False)
     x = collect(train)

@@ -133,6 +133,52 @@ def scatter(points, path, reference=None, size=SCATTER_SIZE):
     return path
 
 
+DENSITY_COLOUR = np.array([8.0, 48.0, 107.0])  # the darkest shade, at each panel's top
+
+
+def _shade(values):
+    """A (H, W) array of non-negative values -> RGB, white at 0 and dark blue at the
+    99.5th percentile (and above), so one spike does not wash a panel out."""
+    values = np.nan_to_num(np.asarray(values, np.float64), nan=0.0, posinf=0.0)
+    top = np.percentile(values, 99.5)
+    level = np.clip(values / top, 0.0, 1.0)[..., None] if top > 0 else np.zeros(values.shape + (1,))
+    return np.round(255.0 - level * (255.0 - DENSITY_COLOUR)).astype(np.uint8)
+
+
+def density_beside_data(log_prob, data, path, size=SCATTER_SIZE, bins=200):
+    """Writes a PNG of a 2-D density (right) beside a histogram of data (left).
+
+    Both panels share the square view of :func:`scatter` (from `data`) and are
+    shaded white to dark blue, each up to its own 99.5th percentile.
+
+    Args:
+        log_prob: a function from float32 points ``(M, 2)`` to log densities ``(M,)``,
+            e.g. ``model.log_prob``.
+        data: array ``(N, 2)`` of data points.
+        path: the PNG file to write (folders are created).
+        size: each panel's side in pixels.
+        bins: grid cells per side, for both the histogram and the density.
+    Returns:
+        `path`.
+    """
+    data = _check_points(data, "data")
+    x0, y0, side = _view(data)
+    centres = (np.arange(bins) + 0.5) / bins * side
+    gx, gy = np.meshgrid(x0 + centres, y0 + side - centres)  # row 0 is the top
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    density = np.exp(np.asarray(log_prob(grid), np.float64)).reshape(bins, bins)
+    counts, _, _ = np.histogram2d(data[:, 1], data[:, 0], bins=bins,
+                                  range=[[y0, y0 + side], [x0, x0 + side]])
+    panels = [Image.fromarray(_shade(v)).resize((size, size), Image.NEAREST)
+              for v in (counts[::-1], density)]
+    image = Image.new("RGB", (2 * size + PADDING * 4, size), (255, 255, 255))
+    image.paste(panels[0], (0, 0))
+    image.paste(panels[1], (size + PADDING * 4, 0))
+    _parent(path)
+    image.save(path)
+    return path
+
+
 def save_samples(model, path, n, seed, reference=None):
     """Draws `n` samples of `model` with `seed` and writes them as a PNG.
 

@@ -80,3 +80,25 @@ def generate(name, n, seed):
     """`n` points of density `name` from `np.random.RandomState(seed)`, float32 (n, 2)."""
     points = GENERATORS[name](n, np.random.RandomState(seed))
     return np.asarray(points, np.float32)
+
+
+def entropy(name, n=200_000, seed=12345):
+    """Estimated differential entropy of density `name` in nats: the floor of any
+    model's expected NLL on it (a model's NLL minus this is its KL from the data).
+
+    Kozachenko & Leonenko's nearest-neighbour estimator (1987) on `n` fresh
+    points: H ~ psi(n) - psi(1) + log(pi) + 2 * mean(log r_i), with r_i the
+    distance from point i to its nearest neighbour and pi the area of the unit
+    disc. It is consistent; on 200k points its error is a few 0.01 nats
+    (checkerboard's exact value is log 32 = 3.466; the test checks both it and
+    8gaussians' Monte Carlo entropy under its exact mixture density).
+    """
+    from scipy.special import digamma
+    from sklearn.neighbors import KDTree
+
+    points = generate(name, n, seed).astype(np.float64)
+    points = np.unique(points, axis=0)  # duplicates would give log 0
+    distances, _ = KDTree(points).query(points, k=2)
+    log_r = np.log(distances[:, 1])
+    n = len(points)
+    return float(digamma(n) - digamma(1) + np.log(np.pi) + 2.0 * np.mean(log_r))
