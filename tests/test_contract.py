@@ -4,6 +4,7 @@ Adding a model adds one line to CASES: its name, a dataset preset, and overrides
 that make it tiny.
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -243,6 +244,12 @@ def test_bad_inputs_give_clear_errors(case):
     if model.num_levels is not None:
         with pytest.raises(ValueError, match="expected raw pixel values"):
             fn(good + 10 * model.num_levels)
+    with pytest.raises(ValueError, match="expected n >= 1"):
+        model.sample(0, seed=0)
+    if "temperature" in inspect.signature(model.sample).parameters:
+        for t in (0.0, -1.0):
+            with pytest.raises(ValueError, match="expected temperature > 0"):
+                model.sample(2, seed=0, temperature=t)
 
 
 def test_unknown_names():

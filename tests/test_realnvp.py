@@ -127,6 +127,10 @@ def test_squeeze_and_channel_split():
     assert y.shape == (2, 2, 2, 8)
     np.testing.assert_array_equal(Squeeze().inverse(tf.constant(y.numpy())), x)
     np.testing.assert_allclose(brute_force_log_det(sq.forward, x), 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected even H and W.*\(3, 4, 2\)"):
+        sq.forward(np.zeros((2, 3, 4, 2), "float32"))
+    with pytest.raises(ValueError, match=r"expected channels divisible by 4.*\(2, 2, 6\)"):
+        sq.inverse(np.zeros((2, 2, 2, 6), "float32"))
     inner = logit_bijector(17)  # any volume-changing bijector
     split = ChannelSplit(inner, num_factored=1)
     x = np.random.default_rng(6).uniform(1, 16, (2, 2, 2, 2)).astype("float32")

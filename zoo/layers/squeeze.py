@@ -31,10 +31,25 @@ class Squeeze(tfb.Bijector):
         y = fn(tf.reshape(x, tf.concat([[-1], shape[-3:]], 0)), 2)
         return tf.reshape(y, tf.concat([shape[:-3], tf.shape(y)[1:]], 0))
 
+    def _check(self, shape, direction):
+        """A clear error for static shapes the 2x2 blocks cannot take."""
+        if shape.rank is not None and shape.rank < 3:
+            raise ValueError(f"Squeeze.{direction}: expected (..., H, W, C) events, got {shape}")
+        h, w, c = shape[-3:] if shape.rank is not None else (None, None, None)
+        if direction == "forward" and ((h is not None and h % 2) or (w is not None and w % 2)):
+            raise ValueError(
+                f"Squeeze.forward: expected even H and W for 2x2 blocks, got (H, W, C) = "
+                f"{(h, w, c)}")
+        if direction == "inverse" and c is not None and c % 4:
+            raise ValueError(
+                f"Squeeze.inverse: expected channels divisible by 4, got (H, W, C) = {(h, w, c)}")
+
     def _forward(self, x):
+        self._check(x.shape, "forward")
         return self._flat(x, tf.nn.space_to_depth)
 
     def _inverse(self, y):
+        self._check(y.shape, "inverse")
         return self._flat(y, tf.nn.depth_to_space)
 
     def _forward_log_det_jacobian(self, x):
