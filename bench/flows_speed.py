@@ -12,7 +12,8 @@ Config (DESIGN.md, "Speed"): 2-D moons from ``zoo.datasets.load("moons", "train"
   templates after a first call).
 * MAF, 5 layers, MADE [64, 64]: ``zoo.get("maf", dataset="moons", ...)`` vs
   ``tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=tfb.AutoregressiveNetwork(
-  params=2, hidden_units=[64, 64]))`` with reversals between layers.
+  params=2, hidden_units=[64, 64], activation="relu"))`` (relu, as ours: TFP's default
+  is linear) with reversals between layers.
 * zuko (PyTorch) RealNVP / MAF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
@@ -135,7 +136,8 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
         templates = [tfb.real_nvp_default_template([64, 64]) for _ in range(8)]
         layers = [tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=t) for t in templates]
     else:
-        nets = [tfb.AutoregressiveNetwork(params=2, hidden_units=[64, 64]) for _ in range(5)]
+        nets = [tfb.AutoregressiveNetwork(params=2, hidden_units=[64, 64], activation="relu")
+                for _ in range(5)]
         layers = [tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=n) for n in nets]
     steps_list = []
     for i, layer in enumerate(layers):

@@ -150,12 +150,14 @@ class MADE(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        h = x
+        # A 2-D matmul per layer: on CPU, einsum and its gradient over "..." batch
+        # dimensions cost several times more (bench/flows_speed.py).
+        h = tf.reshape(x, [-1, self.event_size]) if x.shape.rank != 2 else x
         for i, (kernel, bias, mask) in enumerate(zip(self.kernels, self.biases, self.masks)):
-            h = tf.einsum("...i,ij->...j", h, kernel * tf.constant(mask)) + bias
+            h = tf.nn.bias_add(tf.matmul(h, kernel * tf.constant(mask)), bias)
             if i < len(self.masks) - 1:
                 h = self.activation_fn(h)
-        shape = tf.concat([tf.shape(h)[:-1], [self.event_size, self.params]], 0)
+        shape = tf.concat([tf.shape(x)[:-1], [self.event_size, self.params]], 0)
         out = tf.reshape(h, shape)
         out.set_shape(x.shape[:-1].concatenate([self.event_size, self.params]))
         return out
