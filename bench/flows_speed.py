@@ -1,4 +1,4 @@
-"""Flow speed on FFJORD moons: the zoo's RealNVP / MAF vs TFP stock (and zuko).
+"""Flow speed on FFJORD moons: the zoo's RealNVP / MAF / NSF vs TFP stock (and zuko).
 
 Config (DESIGN.md, "Speed"): 2-D moons from ``zoo.datasets.load("moons", "train",
 256, repeat=True, drop_remainder=True)``, batch 256, Adam 1e-3.
@@ -14,7 +14,12 @@ Config (DESIGN.md, "Speed"): 2-D moons from ``zoo.datasets.load("moons", "train"
   ``tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=tfb.AutoregressiveNetwork(
   params=2, hidden_units=[64, 64], activation="relu"))`` (relu, as ours: TFP's default
   is linear) with reversals between layers.
-* zuko (PyTorch) RealNVP / MAF, when .bench-venv exists (bench/flows_speed_torch.py).
+* NSF, 6 rational-quadratic spline couplings, 8 bins on [-4, 4], MLP 64x64:
+  ``zoo.get("nsf", dataset="moons", ...)`` vs ``tfb.RealNVP(num_masked=1,
+  bijector_fn=...)`` making a ``tfb.RationalQuadraticSpline`` (the recipe of its
+  docstring, with the same MLP; :func:`StockSplineNet`). zuko's NSF (bound 5) has
+  no coupling class: in 2-D its autoregressive one also splines the first variable.
+* zuko (PyTorch) RealNVP / MAF / NSF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
 ``--steps`` steps ("examples/s": fit set-up, a new iterator whose 50k-example shuffle
@@ -60,8 +65,12 @@ TF_CONFIGS = {
     "ours_maf_spe1": ("maf", "ours", 1),
     "ours_maf_spe50": ("maf", "ours", 50),
     "tfp_maf": ("maf", "tfp", None),
+    "ours_nsf_spe1": ("nsf", "ours", 1),
+    "ours_nsf_spe50": ("nsf", "ours", 50),
+    "tfp_nsf": ("nsf", "tfp", None),
 }
-TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf"}
+TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf", "zuko_nsf": "nsf"}
+FLOWS = ("realnvp", "maf", "nsf")
 
 
 def rss_mb():
@@ -98,8 +107,11 @@ def ours(flow, spe, steps, warmup, sample_n, sample_reps):
     if flow == "realnvp":
         model = zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
                         num_blocks=2)
-    else:
+    elif flow == "maf":
         model = zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
+    else:
+        model = zoo.get("nsf", dataset="moons", variant="coupling", num_layers=6,
+                        hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
     ds = data()
     model.fit(ds, steps_per_epoch=max(warmup, 2 * spe) // spe * spe, epochs=1, verbose=0)
@@ -126,6 +138,44 @@ def ours(flow, spe, steps, warmup, sample_n, sample_reps):
 
 
 
+def StockSplineNet(bins=8, bound=4.0, min_width=1e-3, min_slope=1e-3):
+    """TFP's documented spline coupling (the ``tfb.RationalQuadraticSpline``
+    docstring's ``SplineParams``), with a relu MLP 64x64 before its three Dense
+    heads so that it matches ours: widths and heights by softmax on [-B, B], slopes
+    by softplus. A ``tf.Module`` whose variables appear after a first call."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    class Net(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.built = False
+
+        def __call__(self, x, nunits):
+            if not self.built:
+                def positions(h):
+                    h = tf.reshape(h, tf.concat([tf.shape(h)[:-1], [nunits, bins]], 0))
+                    return tf.math.softmax(h, -1) * (2 * bound - bins * min_width) + min_width
+
+                def slopes(h):
+                    h = tf.reshape(h, tf.concat([tf.shape(h)[:-1], [nunits, bins - 1]], 0))
+                    return tf.math.softplus(h) + min_slope
+
+                self.mlp = tf_keras.Sequential([tf_keras.layers.Dense(64, "relu"),
+                                                tf_keras.layers.Dense(64, "relu")])
+                self.w = tf_keras.layers.Dense(nunits * bins, activation=positions)
+                self.h = tf_keras.layers.Dense(nunits * bins, activation=positions)
+                self.s = tf_keras.layers.Dense(nunits * (bins - 1), activation=slopes)
+                self.built = True
+            h = self.mlp(x)
+            return tfp.bijectors.RationalQuadraticSpline(
+                bin_widths=self.w(h), bin_heights=self.h(h), knot_slopes=self.s(h),
+                range_min=-bound)
+
+    return Net()
+
+
 def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     import tensorflow as tf
     import tensorflow_probability as tfp
@@ -135,6 +185,9 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     if flow == "realnvp":
         templates = [tfb.real_nvp_default_template([64, 64]) for _ in range(8)]
         layers = [tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=t) for t in templates]
+    elif flow == "nsf":
+        templates = [StockSplineNet() for _ in range(6)]
+        layers = [tfb.RealNVP(num_masked=1, bijector_fn=t) for t in templates]
     else:
         nets = [tfb.AutoregressiveNetwork(params=2, hidden_units=[64, 64], activation="relu")
                 for _ in range(5)]
@@ -147,7 +200,7 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=tf.zeros(2)),
                                        tfb.Chain(steps_list[::-1]))
     dist.log_prob(tf.zeros([1, 2]))  # creates the variables
-    if flow == "realnvp":
+    if flow in ("realnvp", "nsf"):
         variables = [v for t in templates for v in t.trainable_variables]
     else:
         variables = list(dist.trainable_variables)
@@ -296,7 +349,7 @@ def main():
               f"{row['added_rss_mb']:>8.0f}")
 
     ratios = []
-    for flow in ("realnvp", "maf"):
+    for flow in FLOWS:
         peers = [f"tfp_{flow}"] + [f"zuko_{flow}_{t}t" for t in threads]
         for spe in (1, 50):
             mine = f"ours_{flow}_spe{spe}"

@@ -1,4 +1,4 @@
-"""The PyTorch peer of bench/flows_speed.py: zuko's RealNVP and MAF on FFJORD moons.
+"""The PyTorch peer of bench/flows_speed.py: zuko's RealNVP, MAF and NSF on FFJORD moons.
 
 Runs in its own venv (never in the zoo's), e.g.
 
@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-CONFIGS = ("zuko_realnvp", "zuko_maf")
+CONFIGS = ("zuko_realnvp", "zuko_maf", "zuko_nsf")
 DATA = "bench/results/moons_batches.npy"
 
 
@@ -78,6 +78,10 @@ def make_flow(name):
         return zuko.flows.RealNVP(features=2, transforms=8, hidden_features=[64, 64])
     if name == "zuko_maf":  # 5 affine MADEs [64, 64], orders alternating (reversals)
         return zuko.flows.MAF(features=2, transforms=5, hidden_features=[64, 64])
+    if name == "zuko_nsf":  # 6 RQ splines, 8 bins, MLP 64x64; in 2-D, autoregressive with
+        # 2 passes is a coupling whose first dimension also gets a spline (of no input)
+        return zuko.flows.NSF(features=2, transforms=6, bins=8, hidden_features=[64, 64],
+                              passes=2)
     raise ValueError(name)
 
 
