@@ -139,3 +139,31 @@ class FlowModel(GenerativeModel):
             "encode": (lambda x: {"z": self.encode(x)}, [self.data_spec()]),
             "decode": (lambda z: {"x": self.decode(z)}, [self.data_spec("z")]),
         }
+
+
+class TransformStackFlow(FlowModel):
+    """A flow that is a stack of ``num_layers`` transforms of one Keras layer type
+    (``transform_layer``, whose ``bijector()`` maps latent -> data side), on vectors.
+
+    Planar and radial flows are this with different layers.
+    """
+
+    transform_layer = None  # set by subclasses
+
+    def __init__(self, data_shape=(2,), num_levels=None, num_layers=32, logit_alpha=0.05,
+                 **kwargs):
+        super().__init__(data_shape=data_shape, num_levels=num_levels,
+                         logit_alpha=logit_alpha, **kwargs)
+        kind = type(self).__name__
+        if len(self.data_shape) != 1:
+            raise ValueError(f"{kind}: expected data_shape (D,), got {self.data_shape}")
+        if num_layers < 1:
+            raise ValueError(f"{kind}: expected num_layers >= 1, got {num_layers}")
+        self.num_layers = num_layers
+        self.transforms = [self.transform_layer(self.event_size, name=f"{self.name}_{i}")
+                           for i in range(num_layers)]
+        self.build_model()
+
+    def flow_bijector(self):
+        """Latent -> data; TFP's Chain applies its list right to left."""
+        return tfb.Chain([t.bijector() for t in reversed(self.transforms)])

@@ -60,20 +60,9 @@ class IAF(MAF):
         logit_alpha: alpha of the logit preprocessing (images only).
     """
 
-    def __init__(
-        self,
-        data_shape=(2,),
-        num_levels=None,
-        num_layers=5,
-        hidden_units=64,
-        num_hidden=2,
-        logit_alpha=0.05,
-        **kwargs,
-    ):
+    def __init__(self, *args, **kwargs):  # MAF's arguments
         kwargs.setdefault("name", "iaf")
-        super().__init__(data_shape=data_shape, num_levels=num_levels, num_layers=num_layers,
-                         hidden_units=hidden_units, num_hidden=num_hidden,
-                         logit_alpha=logit_alpha, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def step_bijectors(self):
         """The inverted autoregressive transforms, latent side first."""

@@ -1,14 +1,11 @@
 """Radial flow (Rezende & Mohamed 2015) as a density model."""
 
 import keras
-import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel
+from zoo.flows.base import FlowModel, TransformStackFlow
 from zoo.datasets.toy import TOY_NAMES as TOY_2D
 from zoo.layers.radial import RadialTransform
 from zoo.registry import register
-
-tfb = tfp.bijectors
 
 
 @register(
@@ -21,7 +18,7 @@ tfb = tfp.bijectors
     default_dataset="moons",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class RadialFlow(FlowModel):
+class RadialFlow(TransformStackFlow):
     """A stack of radial transformations, ``f(z) = z + beta (z - z0) / (alpha + ||z - z0||)``.
 
     Rezende & Mohamed, "Variational Inference with Normalizing Flows", ICML 2015,
@@ -43,20 +40,8 @@ class RadialFlow(FlowModel):
         logit_alpha: alpha of the logit preprocessing (images only).
     """
 
-    def __init__(self, data_shape=(2,), num_levels=None, num_layers=32, logit_alpha=0.05,
-                 **kwargs):
-        kwargs.setdefault("name", "radial")
-        super().__init__(data_shape=data_shape, num_levels=num_levels,
-                         logit_alpha=logit_alpha, **kwargs)
-        if len(self.data_shape) != 1:
-            raise ValueError(f"RadialFlow: expected data_shape (D,), got {self.data_shape}")
-        if num_layers < 1:
-            raise ValueError(f"RadialFlow: expected num_layers >= 1, got {num_layers}")
-        self.num_layers = num_layers
-        self.transforms = [RadialTransform(self.event_size, name=f"radial_{i}")
-                           for i in range(num_layers)]
-        self.build_model()
+    transform_layer = RadialTransform
 
-    def flow_bijector(self):
-        """Latent -> data; TFP's Chain applies its list right to left."""
-        return tfb.Chain([t.bijector() for t in reversed(self.transforms)])
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("name", "radial")
+        super().__init__(*args, **kwargs)
