@@ -17,6 +17,7 @@ from zoo.flows.maf import MAF
 from zoo.flows.planar import PlanarFlow
 from zoo.flows.radial import RadialFlow
 from zoo.layers.autoregressive_affine import AutoregressiveAffine
+from zoo.layers.batch_norm import BatchNormBijectorLayer
 from zoo.layers.made import MADE
 from zoo.layers.planar import PlanarBijector, PlanarTransform
 from zoo.layers.radial import RadialBijector, RadialTransform
@@ -130,6 +131,21 @@ def autoregressive_layer():
     return perturb(layer, 0.3).bijector()
 
 
+def set_moving_statistics(obj, seed=0):
+    """Moves batch norms' moving averages off zero mean and unit variance."""
+    rng = np.random.default_rng(seed)
+    for v in obj.non_trainable_weights:
+        if v.name == "moving_mean":
+            v.assign(rng.normal(size=v.shape).astype("float32"))
+        elif v.name == "moving_variance":
+            v.assign(rng.uniform(0.3, 3.0, size=v.shape).astype("float32"))
+    return obj
+
+
+def batch_norm_layer():
+    return set_moving_statistics(perturb(BatchNormBijectorLayer(4), 0.3)).bijector()
+
+
 def planar_layer(scale=0.5, seed=0):
     return perturb(PlanarTransform(3), scale, seed).bijector()
 
@@ -139,6 +155,7 @@ def radial_layer():
 
 
 LAYERS = {"autoregressive_affine": (autoregressive_layer, 4, 1e-5),
+          "batch_norm": (batch_norm_layer, 4, 1e-5),
           "planar": (planar_layer, 3, PLANAR_INVERSE_ATOL),
           "radial": (radial_layer, 3, 1e-5)}
 
@@ -205,6 +222,66 @@ def test_radial_constraint_keeps_invertibility():
     assert np.all(np.diff(np.linalg.norm(y - z0, axis=1)) > 0)
     y = bij.forward(x).numpy()
     np.testing.assert_allclose(bij.inverse(y), x, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_uses_batch_statistics_while_training():
+    layer = perturb(BatchNormBijectorLayer(3, momentum=0.9), 0.3)
+    log_gamma, beta = layer.log_gamma.numpy(), layer.beta.numpy()
+    x = np.random.default_rng(4).normal([1.0, -2.0, 3.0], [2.0, 0.5, 1.0], (512, 3))
+    x = x.astype("float32")
+    mean, var = x.astype("float64").mean(0), x.astype("float64").var(0)
+    layer.batch_statistics = True
+    bij = layer.bijector()
+    u = bij.inverse(x).numpy()
+    np.testing.assert_allclose(u.mean(0), beta, atol=1e-4)  # the batch's own moments
+    np.testing.assert_allclose(u.std(0), np.exp(log_gamma) * np.sqrt(var / (var + 1e-5)),
+                               rtol=1e-4)
+    np.testing.assert_allclose(bij.inverse_log_det_jacobian(x, event_ndims=1),
+                               np.sum(log_gamma - 0.5 * np.log(var + 1e-5)), rtol=1e-5)
+    # One normalizing pass moved the averages once (the log-det did not).
+    np.testing.assert_allclose(layer.moving_mean, 0.1 * mean, rtol=1e-4)
+    np.testing.assert_allclose(layer.moving_variance, 0.9 + 0.1 * var, rtol=1e-4)
+    layer.batch_statistics = False  # evaluation: the moving averages, no update
+    moving = layer.moving_mean.numpy().copy()
+    u = layer.bijector().inverse(x).numpy()
+    np.testing.assert_allclose(
+        u, (x - moving) / np.sqrt(layer.moving_variance.numpy() + 1e-5) * np.exp(log_gamma) + beta,
+        rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.moving_mean, moving)
+    with pytest.raises(ValueError, match="0 <= momentum < 1"):
+        BatchNormBijectorLayer(3, momentum=1.0)
+
+
+def test_maf_with_batch_norm():
+    """MAF with BN: exact change of variables in evaluation (moving averages),
+    normalised density, and only the training step moves the averages."""
+    model = set_moving_statistics(build("maf", "moons", batch_norm=True), seed=1)
+    assert len(model.batch_norms) == TINY["maf"]["num_layers"]
+    x = data_batch(model, 4, seed=3)
+    z = model.encode(x).numpy()
+    np.testing.assert_allclose(model.decode(z).numpy(), x, atol=1e-4)
+    ildj = model.bijector.inverse_log_det_jacobian(tf.constant(x), event_ndims=1).numpy()
+    np.testing.assert_allclose(ildj, brute_force_log_det(model.bijector.inverse, x), rtol=1e-4,
+                               atol=1e-3)
+    log_normal = -0.5 * np.sum(z**2, 1) - np.log(2 * np.pi)
+    np.testing.assert_allclose(model.log_prob(x), log_normal + ildj, rtol=1e-5, atol=1e-3)
+    edge = np.linspace(-10, 10, 401)
+    grid = np.stack([g.ravel() for g in np.meshgrid(edge, edge)], 1).astype("float32")
+    assert abs(np.exp(model.log_prob(grid).numpy()).sum() * (edge[1] - edge[0]) ** 2 - 1) < 0.02
+
+    def moving():
+        return [v.numpy().copy() for v in model.non_trainable_weights]
+
+    data = tf.data.Dataset.from_tensor_slices(
+        np.random.default_rng(0).normal(size=(64, 2)).astype("float32")).batch(32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = moving()
+    model.evaluate(data, verbose=0)
+    model.log_prob(x)
+    for a, b in zip(before, moving()):
+        np.testing.assert_array_equal(a, b)
+    model.fit(data, epochs=1, verbose=0)
+    assert all(np.all(a != b) for a, b in zip(before, moving()))
 
 
 # -------------------------------------------------------------- whole models

@@ -28,6 +28,7 @@ CASES = [
     ("glow", "digits", dict(hidden_units=4, num_steps=1)),
     ("maf", "moons", dict(num_layers=2, hidden_units=8, num_hidden=1)),
     ("maf", "digits", dict(num_layers=2, hidden_units=8, num_hidden=1)),
+    ("maf", "moons", dict(num_layers=2, hidden_units=8, num_hidden=1, batch_norm=True)),
     ("iaf", "moons", dict(num_layers=2, hidden_units=8, num_hidden=1)),
     ("iaf", "digits", dict(num_layers=2, hidden_units=8, num_hidden=1)),
     ("planar", "moons", dict(num_layers=2)),
@@ -42,7 +43,7 @@ CASES = [
     ("vae", "digits", dict(latent_dim=2, filters=4, hidden_units=8, likelihood="bernoulli")),
 ]
 IDS = [f"{name}-{dataset}" + "".join(f"-{v}" for v in o.values() if isinstance(v, str))
-       for name, dataset, o in CASES]
+       + "".join(f"-{k}" for k, v in o.items() if v is True) for name, dataset, o in CASES]
 
 
 def build(name, dataset, overrides):

@@ -6,6 +6,7 @@ import tensorflow_probability as tfp
 from zoo.flows.base import FlowModel
 from zoo.datasets.toy import TOY_NAMES as TOY_2D
 from zoo.layers.autoregressive_affine import AutoregressiveAffine
+from zoo.layers.batch_norm import BatchNormBijectorLayer
 from zoo.registry import register
 
 tfb = tfp.bijectors
@@ -44,7 +45,10 @@ class MAF(FlowModel):
     ``tfb.MaskedAutoregressiveFlow`` around our Keras :class:`MADE`; the order of
     the variables is reversed (``tfb.Permute``) between transforms. Images are
     flattened inside the flow (``tfb.Reshape``), so the latent keeps the data's
-    shape. The batch-normalisation layers of the paper (Sec. 3.4) are not included.
+    shape. With ``batch_norm``, a :class:`BatchNormBijectorLayer` follows each
+    transform in the normalizing direction (the paper's "MAF with BN", Sec. 3.4):
+    batch statistics while training, moving averages in evaluation, ``log_prob``
+    and sampling.
 
     Directions: density evaluation (``log_prob``, ``encode``, training) is the
     fast one, a single MADE pass per transform; sampling and ``decode`` are
@@ -58,6 +62,7 @@ class MAF(FlowModel):
         hidden_units: width of each MADE's hidden layers.
         num_hidden: number of hidden layers of each MADE.
         logit_alpha: alpha of the logit preprocessing (images only).
+        batch_norm: a batch-normalisation bijector after each transform.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class MAF(FlowModel):
         hidden_units=64,
         num_hidden=2,
         logit_alpha=0.05,
+        batch_norm=False,
         **kwargs,
     ):
         kwargs.setdefault("name", "maf")
@@ -82,6 +88,9 @@ class MAF(FlowModel):
             AutoregressiveAffine(self.event_size, hidden_units, num_hidden, name=f"made_{i}")
             for i in range(num_layers)
         ]
+        self.batch_norm = bool(batch_norm)
+        self.batch_norms = [BatchNormBijectorLayer(self.event_size, name=f"batch_norm_{i}")
+                            for i in range(num_layers)] if self.batch_norm else []
         self.build_model()
 
     def step_bijectors(self):
@@ -89,4 +98,17 @@ class MAF(FlowModel):
         return [transform.bijector() for transform in self.transforms]
 
     def flow_bijector(self):
-        return self.on_data_shape(self.reversing_chain(self.step_bijectors()))
+        steps = self.step_bijectors()
+        if self.batch_norm:  # latent side first: normalizing, the BN comes after the step
+            steps = [tfb.Chain([step, bn.bijector()]) for step, bn in zip(steps, self.batch_norms)]
+        return self.on_data_shape(self.reversing_chain(steps))
+
+    def compute_losses(self, x, training=False):
+        # Read while the step is traced: batch statistics in the training step only.
+        for bn in self.batch_norms:
+            bn.batch_statistics = training
+        try:
+            return super().compute_losses(x, training=training)
+        finally:
+            for bn in self.batch_norms:
+                bn.batch_statistics = False
