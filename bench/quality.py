@@ -15,7 +15,8 @@ density beside a histogram of the test data in bench/results/density/. For
 images: test bits/dim (and 64 samples in bench/results/samples/); a flow's are those of dequantized data (an upper bound
 on the discrete data's), a VAE's are its negative ELBO (also an upper bound).
 
-Prints a table and merges the rows into `--out` (a JSON list keyed by model
+`--report FILE...` prints the table of saved results. Prints a table and
+merges the rows into `--out` (a JSON list keyed by model
 and dataset) after every run, so a long bench that is stopped keeps what it did.
 """
 
@@ -110,14 +111,64 @@ def main():
     parser.add_argument("--steps", type=int, default=None,
                         help="train this many steps instead (a CPU budget for big presets)")
     parser.add_argument("--out", default="bench/results/quality.json")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="print the table of these result files instead of training")
+    parser.add_argument("--sheet", metavar="PNG",
+                        help="with --report: one picture of every 2-D run's density")
     args = parser.parse_args()
-    print(f"{'model':>8} {'dataset':>14} {'epochs':>6} {'steps':>6} {'train s':>8} "
-          f"{'NLL nats':>9} {'bits/dim':>9} {'entropy':>9} {'gap':>7}", flush=True)
+    if args.report:
+        rows = []
+        for path in args.report:
+            with open(path) as f:
+                rows += json.load(f)
+        print_header()
+        for row in rows:
+            print_row(row)
+        if args.sheet:
+            print(contact_sheet(rows, args.sheet))
+        return
+    print_header()
     rows = []
     for name, dataset in expand(args.runs):
         rows.append(train_and_evaluate(name, dataset, args.epochs, args.steps))
         print_row(rows[-1])
         save(rows, args.out)
+
+
+def contact_sheet(rows, path, tile=96):
+    """Columns: the 2-D densities; first row: the data's histogram; then one row
+    per model, its learned density (the panels of the runs' density PNGs)."""
+    from PIL import Image, ImageDraw
+
+    runs = {(r["model"], r["dataset"]): r["density_png"] for r in rows if "density_png" in r}
+    datasets = [d for d in toy.TOY_NAMES if any(k[1] == d for k in runs)]
+    models = list(dict.fromkeys(k[0] for k in runs))
+    label = 70
+    sheet = Image.new("RGB", (label + tile * len(datasets), 14 + tile * (1 + len(models))),
+                      (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for j, dataset in enumerate(datasets):
+        draw.text((label + j * tile + 2, 1), dataset, fill=(0, 0, 0))
+    for i, model in enumerate(["data"] + models):
+        draw.text((2, 14 + i * tile + tile // 2), model, fill=(0, 0, 0))
+        for j, dataset in enumerate(datasets):
+            source = runs.get((model, dataset)) or (
+                next((p for (m, d), p in runs.items() if d == dataset), None)
+                if model == "data" else None)
+            if source is None:
+                continue
+            image = Image.open(source)
+            side = image.height
+            box = (0, 0, side, side) if model == "data" else (image.width - side, 0, image.width, side)
+            sheet.paste(image.crop(box).resize((tile, tile)), (label + j * tile, 14 + i * tile))
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def print_header():
+    print(f"{'model':>8} {'dataset':>14} {'epochs':>6} {'steps':>6} {'train s':>8} "
+          f"{'NLL nats':>9} {'bits/dim':>9} {'entropy':>9} {'gap':>7}", flush=True)
 
 
 if __name__ == "__main__":
