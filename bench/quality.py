@@ -12,12 +12,13 @@ seed 0 and scores the test split.
 For 2-D densities: test NLL in nats beside the density's entropy, its floor
 (estimated with :func:`zoo.datasets.toy.entropy`), and a PNG of the learned
 density beside a histogram of the test data in bench/results/density/. For
-images: test bits/dim (and 64 samples in bench/results/samples/); a flow's are those of dequantized data (an upper bound
-on the discrete data's), a VAE's are its negative ELBO (also an upper bound).
+images: test bits/dim, and 64 samples in bench/results/samples/; a flow's
+bits/dim are those of dequantized data (an upper bound on the discrete data's),
+a VAE's its negative ELBO (also an upper bound).
 
-`--report FILE...` prints the table of saved results. Prints a table and
-merges the rows into `--out` (a JSON list keyed by model
-and dataset) after every run, so a long bench that is stopped keeps what it did.
+Prints a table and merges the rows into `--out` (a JSON list keyed by model and
+dataset) after every run, so a long bench that is stopped keeps what it did.
+`--report FILE...` prints the table of saved results (`--sheet PNG` draws them).
 """
 
 import argparse
@@ -159,7 +160,8 @@ def contact_sheet(rows, path, tile=96):
                 continue
             image = Image.open(source)
             side = image.height
-            box = (0, 0, side, side) if model == "data" else (image.width - side, 0, image.width, side)
+            left = 0 if model == "data" else image.width - side  # data | model panels
+            box = (left, 0, left + side, side)
             sheet.paste(image.crop(box).resize((tile, tile)), (label + j * tile, 14 + i * tile))
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     sheet.save(path)

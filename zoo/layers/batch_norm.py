@@ -50,7 +50,8 @@ class _BatchNormBijector(tfb.Bijector):
     def _inverse(self, x):
         mean, variance = self._moments(x, update=True)
         layer = self._layer
-        return (x - mean) * tf.math.rsqrt(variance + layer.epsilon) * tf.exp(layer.log_gamma) + layer.beta
+        scale = tf.math.rsqrt(variance + layer.epsilon) * tf.exp(layer.log_gamma)
+        return (x - mean) * scale + layer.beta
 
     def _inverse_log_det_jacobian(self, x):
         _, variance = self._moments(x)
@@ -104,7 +105,8 @@ class BatchNormBijectorLayer(keras.layers.Layer):
         shape = (self.event_size,)
         self.log_gamma = self.add_weight(name="log_gamma", shape=shape, initializer="zeros")
         self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
-        # Each replica moves its own copy; reads (and saving) take their mean.
+        # Under a distribution strategy the replicas' updates are averaged, so
+        # every copy holds the same moving averages.
         self.moving_mean = self.add_weight(name="moving_mean", shape=shape, initializer="zeros",
                                            trainable=False, aggregation="mean")
         self.moving_variance = self.add_weight(name="moving_variance", shape=shape,
