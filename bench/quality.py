@@ -164,7 +164,7 @@ def contact_sheet(rows, path, tile=96):
             box = (left, 0, left + side, side)
             sheet.paste(image.crop(box).resize((tile, tile)), (label + j * tile, 14 + i * tile))
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    sheet.save(path)
+    sheet.convert("P", palette=Image.ADAPTIVE, colors=64).save(path, optimize=True)
     return path
 
 
