@@ -3,12 +3,11 @@
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class _ActNormBijector(tfb.Bijector):
+class _ActNormBijector(LayerBijector):
     """y = (x + loc) * exp(log_scale) per channel, log|det J| = H W sum(log_scale).
 
     With ``data_init``, ``forward`` first sets ``loc`` and ``log_scale`` from the
@@ -17,22 +16,10 @@ class _ActNormBijector(tfb.Bijector):
     """
 
     def __init__(self, layer, data_init=False, name="act_norm"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one, and this one's parameters (a layer, a function)
-        # compare equal across weight updates.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._layer = layer
         self._data_init = data_init
-        super().__init__(
-            forward_min_event_ndims=len(layer.event_shape),
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=len(layer.event_shape), name=name)
 
     def _forward(self, x):
         if self._data_init:

@@ -3,40 +3,26 @@
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
+from zoo.layers.bijector import LayerBijector
 from zoo.layers.mlp import MLP
 
-tfb = tfp.bijectors
 
-
-class _AdditiveCouplingBijector(tfb.Bijector):
+class _AdditiveCouplingBijector(LayerBijector):
     """y_I1 = x_I1, y_I2 = x_I2 + m(x_I1) on the last axis; log|det J| = 0.
 
     Dinh, Krueger & Bengio 2014, eq. 5-7, https://arxiv.org/abs/1410.8516.
     """
 
     def __init__(self, fixed, free, coupling_fn, name="additive_coupling"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one, and this one's parameters (a layer, a function)
-        # compare equal across weight updates.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._fixed = tf.constant(fixed, tf.int32)
         self._free = tf.constant(free, tf.int32)
         # concat([x_I1, x_I2]) -> x in its original order.
         self._order = tf.constant(np.argsort(np.concatenate([fixed, free])), tf.int32)
         self._fn = coupling_fn
-        super().__init__(
-            forward_min_event_ndims=1,
-            is_constant_jacobian=True,
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1,
+                         name=name, is_constant_jacobian=True)
 
     def _couple(self, x, sign):
         x1 = tf.gather(x, self._fixed, axis=-1)

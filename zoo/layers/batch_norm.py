@@ -2,12 +2,11 @@
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class _BatchNormBijector(tfb.Bijector):
+class _BatchNormBijector(LayerBijector):
     """Forward (latent -> data side): ``x = (u - beta) exp(-log_gamma) sqrt(v + eps) + m``.
 
     Inverse (normalizing): ``u = (x - m) / sqrt(v + eps) * exp(log_gamma) + beta``,
@@ -18,15 +17,10 @@ class _BatchNormBijector(tfb.Bijector):
     """
 
     def __init__(self, layer, batch_statistics, name="batch_norm"):
-        parameters = dict(locals(), instance=object())  # see MaskedAffineCouplingBijector
+        parameters = dict(locals())
         self._layer = layer
         self._batch_statistics = batch_statistics
-        super().__init__(forward_min_event_ndims=1, validate_args=False,
-                         parameters=parameters, name=name)
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def _moments(self, x, update=False):
         layer = self._layer

@@ -1,12 +1,11 @@
 """Affine coupling on a split of the channel axis, as Glow's coupling and split prior use."""
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class ChannelAffineCouplingBijector(tfb.Bijector):
+class ChannelAffineCouplingBijector(LayerBijector):
     """y_t = (x_t + shift(x_c)) * exp(log_scale(x_c)), y_c = x_c, on channel halves.
 
     The last axis splits into its first ``num_first`` channels and the rest; one
@@ -27,10 +26,7 @@ class ChannelAffineCouplingBijector(tfb.Bijector):
 
     def __init__(self, shift_and_log_scale_fn, num_first, conditioning, event_ndims,
                  name="channel_affine_coupling"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one, and this one's parameters (a layer, a function)
-        # compare equal across weight updates.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         if conditioning not in ("first", "second"):
             raise ValueError(f"conditioning must be 'first' or 'second', got {conditioning!r}")
         self._fn = shift_and_log_scale_fn
@@ -38,16 +34,7 @@ class ChannelAffineCouplingBijector(tfb.Bijector):
         self._conditioning = conditioning
         self._event_axes = list(range(-event_ndims, 0))
         self._net_cache = {}
-        super().__init__(
-            forward_min_event_ndims=event_ndims,
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=event_ndims, name=name)
 
     def _split(self, x):
         """(x_c, x_t)."""

@@ -1,12 +1,11 @@
 """Apply a bijector to the second half of the channels only (multi-scale factor-out)."""
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class ChannelSplit(tfb.Bijector):
+class ChannelSplit(LayerBijector):
     """y = concat(x[..., :k], inner(x[..., k:])), the factor-out of a multi-scale flow.
 
     The first ``k`` channels are "factored out" (RealNVP Sec. 3.6): they leave the
@@ -19,20 +18,11 @@ class ChannelSplit(tfb.Bijector):
     """
 
     def __init__(self, inner, num_factored, name="channel_split"):
-        parameters = dict(locals(), instance=object())  # see MaskedAffineCouplingBijector
+        parameters = dict(locals())
         self._inner = inner
         self._k = int(num_factored)
         self._halves = {}
-        super().__init__(
-            forward_min_event_ndims=3,
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=3, name=name)
 
     def _split(self, x):
         """The halves of `x`, sliced once per tensor.

@@ -3,12 +3,10 @@
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
+from zoo.layers.bijector import LayerBijector
 from zoo.layers.mlp import MLP
 from zoo.layers.resnet import ConvResNet
-
-tfb = tfp.bijectors
 
 
 def checkerboard_mask(height, width, parity):
@@ -28,7 +26,7 @@ def channel_mask(channels, parity, rank):
     return mask.reshape((1,) * (rank - 1) + (channels,))
 
 
-class MaskedAffineCouplingBijector(tfb.Bijector):
+class MaskedAffineCouplingBijector(LayerBijector):
     """y = b*x + (1-b) * (x * exp(s(b*x)) + t(b*x)), log|det J| = sum (1-b)*s.
 
     Dinh et al. 2017, "Density estimation using Real NVP", eq. 9,
@@ -37,25 +35,12 @@ class MaskedAffineCouplingBijector(tfb.Bijector):
     """
 
     def __init__(self, mask, shift_and_log_scale_fn, event_ndims, name="affine_coupling"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one, and every bijector of a layer has the same
-        # `shift_and_log_scale_fn`, so without it a new bijector (after a weight
-        # update) could return an old one's cached results for the same tensor.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._mask = tf.constant(mask, tf.float32)
         self._fn = shift_and_log_scale_fn
         self._net_cache = {}
         self._event_axes = list(range(-event_ndims, 0))
-        super().__init__(
-            forward_min_event_ndims=event_ndims,
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=event_ndims, name=name)
 
     def _shift_and_log_scale(self, x):
         """(t, s) of the network on b*x, zeroed on the fixed half.

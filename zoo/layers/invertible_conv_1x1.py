@@ -5,10 +5,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class _LUConv1x1Bijector(tfb.Bijector):
+class _LUConv1x1Bijector(LayerBijector):
     """y = W x on the last axis, W = lu_reconstruct(lower_upper, permutation).
 
     log|det J| = sum(log_scale) per position (the diagonal of U is
@@ -19,24 +19,12 @@ class _LUConv1x1Bijector(tfb.Bijector):
     """
 
     def __init__(self, lower_upper, permutation, log_scale, name="invertible_conv_1x1"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one, and this one's parameters (a layer, a function)
-        # compare equal across weight updates.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._lower_upper = lower_upper
         self._permutation = permutation
         self._log_scale = log_scale
-        super().__init__(
-            forward_min_event_ndims=1,
-            is_constant_jacobian=True,
-            validate_args=False,
-            parameters=parameters,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1,
+                         name=name, is_constant_jacobian=True)
 
     def _forward(self, x):
         kernel = tfp.math.lu_reconstruct(self._lower_upper, self._permutation)

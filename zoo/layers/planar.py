@@ -4,12 +4,11 @@ import math
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
-class PlanarBijector(tfb.Bijector):
+class PlanarBijector(LayerBijector):
     """y = z + u_hat tanh(w^T z + b), with the invertibility constraint of App. A.1.
 
     Rezende & Mohamed, "Variational Inference with Normalizing Flows", ICML 2015,
@@ -36,16 +35,11 @@ class PlanarBijector(tfb.Bijector):
         # TFP shares its cache of results between equal bijectors, and bijectors of
         # one layer hold the same variables: a distinct token per instance keeps
         # results computed with older values (or outside a tape) from being reused.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._params = (w, u, b)  # read when used, so that tapes see the variables
         self._inverse_steps = int(inverse_steps)
         self._solve_cache = {}
-        super().__init__(forward_min_event_ndims=1, validate_args=False,
-                         parameters=parameters, name=name)
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def constrained(self):
         """(u_hat, c = w^T u_hat, softplus(w^T u) = 1 + c)."""

@@ -2,9 +2,8 @@
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-tfb = tfp.bijectors
+from zoo.layers.bijector import LayerBijector
 
 
 def safe_norm(x):
@@ -14,7 +13,7 @@ def safe_norm(x):
     return tf.where(positive, tf.sqrt(tf.where(positive, squared, 1.0)), 0.0)
 
 
-class RadialBijector(tfb.Bijector):
+class RadialBijector(LayerBijector):
     """y = z + beta h(alpha, r) (z - z0), h = 1 / (alpha + r), r = ||z - z0||.
 
     Rezende & Mohamed, "Variational Inference with Normalizing Flows", ICML 2015,
@@ -42,14 +41,9 @@ class RadialBijector(tfb.Bijector):
         # TFP shares its cache of results between equal bijectors, and bijectors of
         # one layer hold the same variables: a distinct token per instance keeps
         # results computed with older values (or outside a tape) from being reused.
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._params = (z0, alpha_raw, beta_raw)  # read when used, so tapes see them
-        super().__init__(forward_min_event_ndims=1, validate_args=False,
-                         parameters=parameters, name=name)
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def constrained(self):
         """(z0, alpha, beta, s = alpha + beta)."""

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo.layers.bijector import LayerBijector
 from zoo.layers.mlp import MLP
 
 tfb = tfp.bijectors
@@ -46,7 +47,7 @@ def rational_quadratic_spline(raw, num_bins, bound, min_bin_width=1e-3, min_bin_
     return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-bound)
 
 
-class SplineCouplingBijector(tfb.Bijector):
+class SplineCouplingBijector(LayerBijector):
     """y_c = x_c, y_t = RQS(x_t; theta(x_c)), log|det J| = sum_t log RQS'(x_t).
 
     Durkan et al. 2019, "Neural Spline Flows", Sec. 3.2 (coupling transform),
@@ -57,9 +58,7 @@ class SplineCouplingBijector(tfb.Bijector):
 
     def __init__(self, conditioner, transformed, params_fn, num_bins, bound,
                  name="spline_coupling"):
-        # A distinct object in the parameters: TFP's cache treats bijectors with
-        # equal parameters as one (see MaskedAffineCouplingBijector).
-        parameters = dict(locals(), instance=object())
+        parameters = dict(locals())
         self._conditioner = np.asarray(conditioner, np.int32)
         self._transformed = np.asarray(transformed, np.int32)
         order = np.concatenate([self._conditioner, self._transformed])
@@ -68,12 +67,7 @@ class SplineCouplingBijector(tfb.Bijector):
         self._num_bins = num_bins
         self._bound = bound
         self._net_cache = {}
-        super().__init__(forward_min_event_ndims=1, validate_args=False,
-                         parameters=parameters, name=name)
-
-    @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
-        return {}
+        super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def _split(self, x):
         return (tf.gather(x, self._conditioner, axis=-1),
