@@ -44,11 +44,12 @@ Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.js
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from process_memory import peak_rss_mb, rss_mb  # bench/, the scripts' folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -73,25 +74,6 @@ TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf", "zuko_nsf": "nsf"
 FLOWS = ("realnvp", "maf", "nsf")
 
 
-def rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb():
-    """This process's peak RSS: VmHWM (ru_maxrss would carry a parent's peak across
-    fork + exec on Linux, e.g. the TF driver's ~770 MB into the torch workers)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-# ------------------------------------------------------------------ one measurement
 def data():
     import zoo
 
@@ -135,7 +117,6 @@ def ours(flow, spe, steps, warmup, sample_n, sample_reps):
     ours.fit_overhead = {"first_execution_s": ends[0] - start}
     ours.fit_overhead["after_last_s"] = start + train_s - ends[-1]
     return train_s, steady_s, loss, tf.function(lambda: model.sample(sample_n, seed=1))
-
 
 
 def StockSplineNet(bins=8, bound=4.0, min_width=1e-3, min_slope=1e-3):
@@ -228,7 +209,6 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
 
 
 def measure(name, steps, warmup, sample_n, sample_reps):
-    base_rss = rss_mb()
     import tensorflow as tf
 
     import zoo  # noqa: F401  (imports counted in the baseline)

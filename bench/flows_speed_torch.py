@@ -21,7 +21,6 @@ the medians go to bench/results/flows_speed_torch.json.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,26 +28,10 @@ import time
 
 import numpy as np
 
+from process_memory import peak_rss_mb, rss_mb  # bench/, the scripts' folder
+
 CONFIGS = ("zuko_realnvp", "zuko_maf", "zuko_nsf")
 DATA = "bench/results/moons_batches.npy"
-
-
-def rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb():
-    """This process's peak RSS: VmHWM (ru_maxrss would carry a parent's peak across
-    fork + exec on Linux, e.g. the TF driver's ~770 MB into the torch workers)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def numpy_moons(n, seed=0, batch_size=256):
