@@ -82,6 +82,17 @@ def generate(name, n, seed):
     return np.asarray(points, np.float32)
 
 
+def for_each_density(*bases, **settings):
+    """``{density: config}`` for every name in TOY_NAMES, each a fresh dict of the
+    `bases` merged in order and then `settings`: presets and training defaults that
+    are the same on all seven densities."""
+    config = {}
+    for base in bases:
+        config.update(base)
+    config.update(settings)
+    return {name: dict(config) for name in TOY_NAMES}
+
+
 def entropy(name, n=200_000, seed=12345):
     """Estimated differential entropy of density `name` in nats: the floor of any
     model's expected NLL on it (a model's NLL minus this is its KL from the data).

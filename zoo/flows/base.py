@@ -10,6 +10,10 @@ from zoo.preprocessing import dequantize, logit_bijector
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
+# The flows' training defaults on the 2-D densities (each flow registers them
+# with ``zoo.datasets.toy.for_each_density``).
+TOY_TRAINING = dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
+
 
 class FlowModel(GenerativeModel):
     """A flow: x = preprocess^-1(f(z)), z ~ N(0, I), trained by maximum likelihood.

@@ -7,8 +7,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
-from zoo.flows.base import FlowModel
+from zoo.datasets.toy import for_each_density
+from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.layers.ode_mlp import TimeConditionedMLP
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import dequantize
@@ -102,10 +102,8 @@ def _noise(kind):
     "ffjord",
     family="flow",
     losses=FlowModel.loss_names,
-    presets={name: dict(data_shape=(2,), hidden_units=64, num_hidden=3, num_steps=8)
-             for name in TOY_2D},
-    training={name: dict(batch_size=256, epochs=10, learning_rate=1e-3, steps_per_epoch=200)
-              for name in TOY_2D},
+    presets=for_each_density(data_shape=(2,), hidden_units=64, num_hidden=3, num_steps=8),
+    training=for_each_density(TOY_TRAINING, epochs=10),
     default_dataset="moons",
 )
 @keras.saving.register_keras_serializable(package="zoo")

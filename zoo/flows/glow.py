@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.flows.base import FlowModel, TOY_TRAINING
+from zoo.datasets.toy import for_each_density
 from zoo.layers.act_norm import ActNorm
 from zoo.layers.glow_affine_coupling import GlowAffineCoupling
 from zoo.layers.invertible_conv_1x1 import InvertibleConv1x1
@@ -22,15 +22,14 @@ tfb = tfp.bijectors
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), num_steps=8, hidden_units=64) for name in TOY_2D},
+        **for_each_density(data_shape=(2,), num_steps=8, hidden_units=64),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_scales=2, num_steps=6,
                        hidden_units=64),
         "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_scales=2,
                               num_steps=8, hidden_units=128),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
         "fashion_mnist": dict(batch_size=64, epochs=10, learning_rate=1e-3),
     },

@@ -3,9 +3,9 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel
+from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.flows.maf import MAF
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.datasets.toy import for_each_density
 from zoo.registry import register
 
 tfb = tfp.bijectors
@@ -16,14 +16,12 @@ tfb = tfp.bijectors
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_layers=5, hidden_units=256,
                        num_hidden=1),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
     },
     default_dataset="moons",

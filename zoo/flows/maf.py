@@ -3,8 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.flows.base import FlowModel, TOY_TRAINING
+from zoo.datasets.toy import for_each_density
 from zoo.layers.autoregressive_affine import AutoregressiveAffine
 from zoo.layers.batch_norm import BatchNormBijectorLayer
 from zoo.registry import register
@@ -17,16 +17,14 @@ tfb = tfp.bijectors
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_layers=5, hidden_units=256,
                        num_hidden=1),
         "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_layers=5,
                               hidden_units=1024, num_hidden=1),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
         "fashion_mnist": dict(batch_size=64, epochs=10, learning_rate=1e-4),
     },

@@ -3,8 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
-from zoo.flows.base import FlowModel
+from zoo.datasets.toy import for_each_density
+from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.layers.spline_autoregressive import SplineAutoregressive
 from zoo.layers.spline_coupling import SplineCoupling
 from zoo.registry import register
@@ -19,15 +19,13 @@ VARIANTS = ("coupling", "autoregressive")
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), variant="coupling", num_layers=6, hidden_units=64,
-                      num_hidden=2, num_bins=8, bound=4.0)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), variant="coupling", num_layers=6, hidden_units=64,
+                           num_hidden=2, num_bins=8, bound=4.0),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, variant="coupling", num_layers=6,
                        hidden_units=128, num_hidden=2, num_bins=8, bound=4.0),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
     },
     default_dataset="digits",

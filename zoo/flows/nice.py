@@ -3,8 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.flows.base import FlowModel, TOY_TRAINING
+from zoo.datasets.toy import for_each_density
 from zoo.layers.additive_coupling import AdditiveCoupling
 from zoo.layers.diagonal_scaling import DiagonalScaling
 from zoo.registry import register
@@ -20,8 +20,7 @@ PRIORS = ("normal", "logistic")
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), num_couplings=4, hidden_units=64, num_hidden=3)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), num_couplings=4, hidden_units=64, num_hidden=3),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_couplings=4,
                        hidden_units=256, num_hidden=4),
         # The paper's MNIST architecture: 4 couplings, m with 5 hidden layers of 1000.
@@ -29,8 +28,7 @@ PRIORS = ("normal", "logistic")
                               hidden_units=1000, num_hidden=5),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
         "fashion_mnist": dict(batch_size=64, epochs=10, learning_rate=1e-3),
     },

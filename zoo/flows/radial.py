@@ -2,8 +2,8 @@
 
 import keras
 
-from zoo.flows.base import FlowModel, TransformStackFlow
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.flows.base import FlowModel, TOY_TRAINING, TransformStackFlow
+from zoo.datasets.toy import for_each_density
 from zoo.layers.radial import RadialTransform
 from zoo.registry import register
 
@@ -12,9 +12,8 @@ from zoo.registry import register
     "radial",
     family="flow",
     losses=FlowModel.loss_names,
-    presets={name: dict(data_shape=(2,), num_layers=32) for name in TOY_2D},
-    training={name: dict(batch_size=256, epochs=20, learning_rate=1e-2, steps_per_epoch=200)
-              for name in TOY_2D},
+    presets=for_each_density(data_shape=(2,), num_layers=32),
+    training=for_each_density(TOY_TRAINING, learning_rate=1e-2),
     default_dataset="moons",
 )
 @keras.saving.register_keras_serializable(package="zoo")

@@ -3,8 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
-from zoo.flows.base import FlowModel
+from zoo.datasets.toy import for_each_density
+from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.layers.channel_split import ChannelSplit
 from zoo.layers.coupling import AffineCoupling
 from zoo.layers.squeeze import Squeeze
@@ -19,16 +19,14 @@ tfb = tfp.bijectors
     family="flow",
     losses=FlowModel.loss_names,
     presets={
-        **{name: dict(data_shape=(2,), num_couplings=8, hidden_units=64, num_blocks=2)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), num_couplings=8, hidden_units=64, num_blocks=2),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_scales=2,
                        hidden_units=32, num_blocks=2),
         "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_scales=2,
                               hidden_units=64, num_blocks=4),
     },
     training={
-        **{name: dict(batch_size=256, epochs=20, learning_rate=1e-3, steps_per_epoch=200)
-           for name in TOY_2D},
+        **for_each_density(TOY_TRAINING),
         "digits": dict(batch_size=64, epochs=30, learning_rate=1e-3),
         "fashion_mnist": dict(batch_size=64, epochs=10, learning_rate=1e-3),
     },

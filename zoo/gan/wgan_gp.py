@@ -10,7 +10,7 @@ from zoo.layers.dcgan_generator import DCGANGenerator
 from zoo.layers.mlp import MLP
 from zoo.layers.mlp_critic import MLPCritic
 from zoo.preprocessing import dequantize
-from zoo.datasets.toy import TOY_NAMES as TOY_2D
+from zoo.datasets.toy import for_each_density
 from zoo.registry import register
 
 
@@ -20,16 +20,14 @@ from zoo.registry import register
     family="gan",
     losses=("critic_loss", "generator_loss", "gradient_penalty", "wasserstein"),
     presets={
-        **{name: dict(data_shape=(2,), latent_dim=2, hidden_units=128, num_hidden=3)
-           for name in TOY_2D},
+        **for_each_density(data_shape=(2,), latent_dim=2, hidden_units=128, num_hidden=3),
         "digits": dict(data_shape=(8, 8, 1), num_levels=17, latent_dim=32, filters=32),
         "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, latent_dim=64,
                               filters=32),
     },
     training={
         # Learning rates for Adam(lr, beta_1=0, beta_2=0.9): WGANGP.default_optimizer.
-        **{name: dict(batch_size=256, epochs=50, learning_rate=1e-3, steps_per_epoch=400)
-           for name in TOY_2D},
+        **for_each_density(batch_size=256, epochs=50, learning_rate=1e-3, steps_per_epoch=400),
         "digits": dict(batch_size=64, epochs=300, learning_rate=2e-4),
         "fashion_mnist": dict(batch_size=64, epochs=10, learning_rate=2e-4),
     },
