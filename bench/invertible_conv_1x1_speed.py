@@ -16,7 +16,7 @@ import time
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.layers.invertible_conv_1x1 import InvertibleConv1x1
+from zoo.flows.steps.invertible_conv_1x1 import InvertibleConv1x1
 
 tfb = tfp.bijectors
 

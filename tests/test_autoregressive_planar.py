@@ -16,11 +16,11 @@ from zoo.flows.iaf import IAF
 from zoo.flows.maf import MAF
 from zoo.flows.planar import PlanarFlow
 from zoo.flows.radial import RadialFlow
-from zoo.layers.autoregressive_affine import AutoregressiveAffine
-from zoo.layers.batch_norm import BatchNormBijectorLayer
-from zoo.layers.made import MADE
-from zoo.layers.planar import PlanarBijector, PlanarTransform
-from zoo.layers.radial import RadialBijector, RadialTransform
+from zoo.flows.steps.autoregressive_affine import AutoregressiveAffine
+from zoo.flows.steps.batch_norm import BatchNormBijectorLayer
+from zoo.nn.made import MADE
+from zoo.flows.steps.planar import PlanarBijector, PlanarTransform
+from zoo.flows.steps.radial import RadialBijector, RadialTransform
 
 # The planar inverse is iterative (40 bisection steps + 1 Newton step per layer):
 # it is exact up to float32 round-off, amplified by the conditioning of each step.

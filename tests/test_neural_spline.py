@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from helpers import brute_force_log_det, perturb_weights
 from zoo.flows.neural_spline import NeuralSplineFlow
-from zoo.layers.spline_autoregressive import SplineAutoregressive
-from zoo.layers.spline_coupling import SplineCoupling, rational_quadratic_spline
+from zoo.flows.steps.spline_autoregressive import SplineAutoregressive
+from zoo.flows.steps.spline_coupling import SplineCoupling, rational_quadratic_spline
 from zoo.registry import entry
 
 BOUND = 2.0

@@ -15,12 +15,12 @@ import zoo
 import zoo.flows.glow  # noqa: F401  (registers "glow")
 import zoo.flows.nice  # noqa: F401  (registers "nice")
 from helpers import brute_force_log_det, perturb_weights
-from zoo.layers.act_norm import ActNorm
-from zoo.layers.additive_coupling import AdditiveCoupling
-from zoo.layers.diagonal_scaling import DiagonalScaling
-from zoo.layers.glow_affine_coupling import GlowAffineCoupling
-from zoo.layers.invertible_conv_1x1 import InvertibleConv1x1
-from zoo.layers.learned_prior_split import LearnedPriorSplit
+from zoo.flows.steps.act_norm import ActNorm
+from zoo.flows.steps.additive_coupling import AdditiveCoupling
+from zoo.flows.steps.diagonal_scaling import DiagonalScaling
+from zoo.flows.steps.glow_affine_coupling import GlowAffineCoupling
+from zoo.flows.steps.invertible_conv_1x1 import InvertibleConv1x1
+from zoo.flows.steps.learned_prior_split import LearnedPriorSplit
 from zoo.preprocessing import logit_bijector
 
 tfb = tfp.bijectors

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.layers.channel_split import ChannelSplit
-from zoo.layers.coupling import AffineCoupling
-from zoo.layers.squeeze import Squeeze
+from zoo.flows.steps.channel_split import ChannelSplit
+from zoo.flows.steps.coupling import AffineCoupling
+from zoo.flows.steps.squeeze import Squeeze
 from zoo.preprocessing import logit_bijector
 
 TINY_2D = dict(hidden_units=8, num_couplings=4)

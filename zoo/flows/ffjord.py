@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 
 from zoo.datasets.toy import for_each_density
 from zoo.flows.base import FlowModel, TOY_TRAINING
-from zoo.layers.ode_mlp import TimeConditionedMLP
+from zoo.nn.time_conditioned_mlp import TimeConditionedMLP
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import dequantize
 from zoo.registry import register
@@ -116,7 +116,7 @@ class FFJORD(FlowModel):
     https://arxiv.org/abs/1806.07366). The latent ``z(0) ~ N(0, I)`` flows to the
     data ``x = z(T)``, ``T = integration_time``, and the log-density follows the
     instantaneous change of variables ``d log p(z(t)) / dt = -Tr(df/dz)``. ``f`` is
-    a :class:`~zoo.layers.ode_mlp.TimeConditionedMLP` (time concatenated to
+    a :class:`~zoo.nn.time_conditioned_mlp.TimeConditionedMLP` (time concatenated to
     every layer, tanh or softplus), its output layer starting at zero so the
     flow starts as the identity.
 

@@ -6,11 +6,11 @@ import tensorflow_probability as tfp
 
 from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.datasets.toy import for_each_density
-from zoo.layers.act_norm import ActNorm
-from zoo.layers.glow_affine_coupling import GlowAffineCoupling
-from zoo.layers.invertible_conv_1x1 import InvertibleConv1x1
-from zoo.layers.learned_prior_split import LearnedPriorSplit
-from zoo.layers.squeeze import Squeeze
+from zoo.flows.steps.act_norm import ActNorm
+from zoo.flows.steps.glow_affine_coupling import GlowAffineCoupling
+from zoo.flows.steps.invertible_conv_1x1 import InvertibleConv1x1
+from zoo.flows.steps.learned_prior_split import LearnedPriorSplit
+from zoo.flows.steps.squeeze import Squeeze
 from zoo.preprocessing import dequantize, logit_bijector
 from zoo.registry import register
 

@@ -5,8 +5,8 @@ import tensorflow_probability as tfp
 
 from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.datasets.toy import for_each_density
-from zoo.layers.autoregressive_affine import AutoregressiveAffine
-from zoo.layers.batch_norm import BatchNormBijectorLayer
+from zoo.flows.steps.autoregressive_affine import AutoregressiveAffine
+from zoo.flows.steps.batch_norm import BatchNormBijectorLayer
 from zoo.registry import register
 
 tfb = tfp.bijectors

@@ -5,8 +5,8 @@ import tensorflow_probability as tfp
 
 from zoo.datasets.toy import for_each_density
 from zoo.flows.base import FlowModel, TOY_TRAINING
-from zoo.layers.spline_autoregressive import SplineAutoregressive
-from zoo.layers.spline_coupling import SplineCoupling
+from zoo.flows.steps.spline_autoregressive import SplineAutoregressive
+from zoo.flows.steps.spline_coupling import SplineCoupling
 from zoo.registry import register
 
 tfb = tfp.bijectors

@@ -5,8 +5,8 @@ import tensorflow_probability as tfp
 
 from zoo.flows.base import FlowModel, TOY_TRAINING
 from zoo.datasets.toy import for_each_density
-from zoo.layers.additive_coupling import AdditiveCoupling
-from zoo.layers.diagonal_scaling import DiagonalScaling
+from zoo.flows.steps.additive_coupling import AdditiveCoupling
+from zoo.flows.steps.diagonal_scaling import DiagonalScaling
 from zoo.registry import register
 
 tfb = tfp.bijectors

@@ -4,7 +4,7 @@ import keras
 
 from zoo.flows.base import FlowModel, TOY_TRAINING, TransformStackFlow
 from zoo.datasets.toy import for_each_density
-from zoo.layers.planar import PlanarTransform
+from zoo.flows.steps.planar import PlanarTransform
 from zoo.registry import register
 
 

@@ -4,7 +4,7 @@ import keras
 
 from zoo.flows.base import FlowModel, TOY_TRAINING, TransformStackFlow
 from zoo.datasets.toy import for_each_density
-from zoo.layers.radial import RadialTransform
+from zoo.flows.steps.radial import RadialTransform
 from zoo.registry import register
 
 

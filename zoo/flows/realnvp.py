@@ -5,9 +5,9 @@ import tensorflow_probability as tfp
 
 from zoo.datasets.toy import for_each_density
 from zoo.flows.base import FlowModel, TOY_TRAINING
-from zoo.layers.channel_split import ChannelSplit
-from zoo.layers.coupling import AffineCoupling
-from zoo.layers.squeeze import Squeeze
+from zoo.flows.steps.channel_split import ChannelSplit
+from zoo.flows.steps.coupling import AffineCoupling
+from zoo.flows.steps.squeeze import Squeeze
 from zoo.registry import register
 
 tfb = tfp.bijectors

@@ -5,10 +5,10 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.base import GenerativeModel
-from zoo.layers.dcgan_critic import DCGANCritic
-from zoo.layers.dcgan_generator import DCGANGenerator
-from zoo.layers.mlp import MLP
-from zoo.layers.mlp_critic import MLPCritic
+from zoo.gan.dcgan_critic import DCGANCritic
+from zoo.gan.dcgan_generator import DCGANGenerator
+from zoo.nn.mlp import MLP
+from zoo.gan.mlp_critic import MLPCritic
 from zoo.preprocessing import dequantize
 from zoo.datasets.toy import for_each_density
 from zoo.registry import register

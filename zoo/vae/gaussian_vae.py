@@ -7,8 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.base import GenerativeModel
-from zoo.layers.conv_decoder import ConvDecoder
-from zoo.layers.conv_encoder import ConvEncoder
+from zoo.vae.conv_decoder import ConvDecoder
+from zoo.vae.conv_encoder import ConvEncoder
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import binarize, to_symmetric
 from zoo.registry import register

@@ -5,7 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector
 
 
 class PlanarBijector(LayerBijector):

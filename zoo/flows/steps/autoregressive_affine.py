@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.layers.made import MADE
+from zoo.nn.made import MADE
 
 tfb = tfp.bijectors
 
@@ -29,7 +29,7 @@ class AutoregressiveAffine(keras.layers.Layer):
         event_size: D, the size of the (flat) event.
         hidden_units: width of the MADE's hidden layers.
         num_hidden: number of hidden layers of the MADE.
-        input_order: the MADE's input order (see :func:`zoo.layers.made.input_degrees`).
+        input_order: the MADE's input order (see :func:`zoo.nn.made.input_degrees`).
     """
 
     def __init__(self, event_size, hidden_units, num_hidden=1, input_order="left-to-right",

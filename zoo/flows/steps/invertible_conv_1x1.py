@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.layers.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector
 
 
 class _LUConv1x1Bijector(LayerBijector):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector
 
 
 class _BatchNormBijector(LayerBijector):

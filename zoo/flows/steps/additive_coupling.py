@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
-from zoo.layers.mlp import MLP
+from zoo.flows.steps.bijector import LayerBijector
+from zoo.nn.mlp import MLP
 
 
 class _AdditiveCouplingBijector(LayerBijector):

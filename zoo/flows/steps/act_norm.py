@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector
 
 
 class _ActNormBijector(LayerBijector):

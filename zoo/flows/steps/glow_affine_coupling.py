@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-from zoo.layers.channel_affine_coupling import ChannelAffineCouplingBijector
-from zoo.layers.conv2d_zeros import Conv2DZeros
-from zoo.layers.mlp import MLP
+from zoo.flows.steps.channel_affine_coupling import ChannelAffineCouplingBijector
+from zoo.nn.conv2d_zeros import Conv2DZeros
+from zoo.nn.mlp import MLP
 
 
 @keras.saving.register_keras_serializable(package="zoo")

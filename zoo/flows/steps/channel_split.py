@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector
 
 
 class ChannelSplit(LayerBijector):

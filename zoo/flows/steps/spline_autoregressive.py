@@ -3,8 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.layers.made import MADE
-from zoo.layers.spline_coupling import rational_quadratic_spline, spline_params_per_dim
+from zoo.nn.made import MADE
+from zoo.flows.steps.spline_coupling import rational_quadratic_spline, spline_params_per_dim
 
 tfb = tfp.bijectors
 
@@ -19,7 +19,7 @@ class SplineAutoregressive(keras.layers.Layer):
     TFP's ``tfb.MaskedAutoregressiveFlow(bijector_fn=...)`` around our Keras
     :class:`MADE` with ``3K - 1`` parameters per dimension, each set made into a
     monotonic rational-quadratic spline on [-bound, bound] with identity tails
-    (:func:`zoo.layers.spline_coupling.rational_quadratic_spline`). As with
+    (:func:`zoo.flows.steps.spline_coupling.rational_quadratic_spline`). As with
     :class:`AutoregressiveAffine`: the inverse and its log-det take one MADE pass,
     the forward D sequential passes. The MADE's output layer starts at zero, so
     the step starts as the identity.
@@ -30,7 +30,7 @@ class SplineAutoregressive(keras.layers.Layer):
         num_hidden: number of hidden layers of the MADE.
         num_bins: K, bins of each spline.
         bound: B, the splines act on [-B, B] and are the identity outside.
-        input_order: the MADE's input order (see :func:`zoo.layers.made.input_degrees`).
+        input_order: the MADE's input order (see :func:`zoo.nn.made.input_degrees`).
     """
 
     def __init__(self, event_size, hidden_units, num_hidden=1, num_bins=8, bound=3.0,

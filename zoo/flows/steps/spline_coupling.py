@@ -5,8 +5,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.layers.bijector import LayerBijector
-from zoo.layers.mlp import MLP
+from zoo.flows.steps.bijector import LayerBijector
+from zoo.nn.mlp import MLP
 
 tfb = tfp.bijectors
 

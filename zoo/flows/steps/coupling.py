@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers.bijector import LayerBijector
-from zoo.layers.mlp import MLP
-from zoo.layers.resnet import ConvResNet
+from zoo.flows.steps.bijector import LayerBijector
+from zoo.nn.mlp import MLP
+from zoo.nn.resnet import ConvResNet
 
 
 def checkerboard_mask(height, width, parity):

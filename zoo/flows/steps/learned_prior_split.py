@@ -3,9 +3,9 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.layers.channel_affine_coupling import ChannelAffineCouplingBijector
-from zoo.layers.channel_split import ChannelSplit
-from zoo.layers.conv2d_zeros import Conv2DZeros
+from zoo.flows.steps.channel_affine_coupling import ChannelAffineCouplingBijector
+from zoo.flows.steps.channel_split import ChannelSplit
+from zoo.nn.conv2d_zeros import Conv2DZeros
 
 tfb = tfp.bijectors
 

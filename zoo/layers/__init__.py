@@ -1,1 +1,0 @@
-"""Keras layers, and the TFP bijectors built from them."""
