@@ -4,14 +4,19 @@
     model = zoo.get("realnvp", dataset="digits")
     model.compile(optimizer="adam")
     model.fit(zoo.datasets.load("digits", batch_size=64), epochs=5)
+
+Importing ``zoo`` registers every model class with Keras, so a ``.keras`` file of
+any zoo model loads with ``keras.saving.load_model`` after ``import zoo``.
 """
 
-import os
+from zoo.quiet import import_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import_tensorflow()
 
-from zoo import datasets, savedmodels  # noqa: E402
-from zoo.registry import get, list_models, register  # noqa: E402
+from zoo import datasets, metrics, savedmodels  # noqa: E402
+from zoo.registry import get, list_models, load_all, register  # noqa: E402
+
+load_all()
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "get", "list_models", "register", "savedmodels"]
+__all__ = ["datasets", "get", "list_models", "metrics", "register", "savedmodels"]

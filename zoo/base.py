@@ -1,38 +1,145 @@
-"""The model contract every model of the zoo follows (see DESIGN.md).
+"""The model contract every model of the zoo follows (docs/architecture.md).
 
 A model is a ``keras.Model`` subclass that
 
-* names its loss terms in ``loss_names``; ``compute_losses(x, training)`` returns a
-  dict with one scalar per name (``"loss"`` is the one optimised), and the shared
-  ``train_step``/``test_step`` keep one ``keras.metrics.Mean`` per term, so
-  ``model.fit``/``model.evaluate`` on a ``tf.data`` pipeline just work, under a
-  ``tf.distribute`` strategy and with ``jit_compile=True``;
+* says what it is: ``family`` ("flow", "vae", "gan", ...) and ``likelihood``
+  (one of :data:`LIKELIHOODS`), with ``nll(x, seed=None)``, the per-example
+  negative log-likelihood in nats or its bound, where it has one;
+* names its loss terms in ``loss_names``; ``compute_losses(x, training)`` returns
+  one scalar per name, and the shared steps keep one ``keras.metrics.Mean`` per
+  term, so ``model.fit``/``model.evaluate`` on a ``tf.data`` pipeline just work,
+  under ``tf.distribute`` strategies and with ``jit_compile=True``;
+* draws the random numbers of its training step from ``self.rng`` (a
+  :class:`~zoo.nn.random_stream.RandomStream` whose state checkpoints hold);
 * stores every constructor argument as an attribute of the same name, which is
   all ``get_config`` returns, so ``.keras`` save -> load round-trips;
 * builds all its weights in ``__init__`` (by ending it with ``self.build_model()``);
-* has ``sample(n, seed)``, and ``log_prob(x)`` / ``elbo(x)`` / ``encode`` / ``decode``
-  where the family has them; ``serving_signatures()`` lists those for export;
-* validates inputs at that public boundary with errors naming what was expected.
+* samples with ``sample(n, seed=None, **options)``, the options declared in
+  ``sample_options`` and implemented by ``draw_samples``;
+* lists its serving signatures that take data in ``data_signatures()``; the
+  ``sample`` signature, written here, is added to them;
+* validates inputs at that public boundary (eagerly, and with graph assertions
+  inside exported signatures) with errors naming what was expected.
 """
 
+import dataclasses
+import functools
 import inspect
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.nn.random_stream import RandomStream
+
+# What a model's ``nll`` is, by its ``likelihood``; ``zoo evaluate`` writes the text.
+LIKELIHOODS = {
+    "exact": "exact NLL of the continuous data",
+    "dequantized": "NLL of uniformly dequantized data, an upper bound on the discrete "
+                   "data's NLL",
+    "discrete": "exact NLL of the discrete data",
+    "bound": "negative ELBO (or a tighter variational bound), an upper bound on the NLL",
+    "none": "no likelihood: the model is evaluated by the quality of its samples",
+}
+INT32_MAX = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOption:
+    """A sampler option a model declares in ``sample_options``.
+
+    Exported as a scalar input of the ``sample`` signature whose default is
+    written into the SignatureDef, so a served model may be asked for it or not.
+
+    Args:
+        default: the value when the option is not given.
+        dtype: ``"float32"`` or ``"int32"``.
+        above: values must be greater than this (None: no bound).
+        doc: one line for ``zoo list`` and the docs.
+    """
+
+    default: float
+    dtype: str = "float32"
+    above: float = None
+    doc: str = ""
+
+    def check(self, model, name, value):
+        """The value as a Python number (eager) or a checked tensor (traced)."""
+        if tf.is_tensor(value) and not tf.executing_eagerly():
+            value = tf.cast(value, self.dtype)
+            if self.above is not None:
+                ok = tf.greater(value, tf.cast(self.above, self.dtype))
+                value = _asserted(value, ok, f"{model.name}.sample: expected {name} > "
+                                             f"{self.above:g}")
+            return value
+        array = np.asarray(value.numpy() if tf.is_tensor(value) else value,
+                           dtype=object if value is None else None)
+        if array.ndim != 0 or array.dtype.kind not in "iuf":
+            raise TypeError(f"{model.name}.sample: expected {name} to be a number, "
+                            f"got {value!r}")
+        number = array.item()
+        if not np.isfinite(number) or (self.above is not None and not number > self.above):
+            expected = f"{name} > {self.above:g}" if self.above is not None else f"a finite {name}"
+            raise ValueError(f"{model.name}.sample: expected {expected}, got {value!r}")
+        return number
+
+
+def on_batches(kind):
+    """Decorates a public method whose first argument is a batch of data (`kind`
+    "data") or of latents ("latent"): an empty batch gives an empty result.
+
+    The method runs on one example of zeros and its outputs are cut to the batch's
+    size, 0 (eagerly, and with a ``tf.cond`` inside graphs), since many layers
+    cannot take a batch of none (convolutions, reshapes by -1). Anything else
+    goes to the method as it came, which checks it.
+    """
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, x, *args, **kwargs):
+            event = tuple(self.data_shape if kind == "data" else self.latent_shape)
+            if x is None or isinstance(x, (str, bytes)):
+                return method(self, x, *args, **kwargs)
+            if not tf.is_tensor(x):
+                x = np.asarray(x)
+            shape = tuple(x.shape)
+            if len(shape) != len(event) + 1 or shape[1:] != event:
+                return method(self, x, *args, **kwargs)
+            one = tf.zeros((1,) + event, tf.float32)
+            if tf.is_tensor(x) and not tf.executing_eagerly():
+                size = tf.shape(x)[0]
+                x = tf.cond(tf.equal(size, 0), lambda: one, lambda: tf.cast(x, tf.float32))
+                outputs = method(self, x, *args, **kwargs)
+                return tf.nest.map_structure(lambda y: y[:size], outputs)
+            if shape[0] == 0:
+                return tf.nest.map_structure(lambda y: y[:0], method(self, one, *args, **kwargs))
+            return method(self, x, *args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def _asserted(x, ok, message):
+    """`x`, computed only after the graph assertion `ok` holds (else `message`)."""
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message])]):
+        return tf.identity(x)
+
 
 class GenerativeModel(keras.Model):
     """Base class of every model of the zoo.
 
     Args:
-        data_shape: the shape of one example, e.g. ``(2,)`` or ``(28, 28, 1)``.
+        data_shape: the shape of one example, e.g. ``(2,)`` or ``(28, 28, 1)``;
+            ``zoo.get`` takes it from the dataset.
         num_levels: for images, the number of intensity levels of the raw data
             (256 for 8-bit pixels, 17 for scikit-learn's digits); raw inputs lie in
             ``[0, num_levels)``. ``None`` for continuous data such as 2-D densities.
     """
 
+    family = None
+    likelihood = "none"
     loss_names = ("loss",)
+    sample_options = {}
+    # Constructor arguments of a base class that a subclass fixes (not in its config).
+    fixed_parameters = ()
 
     def __init__(self, data_shape, num_levels=None, **kwargs):
         super().__init__(**kwargs)
@@ -40,27 +147,26 @@ class GenerativeModel(keras.Model):
         self.num_levels = None if num_levels is None else int(num_levels)
         if any(d <= 0 for d in self.data_shape):
             raise ValueError(f"data_shape must be positive, got {self.data_shape}")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+        self.rng = RandomStream(name="rng")
 
     # ------------------------------------------------------------------ config
+    @classmethod
+    def parameter_names(cls):
+        """The constructor arguments of this class (through its base classes)."""
+        names = ["data_shape", "num_levels"]
+        for klass in cls.__mro__:
+            if klass is not GenerativeModel and issubclass(klass, GenerativeModel):
+                names += [p.name for p in inspect.signature(klass.__init__).parameters.values()
+                          if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+        fixed = set(cls.fixed_parameters) | {"name"}
+        return [n for n in dict.fromkeys(names) if n not in fixed]
+
     def get_config(self):
         """The constructor's arguments (read back from attributes of the same name)."""
         config = {"name": self.name}
-        for cls in type(self).__mro__:
-            if cls is GenerativeModel:
-                params = ["data_shape", "num_levels"]
-            elif issubclass(cls, GenerativeModel):
-                params = [
-                    p.name
-                    for p in inspect.signature(cls.__init__).parameters.values()
-                    if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"
-                ]
-            else:
-                continue
-            for p in params:
-                if p not in config and p != "name":
-                    value = getattr(self, p)
-                    config[p] = list(value) if isinstance(value, tuple) else value
+        for p in self.parameter_names():
+            value = getattr(self, p)
+            config[p] = list(value) if isinstance(value, tuple) else value
         return config
 
     @classmethod
@@ -68,9 +174,24 @@ class GenerativeModel(keras.Model):
         return cls(**config)
 
     def build_model(self):
+        """Creates the loss trackers, every weight (:meth:`build_weights`) and then
+        the random stream (so that its seed, drawn from Python's ``random``, does
+        not change the weights' initial values)."""
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+        self.build_weights()
+        self.rng.initialize()
+
+    def build_weights(self):
         """Creates every weight by running ``call`` once on a zero batch."""
         with tf.init_scope():
             self(tf.zeros((1,) + self.data_shape))
+
+    @property
+    def data_kind(self):
+        """``"images"`` ((H, W, C) levels), ``"points"`` (2-D) or ``"vectors"``."""
+        if len(self.data_shape) == 3 and self.num_levels is not None:
+            return "images"
+        return "points" if self.data_shape == (2,) else "vectors"
 
     @property
     def value_range(self):
@@ -80,66 +201,118 @@ class GenerativeModel(keras.Model):
         return (0.0, float(self.num_levels))
 
     @property
+    def latent_shape(self):
+        """The shape of one latent (``decode``/``generate`` take a batch of them)."""
+        return self.data_shape
+
+    @property
     def event_size(self):
         return int(np.prod(self.data_shape))
 
-    # -------------------------------------------------------------- validation
-    def validate_inputs(self, x, where="input"):
-        """Checks shape, dtype, finiteness and range of a batch; returns float32.
+    @classmethod
+    def likelihood_kinds(cls):
+        """The values ``likelihood`` takes for this class, whatever the data."""
+        return (cls.likelihood,)
 
-        Shape and dtype are checked on the static shape (also inside graphs);
-        finiteness and range when running eagerly. Errors say what was expected.
+    @property
+    def likelihood_description(self):
+        """What ``nll`` is, in words (for ``metrics.json``)."""
+        return LIKELIHOODS[self.likelihood]
+
+    # -------------------------------------------------------------- validation
+    def check_batch(self, x, where, event_shape, value_range=(-np.inf, np.inf), what="x",
+                    integers=False, values=True):
+        """Checks a batch at the public boundary; returns it as float32.
+
+        Dtype and static shape are checked whenever the function runs (also while
+        tracing). Values (finiteness, range, integers) are checked with numpy when
+        running eagerly, and inside traced graphs (exported signatures) with graph
+        assertions, together with the dynamic shape, unless `values` is False
+        (the training step's own input). Every message says what was expected.
         """
-        if isinstance(x, (list, tuple)) and x and not isinstance(x[0], (int, float)):
+        prefix = f"{self.name}.{where}"
+        data = what in ("x", "raw pixel values")
+        expected = (f"shape (batch,) + {tuple(event_shape)}" if data else
+                    f"{what} of shape (batch, {', '.join(map(str, event_shape))})")
+        of = "" if data else f" in {what}"
+        if x is None or isinstance(x, (str, bytes, dict)):
+            raise TypeError(f"{prefix}: expected a float tensor of {expected}, "
+                            f"got {type(x).__name__}")
+        if isinstance(x, (list, tuple)) and x and not isinstance(x[0], (int, float, list)):
             raise TypeError(
-                f"{self.name}.{where}: expected one tensor of shape "
-                f"(batch,) + {self.data_shape}, got a {type(x).__name__} of "
+                f"{prefix}: expected one tensor of {expected}, got a {type(x).__name__} of "
                 f"{len(x)} elements (labels? use a pipeline of images only)"
             )
         if not tf.is_tensor(x):
             x = np.asarray(x)
         dtype = tf.as_dtype(x.dtype)
         if not (dtype.is_floating or dtype.is_integer) or dtype.is_bool:
-            raise TypeError(
-                f"{self.name}.{where}: expected a float (or integer) tensor, "
-                f"got dtype {dtype.name}"
-            )
+            kind = "a float (or integer) tensor" if data else f"a float tensor {what}"
+            raise TypeError(f"{prefix}: expected {kind}, got dtype {dtype.name}")
         shape = tuple(x.shape)
-        if len(shape) != len(self.data_shape) + 1 or any(
-            s is not None and s != d for s, d in zip(shape[1:], self.data_shape)
+        if len(shape) != len(event_shape) + 1 or any(
+            s is not None and s != d for s, d in zip(shape[1:], event_shape)
         ):
-            raise ValueError(
-                f"{self.name}.{where}: expected shape (batch,) + {self.data_shape}, "
-                f"got {shape}"
-            )
+            raise ValueError(f"{prefix}: expected {expected}, got {shape}")
         x = tf.cast(x, tf.float32)
+        low, high = value_range
         if tf.executing_eagerly():
-            values = x.numpy()
-            if not np.all(np.isfinite(values)):
-                raise ValueError(
-                    f"{self.name}.{where}: expected finite values, got "
-                    f"{int(np.sum(~np.isfinite(values)))} NaN/Inf entries"
-                )
-            low, high = self.value_range
-            if values.size and (values.min() < low or values.max() > high):
-                raise ValueError(
-                    f"{self.name}.{where}: expected raw pixel values in "
-                    f"[{low:g}, {high:g}], got [{values.min()}, {values.max()}]"
-                )
+            array = x.numpy()
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{prefix}: expected finite values{of}, got "
+                                 f"{int(np.sum(~np.isfinite(array)))} NaN/Inf entries")
+            if array.size and (array.min() < low or array.max() > high):
+                raise ValueError(f"{prefix}: expected {what} in [{low:g}, {high:g}], got "
+                                 f"[{array.min()}, {array.max()}]")
+            if integers and not np.array_equal(array, np.round(array)):
+                raise ValueError(f"{prefix}: expected integer pixel levels (the model is of "
+                                 "the discrete data), got non-integer values")
+        elif values:
+            rank = len(event_shape) + 1
+            shape_ok = tf.cond(tf.equal(tf.rank(x), rank),
+                               lambda: tf.reduce_all(tf.equal(tf.shape(x)[1:], event_shape)),
+                               lambda: tf.constant(False))
+            x = _asserted(x, shape_ok, f"{prefix}: expected {expected}")
+            x = _asserted(x, tf.reduce_all(tf.math.is_finite(x)),
+                          f"{prefix}: expected finite values{of}")
+            if np.isfinite(low) or np.isfinite(high):
+                x = _asserted(x, tf.reduce_all((x >= low) & (x <= high)),
+                              f"{prefix}: expected {what} in [{low:g}, {high:g}]")
+            if integers:
+                x = _asserted(x, tf.reduce_all(tf.equal(x, tf.round(x))),
+                              f"{prefix}: expected integer pixel levels")
         return x
 
-    def validate_count(self, n):
-        if not tf.is_tensor(n):
-            if isinstance(n, bool) or int(n) != n or n < 1:
-                raise ValueError(f"{self.name}.sample: expected n >= 1, got {n!r}")
-            n = int(n)
-        return n
+    def validate_inputs(self, x, where="input", values=True):
+        """:meth:`check_batch` for raw data: shape ``(batch,) + data_shape`` in
+        ``value_range`` ("raw pixel values" for images)."""
+        what = "raw pixel values" if self.num_levels is not None else "x"
+        return self.check_batch(x, where, self.data_shape, self.value_range, what=what,
+                                values=values)
 
-    @staticmethod
-    def stateless_seed(seed):
+    def validate_count(self, n, where="sample"):
+        """A sample count: an int >= 1 (eager), or an int tensor checked >= 0 in graphs."""
+        if tf.is_tensor(n) and not tf.executing_eagerly():
+            if not n.dtype.is_integer or n.shape.rank not in (0, None):
+                raise TypeError(f"{self.name}.{where}: expected an integer scalar n, got "
+                                f"{n.dtype.name} of shape {n.shape}")
+            n = tf.cast(n, tf.int32)
+            return _asserted(n, n >= 0, f"{self.name}.{where}: expected n >= 0")
+        value = np.asarray(n.numpy() if tf.is_tensor(n) else n, dtype=object if n is None else None)
+        if value.ndim != 0 or value.dtype.kind not in "iu" or not 1 <= int(value) <= INT32_MAX:
+            raise ValueError(f"{self.name}.{where}: expected n >= 1 (an integer), got {n!r}")
+        return int(value)
+
+    def stateless_seed(self, seed):
         """A stateless seed (shape [2] int32) from an int/tensor seed, random if None."""
         if seed is None:
-            return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+            return tf.random.uniform([2], maxval=INT32_MAX, dtype=tf.int32)
+        if not tf.is_tensor(seed):
+            values = np.asarray(seed)
+            if values.dtype.kind not in "iu" or values.shape not in ((), (2,)) \
+                    or np.any(np.abs(values) > INT32_MAX):
+                raise ValueError(f"{self.name}: expected seed to be an integer in "
+                                 f"[-2**31 + 1, 2**31 - 1] (or two), or None, got {seed!r}")
         seed = tf.cast(seed, tf.int32)
         if seed.shape.rank == 0:
             seed = tf.stack([seed, tf.constant(0x5EED, tf.int32)])
@@ -151,19 +324,69 @@ class GenerativeModel(keras.Model):
         """The optimizer ``zoo train`` compiles with (models override it)."""
         return keras.optimizers.Adam(learning_rate=learning_rate)
 
+    def all_optimizers(self):
+        """Every optimizer of the model (one here; one per network for adversarial ones)."""
+        return [self.optimizer]
+
     def compute_losses(self, x, training=False):
         """A dict with one scalar tensor per name in ``loss_names``."""
         raise NotImplementedError
 
-    def sample(self, n, seed=None):
+    def nll(self, x, seed=None):
+        """Per-example negative log-likelihood in nats, or the bound that
+        ``likelihood`` names; `seed` makes any noise (dequantization, posterior
+        samples) reproducible."""
+        raise TypeError(f"{self.name} has no likelihood (likelihood='{self.likelihood}'): "
+                        "evaluate it by the quality of its samples")
+
+    def sample(self, n, seed=None, **options):
+        """`n` samples drawn statelessly from `seed` (reproducible), with the
+        sampler options of ``sample_options`` (defaults where not given)."""
+        n = self.validate_count(n)
+        unknown = sorted(set(options) - set(self.sample_options))
+        if unknown:
+            raise TypeError(f"{self.name}.sample: unknown option(s) {unknown}; its options: "
+                            f"{sorted(self.sample_options) or 'none'}")
+        values = {name: option.check(self, name, options.get(name, option.default))
+                  for name, option in self.sample_options.items()}
+        seed = self.stateless_seed(seed)
+        if isinstance(n, int):
+            return self.draw_samples(n, seed, **values)
+        # In a graph n may be 0: draw one and return none of it (a shape-0 draw
+        # breaks layers that reshape with -1).
+        return self.draw_samples(tf.maximum(n, 1), seed, **values)[:n]
+
+    def draw_samples(self, n, seed, **options):
+        """`n` (>= 1) samples from the stateless seed `seed` (shape [2])."""
+        raise NotImplementedError
+
+    def data_signatures(self):
+        """Name -> (method, input TensorSpecs) of the serving signatures other than
+        ``sample``; the first one is also exported as ``serving_default``."""
         raise NotImplementedError
 
     def serving_signatures(self):
-        """Name -> (method, input TensorSpecs) for the SavedModel export.
+        """Every serving signature: the first of ``data_signatures()``, ``sample``
+        (``n``, ``seed`` and one input per sampler option, with its default), then
+        the others."""
+        data = dict(self.data_signatures())
+        first = next(iter(data))
+        return {first: data.pop(first), "sample": self.sample_signature(), **data}
 
-        The first entry is also exported as ``serving_default``.
-        """
-        raise NotImplementedError
+    def sample_signature(self):
+        """``sample(n, seed, *options)`` -> ``{"samples": ...}``, with the options'
+        defaults as the Python defaults (which the SignatureDef records)."""
+        names = list(self.sample_options)
+
+        def sample(n, seed, *values):
+            return {"samples": self.sample(n, seed, **dict(zip(names, values)))}
+
+        specs = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")]
+        specs += [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
+        defaults = {k: tf.constant(self.sample_options[k].default, self.sample_options[k].dtype)
+                    for k in names}
+        sample.__signature__ = _signature(specs, defaults)
+        return sample, specs
 
     def data_spec(self, name="x"):
         return tf.TensorSpec((None,) + self.data_shape, tf.float32, name=name)
@@ -171,7 +394,7 @@ class GenerativeModel(keras.Model):
     # ----------------------------------------------------- train / test steps
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return list(getattr(self, "trackers", {}).values())
 
     def unpack(self, data):
         """The images of a batch: accepts ``x``, ``(x,)`` or ``(x, label)``."""
@@ -179,7 +402,7 @@ class GenerativeModel(keras.Model):
             data = data[0]
         if isinstance(data, dict):
             data = data["x"] if "x" in data else data["image"]
-        return self.validate_inputs(data, "train_step")
+        return self.validate_inputs(data, "train_step", values=False)
 
     def update_trackers(self, terms):
         for name, value in terms.items():
@@ -205,3 +428,15 @@ class GenerativeModel(keras.Model):
     def test_step(self, data):
         x = self.unpack(data)
         return self.update_trackers(self.compute_losses(x, training=False))
+
+
+def _signature(specs, defaults=None):
+    """An ``inspect.Signature`` naming a function's inputs after `specs` (TF takes the
+    SignatureDef's input names, and their defaults, from it)."""
+    defaults = defaults or {}
+    return inspect.Signature([
+        inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          default=defaults.get(s.name, inspect.Parameter.empty))
+        for s in specs
+    ])
+

@@ -2,7 +2,7 @@
 
     zoo.plotting.save_samples(model, "samples.png", n=64, seed=0)
 
-picks :func:`image_grid` for image models and :func:`scatter` for 2-D models.
+draws an :func:`image_grid` or a :func:`scatter`, as the model's ``data_kind`` says.
 """
 
 import math
@@ -179,22 +179,31 @@ def density_beside_data(log_prob, data, path, size=SCATTER_SIZE, bins=200):
     return path
 
 
-def save_samples(model, path, n, seed, reference=None):
-    """Draws `n` samples of `model` with `seed` and writes them as a PNG.
+# Samples per picture: those of each epoch in training, and at most those of one
+# picture (``zoo sample`` draws any number, but pictures only the first ones).
+EPOCH_SAMPLES = {"images": 64, "points": 1000}
+PICTURE_LIMITS = {"images": 256, "points": 10_000}
 
-    Image models (data_shape ``(H, W, C)``) give an :func:`image_grid`; 2-D
-    models give a :func:`scatter` (over `reference` points if given).
 
-    Returns:
-        `path`.
-    """
-    samples = np.asarray(model.sample(n, seed=seed))
-    shape = tuple(model.data_shape)
-    if len(shape) == 3:
+def picture_limit(model):
+    """The most samples one picture of this model's data shows."""
+    return PICTURE_LIMITS.get(model.data_kind, 0)
+
+
+def save_picture(model, samples, path, reference=None):
+    """Writes samples of `model` as a PNG, as its data are drawn: an
+    :func:`image_grid` of images, a :func:`scatter` of 2-D points (over
+    `reference` points if given). Returns `path`."""
+    kind = model.data_kind
+    if kind == "images":
         return image_grid(samples, model.num_levels, path)
-    if shape == (2,):
+    if kind == "points":
         return scatter(samples, path, reference=reference)
-    raise ValueError(
-        f"save_samples: expected a model of images (H, W, C) or 2-D points (2,), "
-        f"got data_shape {shape}"
-    )
+    raise ValueError(f"save_picture: no picture for {kind} of shape {model.data_shape}; "
+                     f"pictures are drawn of {sorted(PICTURE_LIMITS)}")
+
+
+def save_samples(model, path, n, seed, reference=None):
+    """Draws `n` samples of `model` with `seed` and writes them with
+    :func:`save_picture`. Returns `path`."""
+    return save_picture(model, np.asarray(model.sample(n, seed=seed)), path, reference)

@@ -20,14 +20,10 @@ import tensorflow_probability as tfp
 tfb = tfp.bijectors
 
 
-def dequantize(x, seed=None):
-    """Uniform dequantization: x + u, u ~ U[0, 1) (stateless if `seed` is given)."""
-    shape = tf.shape(x)
-    if seed is None:
-        noise = tf.random.uniform(shape, dtype=x.dtype)
-    else:
-        noise = tf.random.stateless_uniform(shape, seed=seed, dtype=x.dtype)
-    return x + noise
+def dequantize(x, seed):
+    """Uniform dequantization: x + u, u ~ U[0, 1) drawn from the stateless `seed`
+    (shape [2]; a model's training step passes ``self.rng.next_seed()``)."""
+    return x + tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype)
 
 
 def logit_bijector(num_levels, alpha=0.05):
@@ -62,11 +58,9 @@ def from_symmetric(x, num_levels):
     return tf.clip_by_value((x + 1.0) * (num_levels - 1.0) / 2.0, 0.0, num_levels - 1.0)
 
 
-def binarize(x, num_levels, seed=None):
-    """Dynamic binarization: each pixel is 1 with probability level / (num_levels - 1)."""
+def binarize(x, num_levels, seed):
+    """Dynamic binarization: each pixel is 1 with probability level / (num_levels - 1),
+    drawn from the stateless `seed` (shape [2])."""
     p = to_unit_interval(x, num_levels)
-    if seed is None:
-        u = tf.random.uniform(tf.shape(p), dtype=p.dtype)
-    else:
-        u = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=p.dtype)
+    u = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=p.dtype)
     return tf.cast(u < p, p.dtype)

@@ -2,11 +2,12 @@
 
 A model module registers itself with :func:`register`::
 
-    @register("realnvp", family="flow", losses=("loss", "nll"),
-              presets={"moons": {...}, "digits": {...}})
+    @register("realnvp", presets={"moons": {...}, "digits": {...}})
     class RealNVP(FlowModel): ...
 
-and users build one with ``zoo.get("realnvp", dataset="digits", **overrides)``.
+and users build one with ``zoo.get("realnvp", dataset="digits", **overrides)``. A
+preset holds the model's hyperparameters; the data's shape and number of levels
+come from the dataset (``zoo.datasets.info``), never from the preset.
 """
 
 import dataclasses
@@ -33,11 +34,17 @@ MODEL_MODULES = (
 class Entry:
     name: str
     cls: type
-    family: str
-    losses: tuple
     presets: dict
     training: dict
     default_dataset: str
+
+    @property
+    def family(self):
+        return self.cls.family
+
+    @property
+    def losses(self):
+        return tuple(self.cls.loss_names)
 
     def training_for(self, dataset):
         """Training defaults (batch_size, epochs, learning_rate, ...) for `dataset`."""
@@ -45,7 +52,10 @@ class Entry:
         return dict(self.training.get(dataset or self.default_dataset, {}))
 
     def config_for(self, dataset):
-        """The preset for `dataset` (a copy), or a clear error listing the presets."""
+        """The constructor arguments for `dataset`: its data shape and levels, then
+        the preset; or a clear error listing the presets."""
+        from zoo import datasets
+
         if dataset is None:
             dataset = self.default_dataset
         if dataset not in self.presets:
@@ -54,20 +64,24 @@ class Entry:
                 f"presets: {sorted(self.presets)}. Pass dataset= one of those, or "
                 "build the class directly with your own config."
             )
-        return dict(self.presets[dataset])
+        info = datasets.info(dataset)
+        return {"data_shape": info.shape, "num_levels": info.num_levels,
+                **self.presets[dataset]}
 
 
 _REGISTRY = {}
 
 
-def register(name, *, family, losses, presets, training=None, default_dataset=None):
+def register(name, *, presets, training=None, default_dataset=None):
     """Class decorator: registers a model under `name`.
+
+    The class says its family, likelihood and loss terms itself (``family``,
+    ``likelihood``, ``loss_names``).
 
     Args:
         name: the name users pass to ``zoo.get`` and ``zoo train``.
-        family: "flow", "vae", "gan", ...
-        losses: the names of its loss terms (its ``loss_names``).
-        presets: dataset name -> constructor arguments.
+        presets: dataset name -> constructor arguments (without ``data_shape``
+            and ``num_levels``, which come from the dataset).
         training: dataset name -> training defaults (batch_size, epochs,
             learning_rate, steps_per_epoch) used by ``zoo train``.
         default_dataset: the dataset of ``zoo.get(name)``; the first preset if None.
@@ -76,11 +90,14 @@ def register(name, *, family, losses, presets, training=None, default_dataset=No
     def wrap(cls):
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"model name {name!r} is registered twice")
+        restated = sorted(k for p in presets.values() for k in p
+                          if k in ("data_shape", "num_levels"))
+        if restated:
+            raise ValueError(f"model {name!r}: presets restate {restated}, which come "
+                             "from the dataset")
         _REGISTRY[name] = Entry(
             name=name,
             cls=cls,
-            family=family,
-            losses=tuple(losses),
             presets=dict(presets),
             training=dict(training or {}),
             default_dataset=default_dataset or next(iter(presets)),
@@ -91,14 +108,15 @@ def register(name, *, family, losses, presets, training=None, default_dataset=No
     return wrap
 
 
-def _load_all():
+def load_all():
+    """Imports every model module, which registers its classes (``import zoo`` does)."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
 
 
 def entry(name):
     """The registry entry for `name`, or a ValueError naming the known models."""
-    _load_all()
+    load_all()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
         hint = f" Did you mean {close}?" if close else ""
@@ -110,7 +128,7 @@ def entry(name):
 
 def list_models():
     """All registered entries, sorted by family then name."""
-    _load_all()
+    load_all()
     return sorted(_REGISTRY.values(), key=lambda e: (e.family, e.name))
 
 

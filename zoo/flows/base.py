@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.base import GenerativeModel
+from zoo.base import GenerativeModel, SampleOption, on_batches
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import dequantize, logit_bijector
 
@@ -30,7 +30,12 @@ class FlowModel(GenerativeModel):
         logit_alpha: the alpha of the logit preprocessing (images only).
     """
 
+    family = "flow"
     loss_names = ("loss", "bits_per_dim")
+    sample_options = {
+        "temperature": SampleOption(1.0, above=0.0,
+                                    doc="scale of the base distribution's draw (Glow, Sec. 5)"),
+    }
 
     def __init__(self, data_shape, num_levels=None, logit_alpha=0.05, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
@@ -61,6 +66,15 @@ class FlowModel(GenerativeModel):
             flat,
             tfb.Reshape(event_shape_out=(self.event_size,), event_shape_in=self.data_shape),
         ])
+
+    @property
+    def likelihood(self):
+        """Exact for continuous data; for images, that of the dequantized data."""
+        return "exact" if self.num_levels is None else "dequantized"
+
+    @classmethod
+    def likelihood_kinds(cls):
+        return ("exact", "dequantized")
 
     @property
     def value_range(self):
@@ -94,52 +108,49 @@ class FlowModel(GenerativeModel):
         return self.distribution.log_prob(x)
 
     # ----------------------------------------------------------- public API
+    @on_batches("data")
     def log_prob(self, x):
         """Exact log-density of `x` (nats); for images, of dequantized raw pixels."""
         return self.distribution.log_prob(self.validate_inputs(x, "log_prob"))
+
+    @on_batches("data")
+    def nll(self, x, seed=None):
+        """-log p(x) per example (nats); images are first dequantized, x + u with
+        u ~ U[0, 1) drawn statelessly from `seed`."""
+        x = self.validate_inputs(x, "nll")
+        if self.num_levels is not None:
+            x = dequantize(x, self.stateless_seed(seed))
+        return -self.distribution.log_prob(x)
 
     def bits_per_dim(self, x):
         """-log_prob / (D ln 2) per example."""
         return bits_per_dim(-self.log_prob(x), self.event_size)
 
+    @on_batches("data")
     def encode(self, x):
         """Data -> latent z (the normalizing direction)."""
         return self.bijector.inverse(self.validate_inputs(x, "encode"))
 
+    @on_batches("latent")
     def decode(self, z):
         """Latent z -> data (the generative direction)."""
-        z = tf.convert_to_tensor(z, tf.float32)
-        if tuple(z.shape[1:]) != self.data_shape:
-            raise ValueError(
-                f"{self.name}.decode: expected z of shape (batch,) + {self.data_shape}, "
-                f"got {tuple(z.shape)}"
-            )
-        return self.bijector.forward(z)
+        return self.bijector.forward(self.check_batch(z, "decode", self.data_shape, what="z"))
 
-    def sample(self, n, seed=None, temperature=1.0):
-        """`n` samples: z from the base distribution (drawn statelessly from
-        `seed`) scaled by `temperature`, mapped to data."""
-        n = self.validate_count(n)
-        if not tf.is_tensor(temperature) and temperature <= 0:
-            raise ValueError(f"{self.name}.sample: expected temperature > 0, got {temperature}")
-        z = self.base_distribution.sample(n, seed=self.stateless_seed(seed))
+    def draw_samples(self, n, seed, temperature=1.0):
+        """z from the base distribution, scaled by `temperature`, mapped to data."""
+        z = self.base_distribution.sample(n, seed=seed)
         return self.bijector.forward(temperature * z)
 
     # -------------------------------------------------------------- training
     def compute_losses(self, x, training=False):
         if self.num_levels is not None:
-            x = dequantize(x)
+            x = dequantize(x, self.rng.next_seed())
         nll = -tf.reduce_mean(self.distribution.log_prob(x))
         return {"loss": nll, "bits_per_dim": bits_per_dim(nll, self.event_size)}
 
-    def serving_signatures(self):
-        scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
+    def data_signatures(self):
         return {
             "log_prob": (lambda x: {"log_prob": self.log_prob(x)}, [self.data_spec()]),
-            "sample": (
-                lambda n, seed: {"samples": self.sample(n, seed)},
-                [scalar("n"), scalar("seed")],
-            ),
             "encode": (lambda x: {"z": self.encode(x)}, [self.data_spec()]),
             "decode": (lambda z: {"x": self.decode(z)}, [self.data_spec("z")]),
         }

@@ -90,19 +90,18 @@ def trace_jacobian_exact_2d(ode_fn, state_shape, dtype):
     return augmented_ode_fn
 
 
-def _noise(kind):
+def _probe(kind, rng):
+    """Hutchinson's probe ``e``: Rademacher or Gaussian, from the model's random stream."""
     def sample(shape, dtype, seed=None):
         if kind == "gaussian":
-            return tf.random.normal(shape, dtype=dtype)
-        return tf.sign(tf.random.uniform(shape, -1.0, 1.0, dtype=dtype))
+            return rng.normal(shape, dtype=dtype)
+        return tf.sign(rng.uniform(shape, dtype=dtype) - 0.5)
     return sample
 
 
 @register(
     "ffjord",
-    family="flow",
-    losses=FlowModel.loss_names,
-    presets=for_each_density(data_shape=(2,), hidden_units=64, num_hidden=3, num_steps=8),
+    presets=for_each_density(hidden_units=64, num_hidden=3, num_steps=8),
     training=for_each_density(TOY_TRAINING, epochs=10),
     default_dataset="moons",
 )
@@ -196,7 +195,7 @@ class FFJORD(FlowModel):
                                       activation=activation, name="dynamics")
         self.build_model()
 
-    def build_model(self):
+    def build_weights(self):
         """Builds the weights, then runs ``call`` once outside ``tf.init_scope``.
 
         The base class runs ``call`` inside ``tf.init_scope``, which pauses gradient
@@ -222,7 +221,7 @@ class FFJORD(FlowModel):
             trace_fn = trace_jacobian_exact_2d
         else:
             trace_fn = functools.partial(tfb.ffjord.trace_jacobian_hutchinson,
-                                         sample_fn=_noise(self.noise))
+                                         sample_fn=_probe(self.noise, self.rng))
         return tfb.FFJORD(
             state_time_derivative_fn=dynamics,
             ode_solve_fn=functools.partial(fixed_step_solve, solver=self.solver,
@@ -244,6 +243,6 @@ class FFJORD(FlowModel):
 
     def compute_losses(self, x, training=False):
         if self.num_levels is not None:
-            x = dequantize(x)
+            x = dequantize(x, self.rng.next_seed())
         nll = -tf.reduce_mean(self.training_distribution(training).log_prob(x))
         return {"loss": nll, "bits_per_dim": bits_per_dim(nll, self.event_size)}

@@ -3,7 +3,7 @@
 import keras
 import tensorflow_probability as tfp
 
-from zoo.flows.base import FlowModel, TOY_TRAINING
+from zoo.flows.base import TOY_TRAINING
 from zoo.flows.maf import MAF
 from zoo.datasets.toy import for_each_density
 from zoo.registry import register
@@ -13,12 +13,9 @@ tfb = tfp.bijectors
 
 @register(
     "iaf",
-    family="flow",
-    losses=FlowModel.loss_names,
     presets={
-        **for_each_density(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2),
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_layers=5, hidden_units=256,
-                       num_hidden=1),
+        **for_each_density(num_layers=5, hidden_units=64, num_hidden=2),
+        "digits": dict(num_layers=5, hidden_units=256, num_hidden=1),
     },
     training={
         **for_each_density(TOY_TRAINING),

@@ -14,14 +14,10 @@ tfb = tfp.bijectors
 
 @register(
     "maf",
-    family="flow",
-    losses=FlowModel.loss_names,
     presets={
-        **for_each_density(data_shape=(2,), num_layers=5, hidden_units=64, num_hidden=2),
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_layers=5, hidden_units=256,
-                       num_hidden=1),
-        "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_layers=5,
-                              hidden_units=1024, num_hidden=1),
+        **for_each_density(num_layers=5, hidden_units=64, num_hidden=2),
+        "digits": dict(num_layers=5, hidden_units=256, num_hidden=1),
+        "fashion_mnist": dict(num_layers=5, hidden_units=1024, num_hidden=1),
     },
     training={
         **for_each_density(TOY_TRAINING),

@@ -16,13 +16,11 @@ VARIANTS = ("coupling", "autoregressive")
 
 @register(
     "nsf",
-    family="flow",
-    losses=FlowModel.loss_names,
     presets={
-        **for_each_density(data_shape=(2,), variant="coupling", num_layers=6, hidden_units=64,
+        **for_each_density(variant="coupling", num_layers=6, hidden_units=64,
                            num_hidden=2, num_bins=8, bound=4.0),
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, variant="coupling", num_layers=6,
-                       hidden_units=128, num_hidden=2, num_bins=8, bound=4.0),
+        "digits": dict(variant="coupling", num_layers=6, hidden_units=128, num_hidden=2,
+                       num_bins=8, bound=4.0),
     },
     training={
         **for_each_density(TOY_TRAINING),

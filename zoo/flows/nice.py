@@ -17,15 +17,11 @@ PRIORS = ("normal", "logistic")
 
 @register(
     "nice",
-    family="flow",
-    losses=FlowModel.loss_names,
     presets={
-        **for_each_density(data_shape=(2,), num_couplings=4, hidden_units=64, num_hidden=3),
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_couplings=4,
-                       hidden_units=256, num_hidden=4),
+        **for_each_density(num_couplings=4, hidden_units=64, num_hidden=3),
+        "digits": dict(num_couplings=4, hidden_units=256, num_hidden=4),
         # The paper's MNIST architecture: 4 couplings, m with 5 hidden layers of 1000.
-        "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_couplings=4,
-                              hidden_units=1000, num_hidden=5),
+        "fashion_mnist": dict(num_couplings=4, hidden_units=1000, num_hidden=5),
     },
     training={
         **for_each_density(TOY_TRAINING),

@@ -2,7 +2,7 @@
 
 import keras
 
-from zoo.flows.base import FlowModel, TOY_TRAINING, TransformStackFlow
+from zoo.flows.base import TOY_TRAINING, TransformStackFlow
 from zoo.datasets.toy import for_each_density
 from zoo.flows.steps.planar import PlanarTransform
 from zoo.registry import register
@@ -10,9 +10,7 @@ from zoo.registry import register
 
 @register(
     "planar",
-    family="flow",
-    losses=FlowModel.loss_names,
-    presets=for_each_density(data_shape=(2,), num_layers=32),
+    presets=for_each_density(num_layers=32),
     training=for_each_density(TOY_TRAINING, learning_rate=3e-3),
     default_dataset="moons",
 )

@@ -16,14 +16,10 @@ tfb = tfp.bijectors
 
 @register(
     "realnvp",
-    family="flow",
-    losses=FlowModel.loss_names,
     presets={
-        **for_each_density(data_shape=(2,), num_couplings=8, hidden_units=64, num_blocks=2),
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, num_scales=2,
-                       hidden_units=32, num_blocks=2),
-        "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, num_scales=2,
-                              hidden_units=64, num_blocks=4),
+        **for_each_density(num_couplings=8, hidden_units=64, num_blocks=2),
+        "digits": dict(num_scales=2, hidden_units=32, num_blocks=2),
+        "fashion_mnist": dict(num_scales=2, hidden_units=64, num_blocks=4),
     },
     training={
         **for_each_density(TOY_TRAINING),

@@ -1,5 +1,5 @@
 """Evaluation metrics."""
 
-from zoo.metrics.likelihood import bits_per_dim, evaluate_likelihood
+from zoo.metrics.likelihood import NonFiniteMetricError, bits_per_dim, evaluate_likelihood
 
-__all__ = ["bits_per_dim", "evaluate_likelihood"]
+__all__ = ["NonFiniteMetricError", "bits_per_dim", "evaluate_likelihood"]

@@ -1,11 +1,13 @@
-"""Bits per dimension from negative log-likelihoods (or their bounds)."""
+"""Negative log-likelihoods (or their bounds) over a dataset, in nats and bits/dim."""
 
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from zoo.preprocessing import dequantize
+
+class NonFiniteMetricError(ValueError):
+    """An evaluation gave NaN or Inf (a diverged model): nothing is reported."""
 
 
 def bits_per_dim(nll_nats, event_size):
@@ -14,33 +16,28 @@ def bits_per_dim(nll_nats, event_size):
 
 
 def evaluate_likelihood(model, dataset, seed=0):
-    """Mean NLL (nats/example) and bits/dim of a likelihood model over a dataset.
+    """Mean ``model.nll`` (nats/example) and bits/dim over a dataset.
 
-    For flows this is -log p of the data; images are dequantized with stateless
-    noise from `seed` (so the number is reproducible), and the result is an upper
-    bound on the discrete data's bits/dim. For VAEs it is the negative ELBO, also
-    an upper bound, from one posterior sample per example drawn from `seed`.
-    Returns a dict with "nll_nats", "bits_per_dim", "num_examples".
+    What the number is comes from the model (``model.likelihood``): the exact
+    NLL, that of dequantized data (an upper bound on the discrete data's), an
+    exact discrete NLL, or a variational bound. Any noise it needs (dequantization,
+    posterior samples) is drawn statelessly from `seed` and the batch index, so the
+    number is reproducible.
+
+    Returns:
+        A dict with "nll_nats", "bits_per_dim", "num_examples", "likelihood" and
+        "bound" (what the number is, in words).
+    Raises:
+        TypeError: the model has no likelihood (``likelihood == "none"``).
+        NonFiniteMetricError: the mean is NaN or Inf.
     """
-    if hasattr(model, "log_prob"):
-        score = model.log_prob
-    elif hasattr(model, "elbo"):
-        score = model.elbo
-    else:
-        raise TypeError(f"{model.name} has neither log_prob nor elbo: no likelihood to evaluate")
-
-    dequantized = getattr(model, "num_levels", None) is not None and hasattr(model, "log_prob")
+    if model.likelihood == "none":
+        raise TypeError(f"{model.name} has no likelihood to evaluate (likelihood='none')")
 
     @tf.function
     def batch_nll(x, step):
-        batch_seed = tf.stack([tf.constant(seed), step])
-        if dequantized:
-            log_p = score(dequantize(x, seed=batch_seed))
-        elif hasattr(model, "log_prob"):
-            log_p = score(x)
-        else:
-            log_p = score(x, seed=batch_seed)
-        return -tf.reduce_sum(log_p), tf.shape(x)[0]
+        return tf.reduce_sum(model.nll(x, seed=tf.stack([tf.constant(seed), step]))), \
+            tf.shape(x)[0]
 
     total, count = 0.0, 0
     for step, batch in enumerate(dataset):
@@ -52,8 +49,14 @@ def evaluate_likelihood(model, dataset, seed=0):
     if count == 0:
         raise ValueError("evaluate_likelihood: the dataset is empty")
     mean = total / count
+    if not math.isfinite(mean):
+        raise NonFiniteMetricError(
+            f"{model.name}: the mean NLL over {count} examples is {mean} (the weights "
+            "have diverged, or an example has zero density)")
     return {
         "nll_nats": mean,
         "bits_per_dim": bits_per_dim(mean, int(np.prod(model.data_shape))),
         "num_examples": count,
+        "likelihood": model.likelihood,
+        "bound": model.likelihood_description,
     }

@@ -45,6 +45,21 @@ def latest_version(path):
     return max(versions) if versions else None
 
 
+class VersionExistsError(FileExistsError):
+    """The version folder exists already (TF Serving's versions are immutable)."""
+
+    def __init__(self, message, version, target):
+        super().__init__(message)
+        self.version = version
+        self.target = target
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _check_version(version):
     if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
         raise ValueError(
@@ -139,11 +154,10 @@ def export(model, path, version=None):
     version = _check_version(version)
     target = os.path.join(path, str(version))
     if os.path.exists(target):
-        raise FileExistsError(
+        raise VersionExistsError(
             f"export: version {version} exists already at {target!r}; versions are "
             f"immutable for TF Serving. Pass version=None for the next version "
-            f"or remove that folder."
-        )
+            f"or remove that folder.", version, target)
 
     signatures = model.serving_signatures()
     _check_signatures(model, signatures)
@@ -155,12 +169,16 @@ def export(model, path, version=None):
 
     os.makedirs(path, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".export-{version}-", dir=path)
+    # mkdtemp makes the folder private (0700); a version folder is read by TF
+    # Serving, often as another user, so it gets the umask's usual mode.
+    os.chmod(staging, 0o777 & ~_umask())
     try:
         archive.write_out(staging, verbose=False)
         concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
         _write_metadata(model, staging, version, signatures, concrete)
         if os.path.exists(target):
-            raise FileExistsError(f"export: version folder {target!r} appeared during export")
+            raise VersionExistsError(f"export: version folder {target!r} appeared during "
+                                     "export", version, target)
         os.rename(staging, target)
     finally:
         if os.path.exists(staging):
@@ -175,11 +193,16 @@ def _write_metadata(model, folder, version, signatures, concrete):
     described = {name: _signature_json(signatures[name][1], fn) for name, fn in concrete.items()}
     metadata = {
         "model": getattr(type(model), "registry_name", None),
+        "family": model.family,
+        "likelihood": model.likelihood,
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "config": model.get_config(),
         "version": version,
         "serving_default": first,
         "signatures": {"serving_default": described[first], **described},
+        "sample_options": {name: {"default": option.default, "dtype": option.dtype,
+                                  "above": option.above, "doc": option.doc}
+                           for name, option in model.sample_options.items()},
         "num_parameters": int(sum(np.prod(v.shape) for v in model.trainable_weights)),
         "zoo_version": zoo.__version__,
         "tensorflow_version": tf.__version__,

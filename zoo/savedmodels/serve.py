@@ -134,13 +134,16 @@ def curl_examples(base_path, rest_port=8501):
         lines.append(f"  curl {url}/metadata")
         try:
             with open(os.path.join(folder, str(latest_version(folder)), METADATA)) as f:
-                signatures = json.load(f)["signatures"]
+                metadata = json.load(f)
+            signatures = metadata["signatures"]
         except (OSError, ValueError, KeyError):
             continue
+        optional = set(metadata.get("sample_options", {}))  # defaults in the SignatureDef
         for sig, described in signatures.items():
             if sig == "serving_default":
                 continue
-            inputs = [dict(spec, name=k) for k, spec in described["inputs"].items()]
+            inputs = [dict(spec, name=k) for k, spec in described["inputs"].items()
+                      if not (sig == "sample" and k in optional)]
             small = all(len(json.dumps(_example_value(s))) <= 80 for s in inputs)
             if small:
                 body = {"signature_name": sig,
@@ -176,7 +179,7 @@ def serve(base_path, port=8500, rest_port=8501, dry_run=False):
     ``tensorflow_model_server --port=PORT --rest_api_port=REST_PORT
     --model_config_file=...`` until it exits. Without ``tensorflow_model_server``
     on PATH it prints (to stderr) how to install it, the equivalent docker
-    command and example requests, and returns 127.
+    command and example requests, and returns 127 (0 for a dry run).
 
     Args:
         base_path: the export base path, e.g. ``savedmodels``.
@@ -214,7 +217,7 @@ def serve(base_path, port=8500, rest_port=8501, dry_run=False):
             f"{_usage(base_path, rest_port)}",
             file=sys.stderr,
         )
-        return 127
+        return 0 if dry_run else 127
     print(f"{'would run' if dry_run else 'running'}: {shlex.join(command)}\n"
           f"Models: {models}\n{_usage(base_path, rest_port)}", file=sys.stderr)
     if dry_run:

@@ -3,10 +3,9 @@
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from zoo.base import GenerativeModel
+from zoo.base import GenerativeModel, on_batches
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder
 from zoo.metrics.likelihood import bits_per_dim
@@ -18,18 +17,14 @@ from zoo.vae.likelihoods import (
     discretized_logistic_sample,
 )
 
-LIKELIHOODS = ("logistic", "bernoulli")
+OBSERVATIONS = ("logistic", "bernoulli")
 
 
 @register(
     "vae",
-    family="vae",
-    losses=("loss", "reconstruction", "kl", "bits_per_dim"),
     presets={
-        "digits": dict(data_shape=(8, 8, 1), num_levels=17, latent_dim=8, filters=32,
-                       hidden_units=256),
-        "fashion_mnist": dict(data_shape=(28, 28, 1), num_levels=256, latent_dim=32,
-                              filters=32, hidden_units=512),
+        "digits": dict(latent_dim=8, filters=32, hidden_units=256),
+        "fashion_mnist": dict(latent_dim=32, filters=32, hidden_units=512),
     },
     training={
         "digits": dict(batch_size=64, epochs=100, learning_rate=1e-3),
@@ -56,7 +51,7 @@ class GaussianVAE(GenerativeModel):
     the negative ELBO, an upper bound on the NLL, and ``bits_per_dim`` reports
     the negative ELBO (not the beta-weighted loss) in bits per dimension.
 
-    Likelihoods (``likelihood``):
+    Observation models p(x|z) (``observation``):
 
     * ``"logistic"``: a discretized logistic per pixel over the ``num_levels``
       integer levels (PixelCNN++, Salimans et al. 2017), with a learned location
@@ -80,10 +75,12 @@ class GaussianVAE(GenerativeModel):
         filters: channels of the first encoder convolution (and of the last
             decoder feature map).
         hidden_units: width of the dense layers of encoder and decoder.
-        likelihood: ``"logistic"`` or ``"bernoulli"``.
+        observation: ``"logistic"`` or ``"bernoulli"``, the model of p(x|z).
         beta: weight of the KL term in the training loss (1: the ELBO).
     """
 
+    family = "vae"
+    likelihood = "bound"
     loss_names = ("loss", "reconstruction", "kl", "bits_per_dim")
 
     def __init__(
@@ -93,7 +90,7 @@ class GaussianVAE(GenerativeModel):
         latent_dim=8,
         filters=32,
         hidden_units=256,
-        likelihood="logistic",
+        observation="logistic",
         beta=1.0,
         **kwargs,
     ):
@@ -102,7 +99,7 @@ class GaussianVAE(GenerativeModel):
         self.latent_dim = int(latent_dim)
         self.filters = int(filters)
         self.hidden_units = int(hidden_units)
-        self.likelihood = str(likelihood)
+        self.observation = str(observation)
         self.beta = float(beta)
         if len(self.data_shape) != 3:
             raise ValueError(f"GaussianVAE: expected data_shape (H, W, C), got {self.data_shape}")
@@ -110,16 +107,16 @@ class GaussianVAE(GenerativeModel):
             raise ValueError(
                 f"GaussianVAE: expected num_levels >= 2 (raw image levels), got {num_levels}"
             )
-        if self.likelihood not in LIKELIHOODS:
+        if self.observation not in OBSERVATIONS:
             raise ValueError(
-                f"GaussianVAE: expected likelihood in {LIKELIHOODS}, got {self.likelihood!r}"
+                f"GaussianVAE: expected observation in {OBSERVATIONS}, got {self.observation!r}"
             )
         if self.latent_dim < 1:
             raise ValueError(f"GaussianVAE: expected latent_dim >= 1, got {self.latent_dim}")
         if self.beta < 0:
             raise ValueError(f"GaussianVAE: expected beta >= 0, got {self.beta}")
         h, w, c = self.data_shape
-        params_per_pixel = 2 if self.likelihood == "logistic" else 1
+        params_per_pixel = 2 if self.observation == "logistic" else 1
         self.encoder = ConvEncoder(self.filters, self.hidden_units, 2 * self.latent_dim,
                                    name="encoder")
         self.decoder = ConvDecoder((h, w, params_per_pixel * c), self.filters,
@@ -127,31 +124,31 @@ class GaussianVAE(GenerativeModel):
         self.build_model()
 
     @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
+    @property
     def value_range(self):
         """Raw levels: integers in [0, num_levels - 1]."""
         return (0.0, float(self.num_levels - 1))
 
     def validate_levels(self, x, where):
-        """``validate_inputs`` plus, when eager, a check that levels are integers."""
-        x = self.validate_inputs(x, where)
-        if tf.executing_eagerly() and not np.array_equal(x.numpy(), np.round(x.numpy())):
-            raise ValueError(
-                f"{self.name}.{where}: expected integer pixel levels in "
-                f"[0, {self.num_levels - 1}] (the VAE models the discrete data), "
-                "got non-integer values"
-            )
-        return x
+        """``validate_inputs`` plus a check that levels are integers (the VAE models
+        the discrete data)."""
+        return self.check_batch(x, where, self.data_shape, self.value_range,
+                                what="raw pixel values", integers=True)
 
     # ---------------------------------------------------------------- model
-    def observed(self, x, seed=None):
-        """What the decoder models: the levels, or their binarization."""
-        if self.likelihood == "bernoulli":
+    def observed(self, x, seed):
+        """What the decoder models: the levels, or their binarization (drawn from
+        the stateless `seed`)."""
+        if self.observation == "bernoulli":
             return binarize(x, self.num_levels, seed=seed)
         return x
 
     def encoder_input(self, observed):
         """Observed values -> [-1, 1], what the encoder sees."""
-        if self.likelihood == "bernoulli":
+        if self.observation == "bernoulli":
             return 2.0 * observed - 1.0
         return to_symmetric(observed, self.num_levels)
 
@@ -172,7 +169,7 @@ class GaussianVAE(GenerativeModel):
     def decoder_log_prob(self, observed, z):
         """log p(x|z) per example (nats), summed over pixels."""
         params = self.decoder(z)
-        if self.likelihood == "bernoulli":
+        if self.observation == "bernoulli":
             log_p = bernoulli_log_prob(observed, params)
         else:
             loc, log_scale = tf.split(params, 2, axis=-1)
@@ -182,15 +179,15 @@ class GaussianVAE(GenerativeModel):
     def elbo_terms(self, x, seed=None):
         """(reconstruction, kl) per example: -log p(x|z) at one z ~ q(z|x), and the KL.
 
-        With a `seed` (shape [2] or scalar) every random draw is stateless.
+        The draws (binarization, posterior sample) come from the stateless `seed`
+        (an int or shape [2]), or from the training stream ``self.rng`` if None.
         """
         if seed is None:
-            binarize_seed = None
-            eps = tf.random.normal([tf.shape(x)[0], self.latent_dim])
+            binarize_seed, eps_seed = self.rng.next_seed(), self.rng.next_seed()
         else:
             binarize_seed, eps_seed = tf.unstack(
                 tf.random.experimental.stateless_split(self.stateless_seed(seed), 2))
-            eps = tf.random.stateless_normal([tf.shape(x)[0], self.latent_dim], seed=eps_seed)
+        eps = tf.random.stateless_normal([tf.shape(x)[0], self.latent_dim], seed=eps_seed)
         observed = self.observed(x, seed=binarize_seed)
         mean, log_scale = self.posterior(observed)
         z = mean + tf.exp(log_scale) * eps
@@ -212,13 +209,26 @@ class GaussianVAE(GenerativeModel):
         return self.decoder(mean)
 
     # ------------------------------------------------------------ public API
+    @on_batches("data")
+    def evidence(self, x, seed=None):
+        """The ELBO per example and its two terms: ``{"elbo", "reconstruction",
+        "kl"}`` (nats), from one posterior sample drawn statelessly from `seed` (a
+        random one if None). Images are raw integer levels."""
+        reconstruction, kl = self.elbo_terms(self.validate_levels(x, "elbo"),
+                                             self.stateless_seed(seed))
+        return {"elbo": -reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+
     def elbo(self, x, seed=None):
         """The evidence lower bound on log p(x), per example (nats; a bound, not
         the log-likelihood), from one posterior sample drawn statelessly from
         `seed` (a random one if None). Images are raw integer levels."""
-        reconstruction, kl = self.elbo_terms(self.validate_levels(x, "elbo"), seed)
-        return -reconstruction - kl
+        return self.evidence(x, seed)["elbo"]
 
+    def nll(self, x, seed=None):
+        """The negative ELBO per example (nats), an upper bound on -log p(x)."""
+        return -self.elbo(x, seed)
+
+    @on_batches("data")
     def importance_weighted_bound(self, x, num_samples=64, seed=None):
         """The importance-weighted bound (Burda et al. 2016,
         https://arxiv.org/abs/1509.00519) on log p(x), per example:
@@ -245,61 +255,48 @@ class GaussianVAE(GenerativeModel):
         log_weights = log_likelihood + log_prior - log_q
         return tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
 
+    @on_batches("data")
     def encode(self, x):
         """The posterior q(z|x) of raw levels `x`: (mean, log_scale). Bernoulli
         models see the pixels thresholded at half range (deterministic)."""
         x = self.validate_levels(x, "encode")
-        if self.likelihood == "bernoulli":
+        if self.observation == "bernoulli":
             observed = tf.cast(x > (self.num_levels - 1) / 2.0, tf.float32)
         else:
             observed = x
         return self.posterior(observed)
 
+    @on_batches("latent")
     def decode(self, z):
         """Latent z -> the decoder's mean image in levels [0, num_levels - 1]
         (logistic: its location; Bernoulli: (L - 1) times the pixel's probability)."""
-        z = tf.convert_to_tensor(z, tf.float32)
-        if z.shape.rank != 2 or (z.shape[1] is not None and z.shape[1] != self.latent_dim):
-            raise ValueError(
-                f"{self.name}.decode: expected z of shape (batch, {self.latent_dim}), "
-                f"got {tuple(z.shape)}"
-            )
-        params = self.decoder(z)
-        if self.likelihood == "bernoulli":
+        params = self.decoder(self.check_batch(z, "decode", (self.latent_dim,), what="z"))
+        if self.observation == "bernoulli":
             return (self.num_levels - 1.0) * tf.sigmoid(params)
         loc, _ = tf.split(params, 2, axis=-1)
         return tf.clip_by_value((loc + 1.0) * (self.num_levels - 1.0) / 2.0,
                                 0.0, self.num_levels - 1.0)
 
-    def sample(self, n, seed=None):
-        """`n` images drawn from the model: z ~ N(0, I), then x ~ p(x|z), as
-        integer levels (Bernoulli: 0 or num_levels - 1). Stateless from `seed`."""
-        n = self.validate_count(n)
-        z_seed, x_seed = tf.unstack(
-            tf.random.experimental.stateless_split(self.stateless_seed(seed), 2))
+    def draw_samples(self, n, seed):
+        """Images drawn from the model: z ~ N(0, I), then x ~ p(x|z), as integer
+        levels (Bernoulli: 0 or num_levels - 1)."""
+        z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         z = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=z_seed)
         params = self.decoder(z)
-        if self.likelihood == "bernoulli":
+        if self.observation == "bernoulli":
             u = tf.random.stateless_uniform(tf.shape(params), seed=x_seed)
             return (self.num_levels - 1.0) * tf.cast(u < tf.sigmoid(params), tf.float32)
         loc, log_scale = tf.split(params, 2, axis=-1)
         return discretized_logistic_sample(loc, log_scale, self.num_levels, x_seed)
 
-    def serving_signatures(self):
-        scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
-
-        def elbo(x, seed):
-            reconstruction, kl = self.elbo_terms(self.validate_levels(x, "elbo"), seed)
-            return {"elbo": -reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
-
+    def data_signatures(self):
         def encode(x):
             mean, log_scale = self.encode(x)
             return {"mean": mean, "log_scale": log_scale}
 
         return {
-            "elbo": (elbo, [self.data_spec(), scalar("seed")]),
-            "sample": (lambda n, seed: {"samples": self.sample(n, seed)},
-                       [scalar("n"), scalar("seed")]),
+            "elbo": (lambda x, seed: self.evidence(x, seed),
+                     [self.data_spec(), tf.TensorSpec([], tf.int32, name="seed")]),
             "encode": (encode, [self.data_spec()]),
             "decode": (lambda z: {"x": self.decode(z)},
                        [tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")]),

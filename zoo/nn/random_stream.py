@@ -1,0 +1,69 @@
+"""The random numbers of a training step, as a layer whose state checkpoints hold."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RandomStream(keras.layers.Layer):
+    """A stream of stateless seeds (and the noise drawn from them) for training steps.
+
+    Wraps a ``keras.random.SeedGenerator``: each draw takes the generator's current
+    state as the seed of a stateless random op and advances the state, inside the
+    compiled step as well. Keras does not write a seed generator's state into a
+    ``.keras`` file, so this layer saves and loads it as its one weight: a model
+    restored from a checkpoint draws the same numbers it would have drawn had it
+    never stopped, and a killed run that resumes continues bit for bit.
+
+    Draws outside training (sampling, evaluation with a seed) do not use the
+    stream: they take explicit seeds and leave it where it is.
+
+    The generator is made by :meth:`initialize`: a model makes it after building
+    its weights, so that the stream's seed, drawn from Python's ``random`` when not
+    given, leaves their initial values as they would be without it.
+
+    Args:
+        seed: the initial seed; None draws one from Python's ``random`` (seeded by
+            ``keras.utils.set_random_seed``).
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.generator = None
+        self.built = True  # nothing to build from inputs: the layer is never called
+
+    def initialize(self):
+        """Makes the seed generator (once)."""
+        if self.generator is None:
+            self.generator = keras.random.SeedGenerator(self.seed, name="state")
+
+    def next_seed(self):
+        """The next stateless seed, shape ``[2]``; advances the stream."""
+        return self.generator.next()
+
+    def normal(self, shape, dtype="float32"):
+        """Standard normal noise of `shape`."""
+        return tf.random.stateless_normal(shape, seed=self.next_seed(), dtype=dtype)
+
+    def uniform(self, shape, dtype="float32"):
+        """Uniform noise on ``[0, 1)`` of `shape`."""
+        return tf.random.stateless_uniform(shape, seed=self.next_seed(), dtype=dtype)
+
+    @property
+    def state(self):
+        return self.generator.state
+
+    def save_own_variables(self, store):
+        store["state"] = self.generator.state.numpy()
+
+    def load_own_variables(self, store):
+        if "state" not in store:
+            raise ValueError(
+                f"{self.name}: the checkpoint holds no random-stream state (expected "
+                f"the key 'state', got {sorted(store.keys())})"
+            )
+        self.generator.state.assign(store["state"])
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
