@@ -1,191 +1,41 @@
-"""The training loop of ``zoo train``: one run folder per run, resumable.
+"""The training loop of ``zoo train``: one ``model.fit`` per run, resumable bit for bit.
 
-A run folder holds::
+:func:`train` runs ``model.fit(epochs=E, initial_epoch=k)`` on
+:func:`zoo.datasets.training_epochs` with these callbacks:
 
-    run.json                      model, dataset, overrides, training settings, seed
-    checkpoints/epoch_NNNN.keras  model and optimizer state after epoch NNNN (the last
-                                  KEEP_CHECKPOINTS epochs are kept)
-    checkpoints/latest.json       {"epoch": N, "file": "epoch_NNNN.keras"}: the last good one
-    samples/epoch_NNNN.png        samples after each epoch (the same seed every epoch)
-    logs/                         TensorBoard logs
-    history.json                  one record of loss terms per epoch, across resumes
+* :class:`NonFiniteStop` stops at the first batch with NaN/Inf in any logged value;
+* :class:`RunCheckpoint` writes, after each good epoch, the checkpoint, then
+  ``history.json``, then ``checkpoints/latest.json`` (each atomically), and keeps
+  the last ``KEEP_CHECKPOINTS``; it writes nothing for an epoch that went bad;
+* :class:`SampleGrid` draws the epoch's samples (the same seed every epoch);
+* Keras' TensorBoard callback writes ``logs/``.
 
-Checkpoints and JSON files are written to a temporary file and renamed into place,
-and ``latest.json`` is written last, so an interrupted run always has a complete
-last good checkpoint. A NaN/Inf in any logged value stops the run before the
-epoch's checkpoint is written (:class:`NonFiniteLossError`).
-
-The global random seeds are set to ``seed`` when a process starts (or resumes) a
-run, and epoch ``k`` reads the training data shuffled with seed ``seed + k``, so
-the data order of an epoch does not depend on whether the run was resumed. Models
-whose training step draws no random numbers (flows on 2-D data) resume bit for bit.
-Those that draw noise inside the step (dequantization, GAN latents) continue from
-exactly the saved weights and optimizer state, but a resumed process restarts the
-noise stream where the run's first epoch began: TF's stateful random ops keep their
-state inside the traced step, which no checkpoint holds (resetting it each epoch
-would mean retracing the step each epoch).
+A killed run resumes from its last good checkpoint and continues exactly as if
+it had never stopped: the data order of epoch ``e`` depends on ``e`` alone, and the
+step's random numbers come from the model's random stream, whose state the
+checkpoint holds with the weights and the optimizer's state. A run that diverged
+can resume with a lower learning rate (``--lr``), recorded in ``run.json`` and in
+every record of ``history.json``.
 """
 
-import dataclasses
-import inspect
 import json
+import math
 import os
-import re
+import sys
 import time
 
 import keras
 import numpy as np
 
 import zoo
-from zoo import datasets, plotting, registry
-from zoo.base import GenerativeModel
+from zoo import datasets, plotting, registry, runs
+from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
+                      RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
 
-RUN_FILE = "run.json"
-HISTORY_FILE = "history.json"
-CHECKPOINTS = "checkpoints"
-LATEST_FILE = "latest.json"
-SAMPLES = "samples"
-LOGS = "logs"
-IMAGE_SAMPLES = 64  # samples per epoch picture: an 8x8 grid of images ...
-POINT_SAMPLES = 1000  # ... or this many 2-D points
-CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
-KEEP_CHECKPOINTS = 3  # checkpoints kept per run (about 5 MB each for digits RealNVP)
-TRAINING_KEYS = ("batch_size", "learning_rate", "steps_per_epoch", "jit_compile")
-
-
-class RunError(Exception):
-    """A run cannot be started, resumed or read; the message says why and what to do."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/Inf; the run stopped before saving that epoch.
-
-    Attributes:
-        epoch: the (1-based) epoch in which it happened.
-        values: the non-finite logged values, name -> float (or weight names).
-        checkpoint: the path of the last good checkpoint, or None.
-    """
-
-    def __init__(self, message, epoch, values, checkpoint):
-        super().__init__(message)
-        self.epoch = epoch
-        self.values = values
-        self.checkpoint = checkpoint
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What :func:`train` returns: the trained model and where its state lies."""
-
-    model: keras.Model
-    run_dir: str
-    epoch: int  # epochs completed
-    checkpoint: str  # path of the last checkpoint
-    history: list  # one dict per epoch
-    finished: bool  # epoch == the run's epochs
-
-
-# ------------------------------------------------------------------ files
-def checkpoint_name(epoch):
-    """The checkpoint file name of a 1-based epoch: ``epoch_0003.keras``."""
-    return f"epoch_{epoch:04d}.keras"
-
-
-def write_json(path, value):
-    """Writes JSON atomically: to a temporary file, flushed, then renamed over `path`."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def read_json(path, what):
-    """Reads a JSON file, or raises RunError saying which file of a run is bad."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise RunError(f"{what} not found: {path}") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{what} {path} cannot be read: {e}") from None
-
-
-def checkpoint_files(run_dir):
-    """Names of the ``epoch_NNNN.keras`` files in a run folder, sorted."""
-    folder = os.path.join(os.fspath(run_dir), CHECKPOINTS)
-    if not os.path.isdir(folder):
-        return []
-    return sorted(n for n in os.listdir(folder) if CHECKPOINT_PATTERN.match(n))
-
-
-def latest_checkpoint(run_dir):
-    """The last good checkpoint as ``{"epoch", "file", "path"}``, or None.
-
-    It is the one ``checkpoints/latest.json`` names (written after the checkpoint
-    itself, so it only ever names a complete file).
-    """
-    path = os.path.join(os.fspath(run_dir), CHECKPOINTS, LATEST_FILE)
-    if not os.path.exists(path):
-        return None
-    latest = read_json(path, "checkpoint index")
-    if not isinstance(latest, dict) or "epoch" not in latest or "file" not in latest:
-        raise RunError(f"checkpoint index {path}: expected {{'epoch': N, 'file': NAME}}, "
-                       f"got {latest!r}")
-    file = os.path.join(os.fspath(run_dir), CHECKPOINTS, latest["file"])
-    if not os.path.isfile(file):
-        raise RunError(f"checkpoint index {path} names {latest['file']}, which is missing")
-    return {"epoch": int(latest["epoch"]), "file": latest["file"], "path": file}
-
-
-def read_run(run_dir):
-    """The ``run.json`` of a run folder, or a RunError saying none is there."""
-    run_dir = os.fspath(run_dir)
-    if not os.path.isdir(run_dir):
-        raise RunError(f"no run folder at {run_dir!r} (train one with `zoo train MODEL "
-                       f"--dataset D --out {run_dir}`)")
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.exists(path):
-        raise RunError(f"{run_dir!r} is not a run folder: it has no {RUN_FILE} "
-                       "(written by `zoo train`)")
-    return read_json(path, "run settings")
-
-
-def load_checkpoint(run_dir):
-    """Loads a run's last good checkpoint, compiled, with its optimizer state.
-
-    Returns:
-        ``(model, run, latest)``: the model, the run's settings (``run.json``)
-        and ``{"epoch", "file", "path"}`` of the checkpoint.
-    """
-    run = read_run(run_dir)
-    latest = latest_checkpoint(run_dir)
-    if latest is None:
-        raise RunError(f"run {os.fspath(run_dir)!r} has no checkpoint yet (no "
-                       f"{CHECKPOINTS}/{LATEST_FILE}); train at least one epoch")
-    return _load_model(run["model"], latest["path"]), run, latest
-
-
-def _load_model(name, path):
-    model_entry(name)  # imports the module that registers the class
-    try:
-        return keras.saving.load_model(path)
-    except Exception as e:  # a damaged or foreign file
-        raise RunError(f"checkpoint {path} cannot be loaded: {type(e).__name__}: {e}") from e
-
-
-def read_history(run_dir, upto=None):
-    """The records of ``history.json`` (epochs <= `upto` if given), or []."""
-    path = os.path.join(os.fspath(run_dir), HISTORY_FILE)
-    if not os.path.exists(path):
-        return []
-    history = read_json(path, "training history")
-    return [r for r in history if upto is None or r.get("epoch", 0) <= upto]
+SEED_RANGE = (0, 2**31 - 1)
+# Settings that a resumed run keeps unless given again (the learning rate may change).
+FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile")
+DATA_PARAMETERS = ("data_shape", "num_levels")
 
 
 # ------------------------------------------------------------ models and settings
@@ -197,17 +47,6 @@ def model_entry(name):
         raise RunError(str(e)) from None
 
 
-def model_parameters(cls):
-    """The constructor parameters of a zoo model class (through its base classes)."""
-    names = {"data_shape", "num_levels"}
-    for klass in cls.__mro__:
-        if isinstance(klass, type) and issubclass(klass, GenerativeModel):
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self":
-                    names.add(p.name)
-    return sorted(names)
-
-
 def build_model(name, dataset, overrides):
     """``zoo.get(name, dataset, **overrides)``, with errors naming the parameters."""
     entry = model_entry(name)
@@ -215,10 +54,16 @@ def build_model(name, dataset, overrides):
         entry.config_for(dataset)
     except ValueError as e:
         raise RunError(str(e)) from None
-    unknown = sorted(set(overrides) - set(model_parameters(entry.cls)))
+    fixed = sorted(set(overrides) & set(DATA_PARAMETERS))
+    if fixed:
+        info = datasets.info(dataset)
+        raise RunError(f"{', '.join(fixed)} come from the dataset ({dataset}: data_shape "
+                       f"{list(info.shape)}, num_levels {info.num_levels}) and cannot be set")
+    parameters = entry.cls.parameter_names()
+    unknown = sorted(set(overrides) - set(parameters))
     if unknown:
         raise RunError(f"model {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                       f"its parameters: {model_parameters(entry.cls)}")
+                       f"its parameters: {sorted(set(parameters) - set(DATA_PARAMETERS))}")
     try:
         return registry.get(name, dataset=dataset, **overrides)
     except (TypeError, ValueError) as e:
@@ -231,8 +76,17 @@ def _jsonable(value):
 
 def _check_positive(name, value, kind):
     ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0
+    if kind is float:
+        ok = ok and math.isfinite(value)
     if not ok:
         raise RunError(f"{name} must be a positive {kind.__name__}, got {value!r}")
+
+
+def check_seed(seed):
+    low, high = SEED_RANGE
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not low <= seed <= high):
+        raise RunError(f"--seed must be an integer in [{low}, {high}], got {seed!r}")
 
 
 def new_run(name, dataset, epochs, overrides, seed, settings):
@@ -243,16 +97,17 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
         defaults = entry.training_for(dataset)
     except ValueError as e:
         raise RunError(str(e)) from None
+    check_seed(seed)
     training = {
         "epochs": epochs or defaults.get("epochs", 10),
         "batch_size": settings["batch_size"] or defaults.get("batch_size", 64),
-        "learning_rate": settings["learning_rate"] or defaults.get("learning_rate", 1e-3),
+        "learning_rate": float(settings["learning_rate"] or defaults.get("learning_rate", 1e-3)),
         "steps_per_epoch": settings["steps_per_epoch"] or defaults.get("steps_per_epoch"),
         "jit_compile": bool(settings["jit_compile"]),
     }
     _check_positive("epochs", training["epochs"], int)
     _check_positive("batch_size", training["batch_size"], int)
-    _check_positive("learning_rate", float(training["learning_rate"]), float)
+    _check_positive("learning_rate", training["learning_rate"], float)
     if training["steps_per_epoch"] is not None:
         _check_positive("steps_per_epoch", training["steps_per_epoch"], int)
     return {
@@ -266,7 +121,11 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
 
 
 def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings):
-    """The stored settings, checked against the explicit ones; `epochs` may change."""
+    """The stored settings, checked against the explicit ones.
+
+    `epochs` sets a new target and `learning_rate` a new rate; any other setting
+    that differs from the stored one is an error.
+    """
 
     def conflict(key, old, new):
         raise RunError(
@@ -280,9 +139,10 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
             conflict(key, stored[key], value)
     if overrides and _jsonable(overrides) != stored["overrides"]:
         conflict("overrides", stored["overrides"], _jsonable(overrides))
+    check_seed(seed)
     if seed is not None and seed != stored["seed"]:
         conflict("seed", stored["seed"], seed)
-    for key in TRAINING_KEYS:
+    for key in FIXED_SETTINGS:
         value = settings[key]
         if value is not None and value != stored["training"][key]:
             conflict(key, stored["training"][key], value)
@@ -290,7 +150,26 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
     if epochs is not None:
         _check_positive("epochs", epochs, int)
         run["training"]["epochs"] = epochs
+    if settings["learning_rate"] is not None:
+        _check_positive("learning_rate", float(settings["learning_rate"]), float)
+        run["training"]["learning_rate"] = float(settings["learning_rate"])
     return run
+
+
+def set_learning_rate(model, old, new):
+    """Scales every optimizer's learning rate by new / old (keeping their ratios)."""
+    for optimizer in model.all_optimizers():
+        try:
+            optimizer.learning_rate = float(optimizer.learning_rate.numpy()) * new / old
+        except TypeError:  # a LearningRateSchedule
+            raise RunError("the model's optimizer follows a learning-rate schedule; its "
+                           "rate cannot be changed on resume") from None
+
+
+def _compile(model, run):
+    training = run["training"]
+    model.compile(optimizer=model.default_optimizer(training["learning_rate"]),
+                  jit_compile=training["jit_compile"])
 
 
 # ------------------------------------------------------------------ callbacks
@@ -305,15 +184,17 @@ def non_finite(logs):
 
 
 def non_finite_weights(model):
-    """Paths of the model's weights that hold NaN or Inf."""
-    return [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    """Paths of the model's float weights that hold NaN or Inf."""
+    return [w.path for w in model.weights
+            if np.asarray(w).dtype.kind == "f" and not np.all(np.isfinite(np.asarray(w)))]
 
 
-class FiniteGuard(keras.callbacks.Callback):
+class NonFiniteStop(keras.callbacks.Callback):
     """Stops training at the first batch with a NaN/Inf in any logged value.
 
     Every value counts, not only ``loss`` (WGAN-GP logs ``critic_loss`` and others).
-    ``failure`` is then ``{"epoch": 1-based epoch, "batch": batch, "values": {...}}``.
+    ``failure`` is then ``{"epoch": 1-based epoch, "batch": batch, "values": {...}}``;
+    :class:`RunCheckpoint` also records one found at an epoch's end.
     """
 
     def __init__(self):
@@ -331,102 +212,99 @@ class FiniteGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class EpochProgbar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, headed ``Epoch k/N`` with the run's N (fit runs one epoch)."""
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each good epoch: the checkpoint, ``history.json``, then ``latest.json``.
 
-    def __init__(self, epochs):
+    Each is written to a temporary file and renamed into place, in that order, so
+    ``latest.json`` only ever names a complete checkpoint whose epoch the history
+    holds. Only the last `keep` checkpoints are kept. An epoch with NaN/Inf in its
+    logs or weights (or stopped by `guard`) writes nothing.
+    """
+
+    def __init__(self, run_dir, history, guard, last=None, keep=KEEP_CHECKPOINTS):
         super().__init__()
-        self.total_epochs = epochs
+        self.run_dir, self.history, self.guard, self.keep = run_dir, history, guard, keep
+        self.last = last  # the last good Checkpoint
+        self.began = time.time()
 
-    def set_params(self, params):
-        super().set_params(params)
-        self.epochs = self.total_epochs
+    def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.time()
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.failure is not None:
+            return
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        bad = non_finite(logs) or ({"weights": non_finite_weights(self.model)}
+                                   if non_finite_weights(self.model) else {})
+        if bad:
+            self.guard.failure = {"epoch": epoch + 1, "values": bad}
+            self.model.stop_training = True
+            return
+        self.history.append({
+            "epoch": epoch + 1, **logs,
+            "learning_rate": float(f"{float(self.model.optimizer.learning_rate.numpy()):.7g}"),
+            "seconds": round(time.time() - self.began, 3),
+        })
+        self.last = self.save(epoch + 1)
 
-# ------------------------------------------------------------------ the loop
-def reference_points(model, dataset, data_dir=None):
-    """Test points drawn under 2-D samples (None for image models)."""
-    if tuple(model.data_shape) != (2,):
-        return None
-    data = datasets.load(dataset, "test", POINT_SAMPLES, shuffle=False, take=POINT_SAMPLES,
-                         data_dir=data_dir)
-    return np.asarray(next(iter(data)))
-
-
-def sample_count(model):
-    return IMAGE_SAMPLES if len(model.data_shape) == 3 else POINT_SAMPLES
-
-
-def _compile(model, run):
-    training = run["training"]
-    model.compile(optimizer=model.default_optimizer(training["learning_rate"]),
-                  jit_compile=training["jit_compile"])
-
-
-def _save_epoch(model, run_dir, epoch, history):
-    """Checkpoint, history and then latest.json, each written atomically."""
-    folder = os.path.join(run_dir, CHECKPOINTS)
-    os.makedirs(folder, exist_ok=True)
-    name = checkpoint_name(epoch)
-    tmp = os.path.join(folder, f".tmp-{name}")  # still ends in .keras, as save() needs
-    model.save(tmp)
-    os.replace(tmp, os.path.join(folder, name))
-    write_json(os.path.join(run_dir, HISTORY_FILE), history)
-    write_json(os.path.join(folder, LATEST_FILE), {"epoch": epoch, "file": name})
-    for old in checkpoint_files(run_dir)[:-KEEP_CHECKPOINTS]:
-        os.remove(os.path.join(folder, old))
-    return os.path.join(folder, name)
+    def save(self, epoch):
+        folder = os.path.join(self.run_dir, CHECKPOINTS)
+        os.makedirs(folder, exist_ok=True)
+        name = runs.checkpoint_name(epoch)
+        tmp = os.path.join(folder, f".tmp-{name}")  # still ends in .keras, as save() needs
+        self.model.save(tmp)
+        os.replace(tmp, os.path.join(folder, name))
+        runs.write_json(os.path.join(self.run_dir, HISTORY_FILE), self.history)
+        runs.write_json(os.path.join(folder, LATEST_FILE), {"epoch": epoch, "file": name})
+        for old in runs.checkpoint_files(self.run_dir)[:-self.keep]:
+            os.remove(os.path.join(folder, old))
+        return Checkpoint(epoch, name, os.path.join(folder, name))
 
 
-def _epoch_failure(model, logs, epoch):
-    """NaN/Inf in the epoch's logs or, after its last update, in the weights; or None."""
-    bad = non_finite(logs)
-    if not bad and non_finite_weights(model):
-        bad = {"weights": non_finite_weights(model)}
-    return {"epoch": epoch, "values": bad} if bad else None
+class SampleGrid(keras.callbacks.Callback):
+    """Writes ``samples/epoch_NNNN.png`` after each good epoch, always from `seed`."""
+
+    def __init__(self, run_dir, guard, seed, reference=None):
+        super().__init__()
+        self.run_dir, self.guard, self.seed, self.reference = run_dir, guard, seed, reference
+
+    def on_epoch_end(self, epoch, logs=None):
+        count = plotting.EPOCH_SAMPLES.get(self.model.data_kind)
+        if self.guard.failure is not None or not count:
+            return
+        plotting.save_samples(self.model, os.path.join(self.run_dir, SAMPLES,
+                                                       f"epoch_{epoch + 1:04d}.png"),
+                              count, self.seed, reference=self.reference)
 
 
-def _diverged(failure, last_good):
+def _diverged(failure, last_good, run_dir, learning_rate):
     """The NonFiniteLossError for `failure`, naming the last good checkpoint."""
     epoch = failure["epoch"]
     where = f"epoch {epoch}" + (f", batch {failure['batch']}" if "batch" in failure else "")
+    lower = f"{learning_rate / 10:g}"
     if last_good is None:
-        good = ("no checkpoint was written (it diverged in the first epoch); start "
-                "again, e.g. with a lower --lr")
+        good = (f"no checkpoint was written (it diverged in the first epoch); start again "
+                f"with a lower learning rate, e.g. --lr {lower}")
     else:
-        good = (f"the last good checkpoint, {last_good['path']} (epoch {last_good['epoch']}), "
-                "is intact: resume from it with --resume, or start a new run (another "
-                "--out) with a lower --lr")
+        good = (f"the last good checkpoint, {last_good.path} (epoch {last_good.epoch}), is "
+                f"intact: resume from it with a lower learning rate, `zoo train --out "
+                f"{run_dir} --resume --lr {lower}`")
     return NonFiniteLossError(
-        f"training stopped: non-finite values in {where}: {failure['values']}; "
-        f"{good}", epoch, failure["values"], last_good and last_good["path"])
+        f"training stopped: non-finite values in {where}: {failure['values']}; {good}",
+        epoch, failure["values"], last_good and last_good.path)
 
 
-def _fit_epochs(model, run, run_dir, start, history, verbose, data_dir):
-    training, seed = run["training"], run["seed"]
-    steps = training["steps_per_epoch"]
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False)
-    progbar = [EpochProgbar(training["epochs"])] if verbose else []
-    reference = reference_points(model, run["dataset"], data_dir)
-    last_good = latest_checkpoint(run_dir)
-    for epoch in range(start, training["epochs"]):
-        data = datasets.load(run["dataset"], "train", training["batch_size"],
-                             repeat=steps is not None, seed=seed + epoch, data_dir=data_dir)
-        guard = FiniteGuard()
-        began = time.time()
-        fitted = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
-                           shuffle=False, callbacks=[guard, tensorboard, *progbar],
-                           verbose=verbose)
-        logs = {k: float(v[-1]) for k, v in fitted.history.items()}
-        failure = guard.failure or _epoch_failure(model, logs, epoch + 1)
-        if failure is not None:
-            raise _diverged(failure, last_good)
-        history.append({"epoch": epoch + 1, **logs, "seconds": round(time.time() - began, 3)})
-        path = _save_epoch(model, run_dir, epoch + 1, history)
-        last_good = {"epoch": epoch + 1, "path": path}
-        plotting.save_samples(model, os.path.join(run_dir, SAMPLES, f"epoch_{epoch + 1:04d}.png"),
-                              sample_count(model), seed, reference=reference)
-    return last_good
+# ------------------------------------------------------------------ the loop
+class TrainResult:
+    """What :func:`train` returns: the trained model and where its state lies."""
+
+    def __init__(self, model, run_dir, checkpoint, history, total):
+        self.model = model
+        self.run_dir = run_dir
+        self.epoch = checkpoint.epoch if checkpoint else 0  # epochs completed
+        self.checkpoint = checkpoint.path if checkpoint else None
+        self.history = history  # one dict per epoch
+        self.finished = self.epoch >= total
 
 
 def _say(verbose, message):
@@ -436,13 +314,14 @@ def _say(verbose, message):
 
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
-          verbose=1, data_dir=None):
+          verbose="auto", data_dir=None, callbacks=()):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
     (``entry.training_for(dataset)``) for a new run, and from ``run.json`` when
     resuming; given settings that differ from a resumed run's are an error,
-    except `epochs`, which sets a new target.
+    except `epochs` (a new target) and `learning_rate` (a new rate, e.g. after
+    divergence). Nothing is written before every setting has been checked.
 
     Args:
         name: a registered model name.
@@ -453,58 +332,81 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         batch_size, learning_rate: as in the preset unless given.
         steps_per_epoch: batches per epoch, the data repeated; None: one pass.
         overrides: model constructor arguments replacing the preset's.
-        resume: continue from the last good checkpoint in `out` (a fresh start if
-            there is none); without it, a folder with checkpoints is an error.
+        resume: continue the run in `out` from its last good checkpoint (from the
+            start if it has none); `out` must hold a run. Without it, a folder with
+            checkpoints is an error.
         seed: data order and random seeds (0 for a new run unless given).
         jit_compile: compile the train step with XLA.
-        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch; "auto": 1 when
+            stdout is a terminal, else 2.
         data_dir: the tfds data_dir (default ``$ZOO_DATA_DIR``, else tfds').
+        callbacks: more Keras callbacks for ``fit``.
     Returns:
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
-            with checkpoints without `resume`, settings conflicting with the run.
+            with checkpoints without `resume`, nothing to resume, settings
+            conflicting with the run, damaged run files.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
-    run_dir = os.fspath(out)
+    run_dir = runs.check_folder(out)
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
                 "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile}
-    latest = latest_checkpoint(run_dir)
-    if not resume and (latest or checkpoint_files(run_dir)):
-        raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
-                       "to continue it, or choose another --out")
-    has_run = os.path.exists(os.path.join(run_dir, RUN_FILE))
-    if latest and not has_run:
-        raise RunError(f"run folder {run_dir!r} has checkpoints but no {RUN_FILE}: "
-                       "cannot tell its settings; choose another --out")
-    if resume and has_run:
-        run = resumed_run(read_run(run_dir), run_dir, name, dataset, epochs, overrides,
-                          seed, settings)
+    has_run = os.path.isfile(os.path.join(run_dir, RUN_FILE))
+    if resume:
+        if not has_run:
+            raise RunError(f"nothing to resume in {run_dir!r}: it holds no {RUN_FILE}; start "
+                           "a new run there without --resume")
+        stored = runs.read_run(run_dir)
+        run = resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings)
+        history = runs.read_history(run_dir)
+        model, checkpoint = runs.load_newest(run_dir)
     else:
-        if resume:
-            _say(verbose, f"no run to resume in {run_dir}: starting a new run")
+        if runs.has_checkpoints(run_dir):
+            raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
+                           "to continue it, or choose another --out")
         run = new_run(name, dataset, epochs, overrides, seed, settings)
+        model = checkpoint = None
+        history = []
     # Once per process: a new global TF seed makes Keras retrace the train step.
     keras.utils.set_random_seed(run["seed"])
-    if latest is not None:
-        model = _load_model(run["model"], latest["path"])
-        start = latest["epoch"]
-    else:
+    if model is None:
         model = build_model(run["model"], run["dataset"], run["overrides"])
         _compile(model, run)
-        start = 0
-    run["config"] = _jsonable(model.get_config())
-    history = read_history(run_dir, upto=start)
+    elif resume and run["training"]["learning_rate"] != stored["training"]["learning_rate"]:
+        set_learning_rate(model, stored["training"]["learning_rate"],
+                          run["training"]["learning_rate"])
+        run.setdefault("learning_rate_changes", []).append({
+            "epoch": checkpoint.epoch + 1, "from": stored["training"]["learning_rate"],
+            "to": run["training"]["learning_rate"]})
+    start = checkpoint.epoch if checkpoint else 0
     total = run["training"]["epochs"]
+    history = [record for record in history if record["epoch"] <= start]
     if start >= total:
         _say(verbose, f"run {run_dir} is finished: {start} of {total} epochs done "
                       "(pass more epochs to train further)")
-        return TrainResult(model, run_dir, start, latest["path"], history, True)
-    write_json(os.path.join(run_dir, RUN_FILE), run)
+        return TrainResult(model, run_dir, checkpoint, history, total)
+    training = run["training"]
+    data, steps = datasets.training_epochs(
+        run["dataset"], training["batch_size"], total, first_epoch=start,
+        steps_per_epoch=training["steps_per_epoch"], seed=run["seed"], data_dir=data_dir)
+    reference = runs.reference_points(model, run["dataset"], data_dir)
+    run["config"] = _jsonable(model.get_config())
+    runs.write_json(os.path.join(run_dir, RUN_FILE), run)
     if start:
         _say(verbose, f"resuming {run_dir} at epoch {start + 1} of {total} "
-                      f"(from {latest['path']})")
-    last = _fit_epochs(model, run, run_dir, start, history, verbose, data_dir)
-    return TrainResult(model, run_dir, last["epoch"], last["path"], history,
-                       last["epoch"] >= total)
+                      f"(from {checkpoint.path})")
+    guard = NonFiniteStop()
+    checkpointer = RunCheckpoint(run_dir, history, guard, last=checkpoint)
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False)
+    model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps, shuffle=False,
+              callbacks=[guard, checkpointer, SampleGrid(run_dir, guard, run["seed"], reference),
+                         tensorboard, *callbacks],
+              verbose=verbose)
+    if guard.failure is not None:
+        raise _diverged(guard.failure, checkpointer.last, run_dir, training["learning_rate"])
+    return TrainResult(model, run_dir, checkpointer.last, history, total)
+

@@ -1,0 +1,389 @@
+"""Run folders: their files, checks on reading them, and what is done with a run.
+
+A run folder holds::
+
+    run.json                      model, dataset, overrides, training settings, seed
+    checkpoints/epoch_NNNN.keras  model, optimizer and random-stream state after epoch
+                                  NNNN (the last KEEP_CHECKPOINTS epochs are kept)
+    checkpoints/latest.json       {"epoch": N, "file": "epoch_NNNN.keras"}: the last good one
+    samples/epoch_NNNN.png        samples after each epoch (the same seed every epoch)
+    logs/                         TensorBoard logs
+    history.json                  one record of loss terms per epoch, across resumes
+    metrics.json                  what ``zoo evaluate`` measured
+
+Every JSON file is strict JSON, written to a temporary file and renamed into place.
+Reading checks each file's shape and names the file and what was expected when it
+is wrong. A checkpoint that does not load (truncated, damaged) is passed over for
+the newest one that does, with a warning naming it; none is ever deleted here.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import zipfile
+
+import keras
+import numpy as np
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+CHECKPOINTS = "checkpoints"
+LATEST_FILE = "latest.json"
+SAMPLES = "samples"
+LOGS = "logs"
+CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
+KEEP_CHECKPOINTS = 3  # checkpoints kept per run (about 5 MB each for digits RealNVP)
+TRAINING_SETTINGS = {"epochs": int, "batch_size": int, "learning_rate": float,
+                     "steps_per_epoch": (int, type(None)), "jit_compile": bool}
+
+log = logging.getLogger("zoo")
+
+
+class RunError(Exception):
+    """A run cannot be started, resumed or read; the message says why and what to do."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training or evaluation produced NaN/Inf; nothing of it was written."""
+
+
+class NonFiniteLossError(NonFiniteError):
+    """Training produced NaN/Inf; the run stopped before saving that epoch.
+
+    Attributes:
+        epoch: the (1-based) epoch in which it happened.
+        values: the non-finite logged values, name -> float (or weight names).
+        checkpoint: the path of the last good checkpoint, or None.
+    """
+
+    def __init__(self, message, epoch, values, checkpoint):
+        super().__init__(message)
+        self.epoch = epoch
+        self.values = values
+        self.checkpoint = checkpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file of a run: its epoch, file name and path."""
+
+    epoch: int
+    file: str
+    path: str
+
+
+# ------------------------------------------------------------------ JSON files
+def write_json(path, value):
+    """Writes strict JSON atomically: a temporary file, flushed, renamed over `path`.
+
+    Raises ValueError for NaN/Inf (which JSON cannot hold) rather than write them.
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    text = json.dumps(value, indent=2, allow_nan=False)
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path, what):
+    """Reads a JSON file, or raises RunError saying which file of a run is bad."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{what} not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{what} {path} cannot be read: {e}") from None
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_run(run_dir):
+    """The checked ``run.json`` of a run folder, or a RunError saying what is wrong."""
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise RunError(f"no run folder at {run_dir!r} (train one with `zoo train MODEL "
+                       f"--dataset D --out {run_dir}`)")
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        raise RunError(f"{run_dir!r} is not a run folder: it has no {RUN_FILE} "
+                       "(written by `zoo train`)")
+    run = read_json(path, "run settings")
+    expected = ('expected an object with "model", "dataset", "overrides", "training" '
+                '(epochs, batch_size, learning_rate, steps_per_epoch, jit_compile) and "seed"')
+    problems = []
+    if not isinstance(run, dict):
+        problems.append(f"got {type(run).__name__}")
+    else:
+        for key, kind in (("model", str), ("dataset", str), ("overrides", dict),
+                          ("training", dict)):
+            if not isinstance(run.get(key), kind):
+                problems.append(f"{key}={run.get(key)!r}")
+        if not _is_int(run.get("seed")):
+            problems.append(f"seed={run.get('seed')!r}")
+        training = run.get("training")
+        if isinstance(training, dict):
+            for key, kind in TRAINING_SETTINGS.items():
+                value = training.get(key)
+                ok = isinstance(value, kind) and (kind is not int or _is_int(value))
+                if kind is float:
+                    ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                        and math.isfinite(value) and value > 0
+                if not ok:
+                    problems.append(f"training.{key}={value!r}")
+    if problems:
+        raise RunError(f"run settings {path} are damaged: {expected}; got "
+                       f"{', '.join(problems)}. Restore the file, or start a new run "
+                       "with another --out")
+    return run
+
+
+def read_index(run_dir):
+    """``checkpoints/latest.json`` as a Checkpoint, or None when there is none.
+
+    A present but damaged index is a RunError: it is not overwritten, and the
+    message says how to rebuild it.
+    """
+    path = os.path.join(os.fspath(run_dir), CHECKPOINTS, LATEST_FILE)
+    if not os.path.exists(path):
+        return None
+    index = read_json(path, "checkpoint index")
+    ok = isinstance(index, dict) and _is_int(index.get("epoch")) and index["epoch"] >= 1 \
+        and isinstance(index.get("file"), str) and CHECKPOINT_PATTERN.match(index["file"])
+    if not ok:
+        raise RunError(
+            f'checkpoint index {path} is damaged: expected {{"epoch": N, "file": '
+            f'"epoch_NNNN.keras"}}, got {json.dumps(index)[:200]}. Delete it to fall back '
+            "to the newest checkpoint that loads")
+    return Checkpoint(index["epoch"], index["file"],
+                      os.path.join(os.fspath(run_dir), CHECKPOINTS, index["file"]))
+
+
+def read_history(run_dir, upto=None):
+    """The records of ``history.json`` (epochs <= `upto` if given), or []."""
+    path = os.path.join(os.fspath(run_dir), HISTORY_FILE)
+    if not os.path.exists(path):
+        return []
+    history = read_json(path, "training history")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and _is_int(r.get("epoch")) for r in history):
+        raise RunError(
+            f"training history {path} is damaged: expected a list of records "
+            f'{{"epoch": N, ...}}, got {json.dumps(history)[:200]}. Restore it, or delete '
+            "it to keep only the epochs trained from now on")
+    return [r for r in history if upto is None or r["epoch"] <= upto]
+
+
+def check_folder(run_dir):
+    """The run folder's path, or a RunError if it names a file."""
+    run_dir = os.fspath(run_dir)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunError(f"--out {run_dir!r} is a file; expected a run folder (new or existing)")
+    return run_dir
+
+
+# ------------------------------------------------------------------ checkpoints
+def checkpoint_name(epoch):
+    """The checkpoint file name of a 1-based epoch: ``epoch_0003.keras``."""
+    return f"epoch_{epoch:04d}.keras"
+
+
+def checkpoint_files(run_dir):
+    """Names of the ``epoch_NNNN.keras`` files in a run folder, sorted."""
+    folder = os.path.join(os.fspath(run_dir), CHECKPOINTS)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder) if CHECKPOINT_PATTERN.match(n))
+
+
+def has_checkpoints(run_dir):
+    return bool(checkpoint_files(run_dir)) or os.path.exists(
+        os.path.join(os.fspath(run_dir), CHECKPOINTS, LATEST_FILE))
+
+
+def load_model_file(path):
+    """Loads a ``.keras`` file of a zoo model; ValueError naming the damage otherwise."""
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path) if os.path.exists(path) else None
+        raise ValueError(f"{path} is not a complete .keras archive ({size} bytes; "
+                         "truncated or damaged)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # a damaged archive or a foreign file
+        raise ValueError(f"{path} does not load: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:300]}") from e
+
+
+def load_checkpoint(run_dir):
+    """Loads a run's last good checkpoint, compiled, with its optimizer state.
+
+    That is the one ``latest.json`` names; if it does not load, or the index is
+    missing, the newest older checkpoint that loads, with a warning naming what
+    was passed over (no file is changed).
+
+    Returns:
+        ``(model, run, checkpoint)``: the model, the run's settings and the
+        :class:`Checkpoint` loaded.
+    Raises:
+        RunError: no run, a damaged index, no checkpoint, or none that loads.
+    """
+    run = read_run(run_dir)
+    model, checkpoint = load_newest(run_dir)
+    if model is None:
+        raise RunError(f"run {os.fspath(run_dir)!r} has no checkpoint yet (no "
+                       f"{CHECKPOINTS}/epoch_NNNN.keras); train at least one epoch")
+    return model, run, checkpoint
+
+
+def load_newest(run_dir):
+    """``(model, checkpoint)`` of the newest loadable checkpoint (see
+    :func:`load_checkpoint`), or ``(None, None)`` for a run without checkpoints."""
+    run_dir = os.fspath(run_dir)
+    index = read_index(run_dir)
+    files = checkpoint_files(run_dir)
+    if index is None and files:
+        log.warning("%s is missing: using the newest checkpoint that loads",
+                    os.path.join(run_dir, CHECKPOINTS, LATEST_FILE))
+    newest = index.epoch if index else None
+    candidates = [Checkpoint(int(CHECKPOINT_PATTERN.match(f).group(1)), f,
+                             os.path.join(run_dir, CHECKPOINTS, f)) for f in files]
+    candidates = [c for c in candidates if newest is None or c.epoch <= newest][::-1]
+    if index is not None and index.file not in files:
+        log.warning("%s names %s, which is missing", LATEST_FILE, index.file)
+    failures = []
+    for candidate in candidates:
+        try:
+            model = load_model_file(candidate.path)
+        except ValueError as e:
+            failures.append(str(e))
+            continue
+        for failure in failures:
+            log.warning("%s; using %s (epoch %d) instead", failure, candidate.file,
+                        candidate.epoch)
+        return model, candidate
+    if failures or (index is not None):
+        raise RunError(f"no checkpoint of {run_dir!r} loads: "
+                       + ("; ".join(failures) or f"{LATEST_FILE} names a missing file")
+                       + ". Start a new run with another --out")
+    return None, None
+
+
+# ------------------------------------------------------------------ what is done with a run
+def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0):
+    """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
+
+    Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
+    with a likelihood also gets ``nll_nats`` and ``bits_per_dim`` with
+    ``likelihood`` and ``bound`` saying what the number is
+    (:func:`zoo.metrics.evaluate_likelihood`).
+
+    Returns:
+        ``(path, metrics)``.
+    Raises:
+        NonFiniteError: a metric is NaN or Inf; ``metrics.json`` is left as it was.
+    """
+    from zoo import datasets
+    from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
+
+    model, run, checkpoint = load_checkpoint(run_dir)
+    batch_size = batch_size or run["training"]["batch_size"]
+    data = datasets.load(run["dataset"], split, batch_size, shuffle=False, data_dir=data_dir)
+    keras.utils.set_random_seed(seed)
+    terms = {k: float(v) for k, v in model.evaluate(data, return_dict=True, verbose=0).items()}
+    bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteError(f"evaluating {checkpoint.path} gave non-finite loss terms {bad}: "
+                             "the checkpoint's weights have diverged; metrics.json is "
+                             "unchanged")
+    metrics = {
+        "model": run["model"],
+        "dataset": run["dataset"],
+        "split": split,
+        "epoch": checkpoint.epoch,
+        "checkpoint": os.path.join(CHECKPOINTS, checkpoint.file),
+        "loss_terms": terms,
+    }
+    if model.likelihood != "none":
+        try:
+            metrics.update(evaluate_likelihood(model, data, seed=seed))
+        except NonFiniteMetricError as e:
+            raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
+    path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
+    return path, metrics
+
+
+def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,
+               picture_limit=None):
+    """Draws `n` samples of a run's last good checkpoint in batches of at most
+    `batch_size`; writes one picture of the first ones (``plotting.save_picture``)
+    and, if `npy` is given, all of them as a ``.npy`` array (written as they come,
+    so memory stays bounded). Returns the paths written."""
+    from zoo import plotting
+
+    model, run, _ = load_checkpoint(run_dir)
+    out = out or os.path.join(os.fspath(run_dir), SAMPLES, "sample.png")
+    limit = picture_limit or plotting.picture_limit(model)
+    stream = None
+    if npy is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(npy)), exist_ok=True)
+        stream = np.lib.format.open_memmap(npy + ".tmp.npy", mode="w+", dtype=np.float32,
+                                           shape=(n,) + model.data_shape)
+    shown = []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        # The first batch is model.sample(n, seed); the others get seeds of their own.
+        batch_seed = seed if start == 0 else np.array([seed, start // batch_size], np.int32)
+        batch = np.asarray(model.sample(count, seed=batch_seed))
+        if stream is not None:
+            stream[start:start + count] = batch
+        if sum(len(s) for s in shown) < limit:
+            shown.append(batch)
+        elif stream is None:
+            break
+    written = [plotting.save_picture(model, np.concatenate(shown)[:limit], out,
+                                     reference=reference_points(model, run["dataset"],
+                                                                data_dir))]
+    if stream is not None:
+        stream.flush()
+        del stream
+        os.replace(npy + ".tmp.npy", npy)
+        written.append(npy)
+    return written
+
+
+def reference_points(model, dataset, data_dir=None, count=1000):
+    """Test points drawn under samples of 2-D points (None for other data)."""
+    from zoo import datasets
+
+    if model.data_kind != "points":
+        return None
+    data = datasets.load(dataset, "test", count, shuffle=False, take=count, data_dir=data_dir)
+    return np.asarray(next(iter(data)))
+
+
+def export_run(run_dir, base="savedmodels", version=None):
+    """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``."""
+    from zoo import savedmodels
+    from zoo.savedmodels.export import VersionExistsError
+
+    model, run, _ = load_checkpoint(run_dir)
+    try:
+        return savedmodels.export(model, os.path.join(os.fspath(base), run["model"]),
+                                  version=version)
+    except VersionExistsError as e:
+        raise RunError(f"version {e.version} exists already at {e.target!r}; versions are "
+                       "immutable for TF Serving: omit --version to export the next one, "
+                       "or remove that folder") from None
+    except (NotADirectoryError, ValueError) as e:
+        raise RunError(str(e)) from None
