@@ -27,9 +27,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["zoo", "zoo.*"]),
+    # The `zoo` command parses its arguments before it imports TensorFlow.
+    py_modules=["zoo_cli"],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
-    entry_points={"console_scripts": ["zoo = zoo.cli:main"]},
+    entry_points={"console_scripts": ["zoo = zoo_cli:main"]},
     license="Apache-2.0",
 )

@@ -1,8 +1,8 @@
-"""``python -m zoo``: the ``zoo`` command (see :mod:`zoo.cli`)."""
+"""``python -m zoo``: the ``zoo`` command (see the top-level module ``zoo_cli``)."""
 
 import sys
 
-from zoo.cli import main
+from zoo_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,335 @@
+"""The ``zoo`` command: list, train, sample, evaluate, export, serve, demo.
+
+    zoo list
+    zoo train realnvp --dataset digits --epochs 30 --out runs/realnvp-digits
+    zoo train realnvp --out runs/realnvp-digits --resume
+    zoo sample runs/realnvp-digits -n 64
+    zoo evaluate runs/realnvp-digits
+    zoo export runs/realnvp-digits
+    zoo serve savedmodels
+    zoo demo
+
+Errors print one line, ``zoo: error: ...``, and exit with 2 (3 when training or
+evaluation met NaN/Inf, 130 on Ctrl-C); warnings print ``zoo: warning: ...``.
+
+This module sits beside the ``zoo`` package rather than in it: importing ``zoo``
+imports TensorFlow (which registers every model with Keras), and help and
+argument errors must not wait for that. Commands import ``zoo`` when they run.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+EXIT_ERROR = 2
+EXIT_NON_FINITE = 3
+EXIT_INTERRUPTED = 130
+DEMO_MODEL = "realnvp"
+DEMO_DATASET = "digits"
+SEED_MAX = 2**31 - 1
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (argparse's errors, raised instead of exiting)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised, so main() prints them in one line."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# ------------------------------------------------------------------ argument types
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {SEED_MAX}], got {text!r}")
+    return value
+
+
+def port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number in 1..65535, got {text!r}")
+    return value
+
+
+def file_path(suffix):
+    """An argument type: a path ending in `suffix` that is not a folder."""
+    def check(text):
+        if not text.lower().endswith(suffix) or os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"expected a {suffix} file path, got {text!r}")
+        return text
+    return check
+
+
+def parse_overrides(items):
+    """``["hidden_units=8", "data_shape=[2]"]`` -> dict; values JSON, else strings."""
+    overrides = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--set expects key=value with a parameter name as key, got {item!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text
+    return overrides
+
+
+# ------------------------------------------------------------------ commands
+def cmd_list(args):
+    """Prints one row per model: name, family, likelihood, loss terms, presets."""
+    import zoo
+
+    rows = [("name", "family", "likelihood", "losses", "presets (* default)")]
+    for e in zoo.list_models():
+        presets = ", ".join(p + ("*" if p == e.default_dataset else "") for p in e.presets)
+        rows.append((e.name, e.family, "/".join(e.cls.likelihood_kinds()), ", ".join(e.losses),
+                     presets))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def cmd_train(args):
+    """Trains (or resumes) a run; prints the run folder and its last checkpoint."""
+    from zoo import training
+
+    out = args.out
+    if out is None:
+        dataset = args.dataset or training.model_entry(args.model).default_dataset
+        out = os.path.join("runs", f"{args.model}-{dataset}")
+    result = training.train(
+        args.model, args.dataset, out, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
+        overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
+        jit_compile=args.jit, data_dir=args.data_dir,
+    )
+    print(f"run: {result.run_dir} (epoch {result.epoch})")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def cmd_sample(args):
+    """Writes a PNG of (the first) samples, and all of them as .npy if asked."""
+    from zoo import runs
+
+    for path in runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
+                                data_dir=args.data_dir):
+        print(path)
+    return 0
+
+
+def cmd_evaluate(args):
+    """Writes RUN/metrics.json; prints the metrics and the file's path."""
+    from zoo import runs
+
+    path, metrics = runs.evaluate_run(args.run, split=args.split, batch_size=args.batch_size,
+                                      data_dir=args.data_dir)
+    print(json.dumps(metrics, indent=2))
+    print(f"metrics: {path}")
+    return 0
+
+
+def cmd_export(args):
+    """Exports the last good checkpoint for TF Serving; prints the version folder."""
+    from zoo import runs
+
+    print(runs.export_run(args.run, base=args.base, version=args.version))
+    return 0
+
+
+def cmd_serve(args):
+    """Runs TF Serving on the base path (or says how to install it); its exit code."""
+    from zoo import savedmodels
+    from zoo.runs import RunError
+
+    try:
+        return savedmodels.serve(args.base, port=args.port, rest_port=args.rest_port,
+                                 dry_run=args.dry_run)
+    except (FileNotFoundError, ValueError) as e:
+        raise RunError(str(e)) from None
+
+
+def cmd_demo(args):
+    """Trains realnvp on digits (resuming what is there), then samples, evaluates, exports."""
+    from zoo import runs, training
+
+    resume = os.path.isfile(os.path.join(args.out, runs.RUN_FILE))
+    training.train(DEMO_MODEL, None if resume else DEMO_DATASET, args.out, epochs=args.epochs,
+                   resume=resume)
+    print(f"samples: {runs.sample_run(args.out, 64, seed=0)[0]}")
+    path, metrics = runs.evaluate_run(args.out)
+    print(f"metrics: {path} (test bits/dim {metrics['bits_per_dim']:.3f}, "
+          f"epoch {metrics['epoch']})")
+    print(f"export: {runs.export_run(args.out, base=args.base)}")
+    print(f"serve it with: zoo serve {args.base}")
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser():
+    parser = Parser(prog="zoo", description="A model zoo of deep generative models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", help="models, their families, likelihoods, losses, presets")
+    p.set_defaults(func=cmd_list)
+
+    p = commands.add_parser("train", help="train a model into a run folder")
+    p.add_argument("model", help="a model name (see `zoo list`)")
+    p.add_argument("--dataset", help="a dataset with a preset (default: the model's)")
+    p.add_argument("--epochs", type=positive_int, help="epochs in total (default: preset)")
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float,
+                   help="learning rate (on --resume: a new rate, e.g. lower after divergence)")
+    p.add_argument("--steps-per-epoch", type=positive_int,
+                   help="batches per epoch, the data repeated (default: one pass)")
+    p.add_argument("--out", help="run folder (default: runs/MODEL-DATASET)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last good checkpoint")
+    p.add_argument("--seed", type=seed, help="data order and random seed (default 0)")
+    p.add_argument("--jit", action="store_true", default=None, help="XLA-compile the step")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="model parameter override, value parsed as JSON (repeatable)")
+    p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("sample", help="a PNG of samples from a run (and .npy)")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("-n", type=positive_int, default=64, help="number of samples")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--out", type=file_path(".png"),
+                   help="the PNG, of the first samples only (default: RUN/samples/sample.png)")
+    p.add_argument("--npy", type=file_path(".npy"), help="write all n samples to this .npy")
+    p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
+    p.set_defaults(func=cmd_sample)
+
+    p = commands.add_parser("evaluate", help="RUN/metrics.json: NLL, bits/dim, loss terms")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=positive_int, help="default: the run's")
+    p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("export", help="SavedModel for TF Serving: BASE/MODEL/VERSION")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--base", default="savedmodels", help="export base path")
+    p.add_argument("--version", type=positive_int, help="default: the next version")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("serve", help="tensorflow_model_server on an export base path")
+    p.add_argument("base", nargs="?", default="savedmodels", help="export base path")
+    p.add_argument("--port", type=port, default=8500, help="gRPC port")
+    p.add_argument("--rest-port", type=port, default=8501, help="REST port")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write the configs and print the command, start nothing")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser(
+        "demo", help=f"train {DEMO_MODEL} on {DEMO_DATASET}, sample, evaluate, export")
+    p.add_argument("--out", default=os.path.join("runs", "demo"),
+                   help="run folder; an existing run there is resumed")
+    p.add_argument("--base", default="savedmodels", help="export base path")
+    p.add_argument("--epochs", type=positive_int, help="default: the preset's")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _error(message):
+    print(f"zoo: error: {message}", file=sys.stderr, flush=True)
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record):
+        return f"zoo: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _quiet_logging():
+    """``zoo: warning:`` lines for the zoo's warnings; TF's own logging quiet."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("zoo")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def main(argv=None):
+    """Runs the command line `argv` (default: sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        parse_overrides(getattr(args, "set", None))
+    except UsageError as e:
+        _error(e)
+        return EXIT_ERROR
+    except SystemExit as e:  # --help
+        return e.code
+
+    _quiet_logging()
+    try:
+        import zoo  # noqa: F401  (TensorFlow, quietly)
+        from zoo.datasets import DatasetError
+        from zoo.runs import NonFiniteError, RunError
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001  (a broken install)
+        _error(f"cannot import the zoo: {type(e).__name__}: {e}")
+        return 1
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except NonFiniteError as e:
+        _error(e)
+        return EXIT_NON_FINITE
+    except (RunError, DatasetError, UsageError) as e:
+        _error(e)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001  (every error is one line)
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        _error(f"unexpected {type(e).__name__}: {first} (a bug: rerun with ZOO_DEBUG=1 "
+               "for the traceback, and report it)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
