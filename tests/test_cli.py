@@ -1,9 +1,15 @@
-"""The `zoo` command and its training loop, on tiny models (in-process where possible)."""
+"""The `zoo` command and its run folders, on tiny models (in-process where possible).
 
+Every bad-input case runs the command and checks its exit code, its one
+``zoo: error:`` line, and that no file of the run changed.
+"""
+
+import hashlib
 import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -11,14 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import cli, plotting, training
+import zoo_cli as cli
+from zoo import plotting, runs, training
 from zoo.savedmodels.serve import SERVER
 
 TINY_MOONS = ["--dataset", "moons", "--set", "hidden_units=8", "--set", "num_couplings=2",
               "--steps-per-epoch", "3", "--batch-size", "32"]
-TINY_DIGITS = ["--dataset", "digits", "--set", "hidden_units=4", "--set", "num_blocks=1",
-               "--set", "couplings_per_scale=1", "--set", "final_couplings=2",
-               "--steps-per-epoch", "2", "--batch-size", "32"]
+TINY_NICE_DIGITS = ["--dataset", "digits", "--set", "hidden_units=8", "--set", "num_hidden=1",
+                    "--steps-per-epoch", "2", "--batch-size", "32"]
 TINY_WGAN = ["--dataset", "moons", "--set", "hidden_units=8", "--set", "num_hidden=1",
              "--steps-per-epoch", "3", "--batch-size", "32"]
 
@@ -38,6 +44,25 @@ def read_bytes(path):
         return f.read()
 
 
+def files(folder):
+    """{relative path: sha256} of every file under `folder` (nothing if missing)."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            found[os.path.relpath(path, folder)] = hashlib.sha256(read_bytes(path)).hexdigest()
+    return found
+
+
+def one_error_line(capsys, expected):
+    """The command's stderr is one `zoo: error:` line holding `expected`."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("zoo: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("zoo: error:"), err
+    assert expected in lines[0], err
+    return lines[0]
+
+
 def same_state(a, b):
     """True if two models have bitwise equal weights and optimizer variables."""
     pairs = list(zip(a.weights, b.weights)) + list(zip(a.optimizer.variables,
@@ -51,6 +76,15 @@ def moons_run(tmp_path_factory, data_dir):
     """A finished one-epoch run of a tiny RealNVP on moons (3 steps of 32)."""
     run = tmp_path_factory.mktemp("runs") / "moons"
     assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 1, "--out", run,
+               "--data-dir", data_dir) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory, data_dir):
+    """A finished three-epoch run of the same model (checkpoints 1, 2 and 3)."""
+    run = tmp_path_factory.mktemp("runs") / "three"
+    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 3, "--out", run,
                "--data-dir", data_dir) == 0
     return run
 
@@ -75,13 +109,14 @@ def test_train_writes_the_run_folder(moons_run):
     history = read(moons_run / "history.json")
     assert [r["epoch"] for r in history] == [1]
     assert math.isfinite(history[0]["loss"]) and "bits_per_dim" in history[0]
-    events = [f for _, _, files in os.walk(moons_run / "logs") for f in files
+    assert history[0]["learning_rate"] == 1e-3
+    events = [f for _, _, names in os.walk(moons_run / "logs") for f in names
               if f.startswith("events.out.tfevents")]
     assert events, "no TensorBoard event file under logs/"
     assert not [n for n in os.listdir(moons_run / "checkpoints") if n.startswith(".tmp")]
 
 
-def test_resume_continues_exactly(moons_run, tmp_path, data_dir):
+def test_resume_continues_exactly(moons_run, three_epochs, tmp_path, data_dir):
     resumed = copy_run(moons_run, tmp_path, "resumed")
     assert zoo("train", "realnvp", "--out", resumed, "--resume", "--epochs", 2,
                "--data-dir", data_dir) == 0
@@ -90,46 +125,96 @@ def test_resume_continues_exactly(moons_run, tmp_path, data_dir):
     assert [r["epoch"] for r in history] == [1, 2]
     assert history[0] == read(moons_run / "history.json")[0]
     assert read(resumed / "run.json")["training"]["epochs"] == 2
-    model, _, latest = training.load_checkpoint(resumed)
-    assert latest["file"] == "epoch_0002.keras"
+    model, _, latest = runs.load_checkpoint(resumed)
+    assert latest.file == "epoch_0002.keras"
     assert int(model.optimizer.iterations) == 2 * 3  # two epochs of 3 steps
 
-    # The same two epochs without interruption give the same bits (this flow's
-    # step draws no random numbers, and each epoch's data order is seeded).
-    straight = tmp_path / "straight"
-    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 2, "--out", straight,
-               "--data-dir", data_dir) == 0
-    reference, _, _ = training.load_checkpoint(straight)
+    # The same two epochs without interruption give the same bits.
+    reference = runs.load_model_file(str(three_epochs / "checkpoints" / "epoch_0002.keras"))
     assert same_state(model, reference)
 
 
-def test_only_the_last_checkpoints_are_kept(moons_run, tmp_path, data_dir):
-    run = copy_run(moons_run, tmp_path)
-    epochs = training.KEEP_CHECKPOINTS + 1
-    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", epochs,
-               "--data-dir", data_dir) == 0
-    kept = list(range(epochs - training.KEEP_CHECKPOINTS + 1, epochs + 1))
-    assert training.checkpoint_files(run) == [training.checkpoint_name(e) for e in kept]
-    assert read(run / "checkpoints" / "latest.json")["epoch"] == epochs
+@pytest.mark.parametrize("argv, expected", [
+    (["--batch-size", "7"], "batch_size"),
+    (["--dataset", "digits"], "dataset"),
+    (["--seed", "5"], "seed"),
+    (["--set", "hidden_units=9"], "overrides"),
+])
+def test_resume_refuses_conflicting_settings(argv, expected, moons_run, capsys):
+    before = files(moons_run)
+    assert zoo("train", "realnvp", "--out", moons_run, "--resume", *argv) == 2
+    one_error_line(capsys, expected)
+    assert files(moons_run) == before
 
 
-def test_resume_refuses_conflicting_settings(moons_run, capsys):
-    before = read_bytes(moons_run / "checkpoints" / "latest.json")
-    assert zoo("train", "realnvp", "--out", moons_run, "--resume", "--lr", "0.5") == 2
-    assert "learning_rate" in capsys.readouterr().err
-    assert zoo("train", "realnvp", "--dataset", "digits", "--out", moons_run, "--resume") == 2
-    assert "dataset" in capsys.readouterr().err
+def test_new_run_refuses_a_folder_with_checkpoints(moons_run, capsys):
+    before = files(moons_run)
     assert zoo("train", "wgan_gp", "--out", moons_run, "--resume") == 2
-    assert "model" in capsys.readouterr().err
+    one_error_line(capsys, "model")
     assert zoo("train", "realnvp", *TINY_MOONS, "--out", moons_run) == 2
-    assert "--resume" in capsys.readouterr().err
-    assert read_bytes(moons_run / "checkpoints" / "latest.json") == before
+    one_error_line(capsys, "--resume")
+    assert files(moons_run) == before
 
 
 def test_resume_of_a_finished_run_says_so(moons_run, capsys):
+    before = files(moons_run)
     assert zoo("train", "realnvp", "--out", moons_run, "--resume") == 0
     assert "finished" in capsys.readouterr().out
-    assert training.checkpoint_files(moons_run) == ["epoch_0001.keras"]
+    assert files(moons_run) == before
+
+
+def test_resume_rebuilds_a_lost_index_from_the_newest_checkpoint(three_epochs, tmp_path,
+                                                                  capsys, data_dir):
+    run = copy_run(three_epochs, tmp_path, "c2")
+    os.remove(run / "checkpoints" / "latest.json")
+    kept = {name: read_bytes(run / "checkpoints" / name) for name in runs.checkpoint_files(run)}
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 4,
+               "--data-dir", data_dir) == 0
+    out = capsys.readouterr()
+    assert "latest.json is missing" in out.err and "resuming" in out.out
+    assert "at epoch 4 of 4" in out.out
+    assert [r["epoch"] for r in read(run / "history.json")] == [1, 2, 3, 4]
+    assert read(run / "history.json")[:3] == read(three_epochs / "history.json")
+    for name in ("epoch_0002.keras", "epoch_0003.keras"):  # never rewritten
+        assert read_bytes(run / "checkpoints" / name) == kept[name]
+    assert read(run / "checkpoints" / "latest.json")["epoch"] == 4
+    # Only the last KEEP_CHECKPOINTS are kept.
+    assert runs.checkpoint_files(run) == [runs.checkpoint_name(e) for e in (2, 3, 4)]
+
+
+def test_resume_of_an_empty_folder_is_refused(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert zoo("train", "realnvp", "--out", empty, "--resume") == 2
+    one_error_line(capsys, "nothing to resume")
+    assert os.listdir(empty) == []
+    assert zoo("train", "realnvp", "--out", tmp_path / "missing", "--resume") == 2
+    one_error_line(capsys, "nothing to resume")
+    assert not os.path.exists(tmp_path / "missing")
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_intact_one(three_epochs, tmp_path, capsys,
+                                                             data_dir):
+    run = copy_run(three_epochs, tmp_path, "truncated")
+    newest = run / "checkpoints" / "epoch_0003.keras"
+    with open(newest, "r+b") as f:
+        f.truncate(100)
+    intact = {n: read_bytes(run / "checkpoints" / n) for n in ("epoch_0001.keras",
+                                                              "epoch_0002.keras")}
+    png, base = tmp_path / "s.png", tmp_path / "savedmodels"
+    for argv in (["sample", run, "--out", png], ["evaluate", run],
+                 ["export", run, "--base", base]):
+        assert zoo(*argv) == 0, argv
+        err = capsys.readouterr().err
+        assert "epoch_0003.keras" in err and "truncated" in err and "epoch_0002.keras" in err
+    assert read(run / "metrics.json")["epoch"] == 2
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--data-dir", data_dir) == 0
+    assert "resuming" in capsys.readouterr().out
+    for name, data in intact.items():
+        if name in runs.checkpoint_files(run):
+            assert read_bytes(run / "checkpoints" / name) == data
+    model, _, latest = runs.load_checkpoint(run)  # epoch 3 trained again, intact now
+    assert latest.epoch == 3 and int(model.optimizer.iterations) == 9
 
 
 # ------------------------------------------------------------------ NaN / Inf
@@ -138,8 +223,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     from zoo.flows.realnvp import RealNVP
 
     run = copy_run(moons_run, tmp_path, "diverging")
+    before = files(run / "checkpoints")
     good = run / "checkpoints" / "epoch_0001.keras"
-    checkpoint, index = read_bytes(good), read_bytes(run / "checkpoints" / "latest.json")
     original = RealNVP.compute_losses
 
     def nan_losses(self, x, training=False):
@@ -148,26 +233,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(RealNVP, "compute_losses", nan_losses)
     assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 3,
                "--data-dir", data_dir) == 3
-    err = capsys.readouterr().err
-    assert err.startswith("zoo: error:") and "non-finite" in err and "epoch 2" in err
-    assert str(good) in err
-    assert read_bytes(good) == checkpoint
-    assert read_bytes(run / "checkpoints" / "latest.json") == index
-    assert training.checkpoint_files(run) == ["epoch_0001.keras"]
+    line = one_error_line(capsys, "non-finite")
+    assert "epoch 2" in line and str(good) in line and "--resume --lr 0.0001" in line
+    assert files(run / "checkpoints") == before
     assert len(read(run / "history.json")) == 1
 
-    # Diverging in the first epoch leaves no checkpoint at all, and says so.
-    fresh = tmp_path / "fresh"
-    assert zoo("train", "realnvp", *TINY_MOONS, "--out", fresh, "--data-dir", data_dir) == 3
-    assert "no checkpoint was written" in capsys.readouterr().err
-    assert training.checkpoint_files(fresh) == []
 
-
-def test_finite_guard_checks_every_logged_value():
+def test_non_finite_stop_checks_every_logged_value():
     class Model:
         stop_training = False
 
-    guard = training.FiniteGuard()
+    guard = training.NonFiniteStop()
     guard.set_model(Model())
     guard.on_epoch_begin(4)
     guard.on_train_batch_end(0, {"critic_loss": np.float32(1.0), "wasserstein": 2.0})
@@ -175,6 +251,60 @@ def test_finite_guard_checks_every_logged_value():
     guard.on_train_batch_end(1, {"critic_loss": 1.0, "wasserstein": np.array(float("inf"))})
     assert guard.model.stop_training
     assert guard.failure == {"epoch": 5, "batch": 1, "values": {"wasserstein": float("inf")}}
+
+
+def test_evaluate_of_a_diverged_checkpoint_fails_and_writes_nothing(moons_run, tmp_path,
+                                                                   capsys):
+    run = copy_run(moons_run, tmp_path, "n3")
+    model, _, _ = runs.load_checkpoint(run)
+    for w in model.trainable_weights:
+        w.assign(np.full(w.shape, np.nan, np.float32))
+    model.save(str(run / "checkpoints" / "epoch_0002.keras"))
+    runs.write_json(str(run / "checkpoints" / "latest.json"),
+                    {"epoch": 2, "file": "epoch_0002.keras"})
+    before = files(run)
+    assert zoo("evaluate", run) == 3
+    one_error_line(capsys, "non-finite")
+    assert files(run) == before
+
+
+def test_a_last_update_that_breaks_the_model_is_not_saved(tmp_path, monkeypatch, capsys,
+                                                          data_dir):
+    """As with `--lr 1e6`: the logged losses (before each update) are finite, but the
+    model the epoch ends with gives NaN, so no checkpoint is written, and the run
+    starts again with a lower rate."""
+    from zoo.flows.realnvp import RealNVP
+
+    original = RealNVP.compute_losses
+
+    def broken_after_the_update(self, x, training=False):
+        terms = original(self, x, training)
+        return terms if training else {k: v * float("nan") for k, v in terms.items()}
+
+    monkeypatch.setattr(RealNVP, "compute_losses", broken_after_the_update)
+    run = tmp_path / "n3"
+    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 2, "--out", run,
+               "--data-dir", data_dir) == 3
+    line = one_error_line(capsys, "epoch 1 (after its last update, on a fixed batch)")
+    assert "no checkpoint was written" in line and "--lr 0.0001" in line
+    assert runs.checkpoint_files(run) == []
+    monkeypatch.setattr(RealNVP, "compute_losses", original)
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--lr", "1e-4",
+               "--data-dir", data_dir) == 0
+    assert read(run / "run.json")["training"]["learning_rate"] == 1e-4
+    assert [r["learning_rate"] for r in read(run / "history.json")] == [1e-4, 1e-4]
+
+
+def test_resume_with_a_lower_learning_rate_is_recorded(moons_run, tmp_path, capsys, data_dir):
+    run = copy_run(moons_run, tmp_path, "lower")
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 2, "--lr", "1e-4",
+               "--data-dir", data_dir) == 0
+    settings = read(run / "run.json")
+    assert settings["training"]["learning_rate"] == 1e-4
+    assert settings["learning_rate_changes"] == [{"epoch": 2, "from": 1e-3, "to": 1e-4}]
+    assert [r["learning_rate"] for r in read(run / "history.json")] == [1e-3, 1e-4]
+    model, _, _ = runs.load_checkpoint(run)
+    np.testing.assert_allclose(float(model.optimizer.learning_rate.numpy()), 1e-4, rtol=1e-6)
 
 
 # ------------------------------------------------------------------ sample / evaluate / export
@@ -187,36 +317,57 @@ def test_sample_writes_a_png(moons_run, tmp_path, capsys):
         assert len(image.getcolors(1 << 16)) > 1  # something was drawn
 
 
+def test_sample_many_in_bounded_batches(moons_run, tmp_path, capsys):
+    out, npy = tmp_path / "many.png", tmp_path / "many.npy"
+    assert zoo("sample", moons_run, "-n", 2500, "--out", out, "--npy", npy) == 0
+    assert capsys.readouterr().out.split() == [str(out), str(npy)]
+    samples = np.load(npy)
+    assert samples.shape == (2500, 2) and np.all(np.isfinite(samples))
+    model, _, _ = runs.load_checkpoint(moons_run)
+    np.testing.assert_allclose(samples[:1000], model.sample(1000, seed=0), rtol=1e-6)
+    assert len(np.unique(samples, axis=0)) == 2500  # every batch has its own seed
+    assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
+
+
 def test_evaluate_writes_metrics(moons_run, capsys):
     assert zoo("evaluate", moons_run) == 0
     metrics = read(moons_run / "metrics.json")
     assert json.loads(capsys.readouterr().out.rsplit("metrics:", 1)[0]) == metrics
     assert metrics["epoch"] == 1 and metrics["split"] == "test"
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 10_000
-    assert "exact" in metrics["bound"]
+    assert metrics["likelihood"] == "exact" and "exact" in metrics["bound"]
     assert set(metrics["loss_terms"]) == {"loss", "bits_per_dim"}
 
 
 def test_export_and_serve(moons_run, tmp_path, capsys):
     base = tmp_path / "savedmodels"
-    assert zoo("export", moons_run, "--base", base) == 0
+    old = os.umask(0o022)
+    try:
+        assert zoo("export", moons_run, "--base", base) == 0
+    finally:
+        os.umask(old)
     folder = capsys.readouterr().out.strip()
     assert folder == str(base / "realnvp" / "1")
     assert os.path.isfile(os.path.join(folder, "saved_model.pb"))
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755  # TF Serving may be another user
+    before = files(base)
+    assert zoo("export", moons_run, "--base", base, "--version", 1) == 2
+    line = one_error_line(capsys, "version 1 exists already")
+    assert "omit --version" in line and "version=None" not in line
+    assert files(base) == before
 
-    code = zoo("serve", base, "--dry-run")
+    # A dry run writes the configs and exits 0, with or without the server.
+    assert zoo("serve", base, "--dry-run") == 0
     err = capsys.readouterr().err
-    if shutil.which(SERVER):
-        assert code == 0 and "would run" in err
-    else:
-        assert code == 127 and "apt-get install tensorflow-model-server" in err
+    assert ("would run" in err) if shutil.which(SERVER) else \
+        ("apt-get install tensorflow-model-server" in err)
     assert zoo("serve", tmp_path / "nothing-here") == 2
-    assert "zoo: error:" in capsys.readouterr().err
+    one_error_line(capsys, "expected an export base path")
 
 
 def test_digits_run(tmp_path, capsys, data_dir):
     run = tmp_path / "digits"
-    assert zoo("train", "realnvp", *TINY_DIGITS, "--epochs", 1, "--out", run,
+    assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,
                "--data-dir", data_dir) == 0
     side = 8 * (8 * 4 + plotting.PADDING) + plotting.PADDING  # 8x8 grid of 8x8 digits, x4
     with Image.open(run / "samples" / "epoch_0001.png") as image:
@@ -224,7 +375,7 @@ def test_digits_run(tmp_path, capsys, data_dir):
     assert zoo("evaluate", run, "--batch-size", 100) == 0
     metrics = read(run / "metrics.json")
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 297
-    assert "upper bound" in metrics["bound"]
+    assert metrics["likelihood"] == "dequantized" and "upper bound" in metrics["bound"]
 
 
 def test_gan_run(tmp_path, data_dir):
@@ -232,7 +383,7 @@ def test_gan_run(tmp_path, data_dir):
     assert zoo("train", "wgan_gp", *TINY_WGAN, "--epochs", 1, "--out", run,
                "--data-dir", data_dir) == 0
     assert {"critic_loss", "wasserstein"} <= set(read(run / "history.json")[0])
-    model, _, _ = training.load_checkpoint(run)
+    model, _, _ = runs.load_checkpoint(run)
     assert int(model.critic_optimizer.iterations) == 3
     assert zoo("evaluate", run) == 0
     metrics = read(run / "metrics.json")
@@ -248,7 +399,11 @@ def test_gan_run(tmp_path, data_dir):
     (["train", "realnvp", "--dataset", "moons", "--set", "hidden_units"],
      "--set expects key=value"),
     (["train", "realnvp", "--dataset", "moons", "--set", "no_such=1"], "no parameter 'no_such'"),
+    (["train", "realnvp", "--dataset", "moons", "--set", "data_shape=[3]"],
+     "data_shape come from the dataset"),
     (["train", "realnvp", "--epochs", "0"], "--epochs"),
+    (["train", "realnvp", "--seed", "-1"], "--seed: expected an integer in [0, 2147483647]"),
+    (["train", "realnvp", "--seed", "99999999999"], "--seed: expected an integer"),
     (["sample", "{tmp}/missing"], "no run folder"),
     (["evaluate", "{tmp}/missing"], "no run folder"),
     (["export", "{tmp}/missing"], "no run folder"),
@@ -257,23 +412,112 @@ def test_gan_run(tmp_path, data_dir):
 def test_errors_exit_2_with_one_line(argv, expected, tmp_path, capsys, data_dir):
     argv = [a.format(tmp=tmp_path) for a in argv]
     if argv[0] == "train":
-        argv += ["--out", str(tmp_path / "run")]
+        argv += ["--out", str(tmp_path / "run"), "--data-dir", data_dir]
     assert zoo(*argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("zoo: error:") and expected in err
-    assert len(err.strip().splitlines()) == 1
-    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+    one_error_line(capsys, expected)
+    assert not os.path.exists(tmp_path / "run")
 
 
-def test_python_m_zoo_list():
-    result = subprocess.run([sys.executable, "-m", "zoo", "list"], capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_out_pointing_at_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    assert zoo("train", "realnvp", *TINY_MOONS, "--out", target) == 2
+    one_error_line(capsys, "is a file")
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("out", ["x.txt", "folder", "noextension"])
+def test_sample_needs_a_png_path(out, moons_run, tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    before = files(moons_run)
+    assert zoo("sample", moons_run, "--out", tmp_path / out) == 2
+    one_error_line(capsys, "expected a .png file path")
+    assert files(moons_run) == before
+    assert sorted(os.listdir(tmp_path)) == ["folder"]
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"model": "realnvp"}', "not json"])
+def test_damaged_run_json_is_one_line(content, moons_run, tmp_path, capsys):
+    run = copy_run(moons_run, tmp_path, "damaged")
+    (run / "run.json").write_text(content)
+    before = files(run)
+    for argv in (["sample", run], ["evaluate", run], ["export", run, "--base", tmp_path / "b"],
+                 ["train", "realnvp", "--out", run, "--resume"]):
+        assert zoo(*argv) == 2, argv
+        one_error_line(capsys, "run.json")
+    assert files(run) == before
+
+
+def test_damaged_index_and_history_are_one_line(moons_run, tmp_path, capsys):
+    run = copy_run(moons_run, tmp_path, "index")
+    (run / "checkpoints" / "latest.json").write_text('{"epoch": "three", "file": "x"}')
+    before = files(run)
+    for argv in (["sample", run], ["evaluate", run],
+                 ["train", "realnvp", "--out", run, "--resume", "--epochs", 2]):
+        assert zoo(*argv) == 2, argv
+        one_error_line(capsys, "latest.json is damaged")
+    assert files(run) == before
+
+    run = copy_run(moons_run, tmp_path, "history")
+    (run / "history.json").write_text("null")
+    before = files(run)
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 2) == 2
+    one_error_line(capsys, "history.json is damaged")
+    assert files(run) == before
+
+
+def test_every_json_file_is_strict(moons_run):
+    for name in ("run.json", "history.json", "metrics.json", "checkpoints/latest.json"):
+        path = moons_run / name
+        if path.exists():
+            json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{name}: {c}"))
+    with pytest.raises(ValueError):
+        runs.write_json(str(moons_run / "nan.json"), {"x": float("nan")})
+    assert not (moons_run / "nan.json").exists()
+
+
+# ------------------------------------------------------------------ a new user's terminal
+def test_help_and_argument_errors_do_not_import_tensorflow():
+    code = ("import sys, zoo_cli\n"
+            "assert zoo_cli.main(['--help']) == 0\n"
+            "assert zoo_cli.main(['train', 'realnvp', '--seed', '-1']) == 2\n"
+            "assert zoo_cli.main(['sample', 'r', '--out', 'x.txt']) == 2\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'zoo') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_new_process_prints_no_tensorflow_noise(tmp_path):
+    """In a fresh process (as a user runs `zoo`): `zoo list` prints its table and
+    nothing on stderr, and an error is exactly one line, with no TensorFlow
+    start-up lines before it."""
+    code = ("import sys, zoo_cli\n"
+            "assert zoo_cli.main(['list']) == 0\n"
+            f"assert zoo_cli.main(['train', 'nosuchmodel', '--out', {str(tmp_path)!r}]) == 2\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        "zoo: error: unknown model 'nosuchmodel'; known models: "
+        + str(sorted(e.name for e in __import__("zoo").list_models())) + "."]
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:3] == ["name", "family", "losses"]
+    assert lines[0].split()[:4] == ["name", "family", "likelihood", "losses"]
     realnvp = next(line for line in lines if line.startswith("realnvp "))
-    assert " flow " in realnvp and "bits_per_dim" in realnvp and "digits*" in realnvp
-    assert any(line.startswith("wgan_gp ") and " gan " in line for line in lines)
+    assert " flow " in realnvp and " exact/dequantized " in realnvp
+    assert "bits_per_dim" in realnvp and "digits*" in realnvp
+    assert any(line.startswith("wgan_gp ") and " gan " in line and " none " in line
+               for line in lines)
+    assert any(line.startswith("vae ") and " bound " in line for line in lines)
+
+
+def test_the_console_script_answers_help_at_once():
+    script = os.path.join(os.path.dirname(sys.executable), "zoo")
+    assert os.path.exists(script), "the `zoo` console script is not installed"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("usage: zoo"), result.stderr
 
 
 # ------------------------------------------------------------------ plotting

@@ -268,7 +268,7 @@ def test_coupling_halves_alternate_in_latent_coordinates():
 def test_presets_config_and_errors():
     e = entry("nsf")
     assert set(TOY) | {"digits"} == set(e.presets)
-    assert e.presets["digits"]["data_shape"] == (8, 8, 1)
+    assert e.config_for("digits")["data_shape"] == (8, 8, 1)
     assert all(e.presets[name]["num_bins"] == 8 for name in e.presets)
     model = build("autoregressive", "digits")
     clone = NeuralSplineFlow.from_config(model.get_config())

@@ -1,4 +1,7 @@
-"""zoo.savedmodels: SavedModel export for TF Serving, reload, config and launch."""
+"""zoo.savedmodels: SavedModel export for TF Serving, reload, config and launch.
+
+Every model's export is reloaded in a fresh process without zoo, and called with
+good and bad inputs, by test_contract_processes.py."""
 
 import json
 import os
@@ -10,7 +13,6 @@ import numpy as np
 import pytest
 
 import zoo
-from helpers import export_and_compare
 
 MOONS = dict(dataset="moons", hidden_units=8, num_couplings=2)
 DIGITS = dict(dataset="digits", hidden_units=4, num_blocks=1, num_scales=2,
@@ -57,36 +59,22 @@ def parse_model_config(path):
 
 # ------------------------------------------------------------------ export
 
-def test_export_moons_matches_in_fresh_process(moons_model, tmp_path):
-    folder, outputs, report = export_and_compare(moons_model, tmp_path)
-    assert folder == str(tmp_path / "realnvp" / "1")
-    assert set(report["signatures"]) == SIGNATURES
-    assert report["signatures"]["sample"]["inputs"] == {"n": ["int32", []], "seed": ["int32", []]}
-    assert report["signatures"]["log_prob"]["inputs"] == {"x": ["float32", [None, 2]]}
-    assert outputs["output/sample/samples"].shape == (3, 2)
-
-
-def test_export_images_matches_in_fresh_process(tmp_path):
-    model = realnvp(DIGITS)
-    folder, outputs, report = export_and_compare(model, tmp_path)
-    assert report["signatures"]["encode"]["inputs"] == {"x": ["float32", [None, 8, 8, 1]]}
-    assert report["signatures"]["decode"]["outputs"] == {"x": ["float32", [None, 8, 8, 1]]}
-    assert outputs["output/sample/samples"].shape == (3, 8, 8, 1)
-    assert np.all(np.isfinite(outputs["output/log_prob/log_prob"]))
-
-
 def test_sample_signature_is_seeded(moons_model, base):
     """Same seed, same samples (the Keras model's); another seed, other samples."""
     import tensorflow as tf
 
     loaded = zoo.savedmodels.load(base / "realnvp")
     sample = loaded.signatures["sample"]
-    a = sample(n=tf.constant(5), seed=tf.constant(3))["samples"].numpy()
-    b = sample(n=tf.constant(5), seed=tf.constant(3))["samples"].numpy()
-    c = sample(n=tf.constant(5), seed=tf.constant(4))["samples"].numpy()
+    one = tf.constant(1.0)
+    a = sample(n=tf.constant(5), seed=tf.constant(3), temperature=one)["samples"].numpy()
+    b = sample(n=tf.constant(5), seed=tf.constant(3), temperature=one)["samples"].numpy()
+    c = sample(n=tf.constant(5), seed=tf.constant(4), temperature=one)["samples"].numpy()
     np.testing.assert_array_equal(a, b)
     assert a.shape == (5, 2) and not np.allclose(a, c)
     np.testing.assert_allclose(a, moons_model.sample(5, seed=3), rtol=1e-5, atol=1e-5)
+    cold = sample(n=tf.constant(5), seed=tf.constant(3), temperature=tf.constant(0.5))
+    np.testing.assert_allclose(cold["samples"], moons_model.sample(5, seed=3, temperature=0.5),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_saved_model_cli_lists_signatures(base):
@@ -105,7 +93,7 @@ def test_saved_model_cli_lists_signatures(base):
     # `show --all` also lists the internal __saved_model_init_op signature.
     listed.pop("__saved_model_init_op", None)
     assert listed == {
-        "serving_default": {"x"}, "log_prob": {"x"}, "sample": {"n", "seed"},
+        "serving_default": {"x"}, "log_prob": {"x"}, "sample": {"n", "seed", "temperature"},
         "encode": {"x"}, "decode": {"z"},
     }
     assert "Method name is: tensorflow/serving/predict" in result.stdout

@@ -158,7 +158,7 @@ def test_samples_are_levels_of_the_data():
     assert logistic.shape == (16, 8, 8, 1)
     assert np.array_equal(logistic, np.round(logistic))
     assert logistic.min() >= 0 and logistic.max() <= 16
-    bits = tiny_vae(likelihood="bernoulli").sample(16, seed=0).numpy()
+    bits = tiny_vae(observation="bernoulli").sample(16, seed=0).numpy()
     assert set(np.unique(bits)) <= {0.0, 16.0}
 
 
@@ -166,8 +166,8 @@ def test_rejects_non_integer_levels_and_bad_settings():
     model = tiny_vae()
     with pytest.raises(ValueError, match="expected integer pixel levels"):
         model.elbo(np.full((2, 8, 8, 1), 3.5, "float32"))
-    with pytest.raises(ValueError, match="expected likelihood in"):
-        zoo.get("vae", likelihood="gaussian")
+    with pytest.raises(ValueError, match="expected observation in"):
+        zoo.get("vae", observation="gaussian")
     with pytest.raises(ValueError, match=r"expected z of shape \(batch, 1\)"):
         model.decode(np.zeros((2, 3), "float32"))
 

@@ -1,0 +1,196 @@
+"""The model contract's checks that need a fresh process, one process each for all
+cases: the SavedModel reloaded without zoo (bad inputs through every signature
+included), the ``.keras`` file reloaded after ``import zoo`` alone, and a fit step
+under MirroredStrategy. A file of its own, so that pytest-xdist (one file per
+worker at a time) runs it beside test_contract.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import all_signature_inputs, export_and_compare, export_models, raw_batch
+from test_contract import CASES, PRIMARY, all_outputs, build, case_id, perturb
+
+
+# Loads every primary case's .keras file in one fresh process that imports only zoo and
+# keras (safe mode on, then off) and prints each one's outputs on the inputs saved
+# beside it, or its error.
+KERAS_RELOAD = r"""
+import json, sys, traceback
+import numpy as np
+import zoo, keras
+for key, path in json.loads(sys.stdin.read()):
+    try:
+        unsafe = keras.saving.load_model(path, safe_mode=False)
+        model = keras.saving.load_model(path)  # safe mode
+        inputs = np.load(path + ".npz")
+        out = {}
+        for sig, (fn, specs) in model.serving_signatures().items():
+            args = [inputs[sig + "/" + s.name] for s in specs]
+            out.update({sig + "/" + k: np.asarray(v).tolist() for k, v in fn(*args).items()})
+        results = {"outputs": out, "classes": [type(unsafe).__name__, type(model).__name__],
+                   "rng_state": model.rng.state.numpy().tolist()}
+        print("CASE " + json.dumps([key, results]), flush=True)
+    except Exception:
+        print("CASE " + json.dumps([key, {"error": traceback.format_exc()[-3000:]}]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def keras_reloads(tmp_path_factory):
+    """Case id -> (expected outputs, the fresh process's outputs or error)."""
+    folder = tmp_path_factory.mktemp("keras_reload")
+    jobs, expected = [], {}
+    for case in PRIMARY:
+        case_key = case_id(*case[:3])
+        model = build(*case)
+        perturb(model)
+        for _ in range(3):  # a stream state that is not the initial one
+            model.rng.next_seed()
+        path = str(folder / f"{case_key}.keras")
+        model.save(path)
+        inputs = all_signature_inputs(model, seed=11)
+        np.savez(path + ".npz", **{f"{sig}/{k}": v for sig, d in inputs.items()
+                                   for k, v in d.items()})
+        expected[case_key] = (all_outputs(model), model.rng.state.numpy().tolist(),
+                              type(model).__name__)
+        jobs.append([case_key, path])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", KERAS_RELOAD], input=json.dumps(jobs),
+                          capture_output=True, text=True, timeout=900, env=env, cwd=folder)
+    got = dict(json.loads(line[5:]) for line in proc.stdout.splitlines()
+               if line.startswith("CASE "))
+    return expected, got, proc
+
+
+@pytest.mark.parametrize("case", PRIMARY, ids=[case_id(*c[:3]) for c in PRIMARY])
+def test_keras_file_loads_after_import_zoo_alone(case, keras_reloads):
+    """Every registered model's .keras file loads after `import zoo` alone."""
+    expected, got, proc = keras_reloads
+    key = case_id(*case[:3])
+    assert key in got, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
+    assert "error" not in got[key], got[key].get("error")
+    outputs_expected, rng_state, kind = expected[key]
+    assert got[key]["classes"] == [kind, kind]  # loads with safe_mode off and on
+    assert got[key]["rng_state"] == rng_state  # the random stream is saved too
+    outputs = got[key]["outputs"]
+    assert outputs.keys() == outputs_expected.keys()
+    for name, value in outputs_expected.items():
+        np.testing.assert_allclose(np.asarray(outputs[name], np.float32), value,
+                                   rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+# Exported by default: a flow of each kind (coupling on vectors, multi-scale images,
+# MADE, splines, the ODE) and each family; the others in the slow suite.
+EXPORT_DEFAULT = {"realnvp-moons", "glow-digits", "maf-moons", "nsf-moons", "ffjord-moons",
+                  "wgan_gp-digits", "vae-digits"}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """The default cases exported and reloaded (without zoo) in one fresh process."""
+    models = {}
+    for case in CASES:
+        if case_id(*case[:3]) not in EXPORT_DEFAULT:
+            continue
+        model = build(*case)
+        perturb(model)
+        models[case_id(*case[:3])] = model
+    return export_models(models, tmp_path_factory.mktemp("exports"))
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=case_id(*c[:3]),
+                 marks=() if case_id(*c[:3]) in EXPORT_DEFAULT else pytest.mark.slow)
+    for c in CASES])
+def test_export_reload_in_fresh_process(case, request, tmp_path):
+    """Outputs equal the Keras model's; bad inputs give errors naming what was
+    expected, an empty batch gives an empty result, n = 0 zero samples."""
+    if case_id(*case[:3]) in EXPORT_DEFAULT:
+        request.getfixturevalue("exports")[case_id(*case[:3])].check()
+    else:
+        model = build(*case)
+        perturb(model)
+        export_and_compare(model, tmp_path)
+
+
+# Runs every case's fit step under MirroredStrategy on two logical CPUs, in one
+# fresh process (logical devices must be set before TF initialises), and prints
+# one JSON line per case: its last logs, or its error.
+MIRRORED = r"""
+import os, sys, json, traceback
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np, keras, zoo
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+for case_id, name, dataset, overrides, batch in json.loads(sys.stdin.read()):
+    try:
+        with strategy.scope():
+            model = zoo.get(name, dataset=dataset, **overrides)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        ds = tf.data.Dataset.from_tensor_slices(np.array(batch, "float32")).batch(8)
+        history = model.fit(ds, epochs=1, verbose=0)
+        result = {k: v[-1] for k, v in history.history.items()}
+    except Exception:
+        result = {"error": traceback.format_exc()[-3000:]}
+    print("CASE " + json.dumps([case_id, result]), flush=True)
+"""
+
+
+# Under MirroredStrategy by default: one case per family, and the cases whose state
+# is synchronised across replicas (MAF's batch-norm averages, the generator's weight
+# average). Glow's ActNorm initialisation and WGAN-GP's schedule have tests of their
+# own in test_nice_glow.py and test_wgan_gp.py. The other cases run in the slow
+# suite, in a process of their own.
+MIRRORED_DEFAULT = {"realnvp-moons", "maf-moons-batch_norm", "wgan_gp-moons-ema_decay",
+                    "vae-digits"}
+
+
+def run_mirrored(cases):
+    """Case id -> the logs of its MirroredStrategy fit step (or {"error": ...}), for
+    `cases` in one fresh process; and the process."""
+    jobs = [[case_id(*case[:3]), name, dataset, overrides,
+             raw_batch(build(name, dataset, overrides), 16).tolist()]
+            for case in cases for name, dataset, overrides, _ in [case]]
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED], input=json.dumps(jobs),
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    logs = dict(json.loads(line[5:]) for line in proc.stdout.splitlines()
+                if line.startswith("CASE "))
+    return logs, proc
+
+
+@pytest.fixture(scope="module")
+def mirrored_default():
+    return run_mirrored([c for c in CASES if case_id(*c[:3]) in MIRRORED_DEFAULT])
+
+
+@pytest.fixture(scope="module")
+def mirrored_slow():
+    return run_mirrored([c for c in CASES if case_id(*c[:3]) not in MIRRORED_DEFAULT])
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=case_id(*c[:3]),
+                 marks=() if case_id(*c[:3]) in MIRRORED_DEFAULT else pytest.mark.slow)
+    for c in CASES])
+def test_mirrored_strategy_step(case, request):
+    key = case_id(*case[:3])
+    logs, proc = request.getfixturevalue(
+        "mirrored_default" if key in MIRRORED_DEFAULT else "mirrored_slow")
+    assert key in logs, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
+    result = logs[key]
+    assert "error" not in result, result.get("error")
+    model = build(*case)
+    assert set(result) == set(model.loss_names)
+    assert all(np.isfinite(v) for v in result.values())

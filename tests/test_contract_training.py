@@ -1,0 +1,68 @@
+"""The model contract's training checks, over every registered model (cases from
+test_contract.py): a fit step on the tfds pipeline, a jit-compiled one, and (slow) the
+``.keras`` save -> reload round trip in this process."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from helpers import raw_batch
+from test_contract import CASES, IDS, SLOW, all_outputs, build, perturb
+
+
+# The fit steps of NSF, Glow and FFJORD, whose first trace is long, run in the slow
+# suite: their own test files fit them (test_neural_spline.py, test_nice_glow.py,
+# test_ffjord.py).
+FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=i, marks=SLOW if not c[3] or i in FIT_SLOW else ())
+    for c, i in zip(CASES, IDS)])
+def test_fit_step_on_tfds_pipeline(case, data_dir):
+    name, dataset, overrides, _ = case
+    model = build(*case)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ds = zoo.datasets.load(dataset, "train", batch_size=16, take=64, data_dir=data_dir)
+    history = model.fit(ds, epochs=1, verbose=0)
+    for key, values in history.history.items():
+        assert np.isfinite(values[-1]), key
+    result = model.evaluate(zoo.datasets.load(dataset, "test", batch_size=16, take=32,
+                                              data_dir=data_dir), verbose=0, return_dict=True)
+    assert set(result) == set(model.loss_names)
+
+
+# XLA-compiled by default: flows of three kinds of step (affine coupling on vectors,
+# MADE, the ODE solver) and the VAE; the others in the slow suite. Glow's and the
+# GAN's jit steps are tested in test_nice_glow.py and test_wgan_gp.py.
+JIT_DEFAULT = {"realnvp-moons", "maf-moons", "ffjord-moons", "vae-digits"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=i, marks=() if i in JIT_DEFAULT else SLOW)
+                                  for c, i in zip(CASES, IDS)])
+def test_jit_compiled_fit_step(case):
+    model = build(*case)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    ds = tf.data.Dataset.from_tensor_slices(raw_batch(model, 32)).batch(16)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+
+
+# In this process; by default the fresh process of test_contract_processes.py does it.
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_keras_save_reload_equal(case, tmp_path):
+    model = build(*case)
+    perturb(model)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert type(reloaded) is type(model)
+    np.testing.assert_array_equal(reloaded.rng.state.numpy(), model.rng.state.numpy())
+    before, after = all_outputs(model), all_outputs(reloaded)
+    assert before.keys() == after.keys()
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-6, atol=1e-6, err_msg=key)

@@ -1,0 +1,76 @@
+"""A killed run resumes bit for bit: the data order, the step's random numbers and
+the optimizer all continue from the checkpoint as if the run had never stopped."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zoo import runs, training
+
+SETTINGS = dict(epochs=2, steps_per_epoch=3, batch_size=16, verbose=0)
+MODELS = {
+    # Dequantization noise in every step.
+    "nice": ("digits", dict(hidden_units=8, num_hidden=1)),
+    # Latents, dequantization and interpolation noise; two optimizers; n_critic.
+    "wgan_gp": ("digits", dict(latent_dim=4, filters=4, n_critic=2)),
+}
+
+# Trains in a fresh process and kills it (SIGKILL) in the middle of epoch 2, after
+# epoch 1's checkpoint was written.
+KILLED = r"""
+import json, os, signal, sys
+import keras
+from zoo import training
+
+class KillMidEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+name, dataset, out, overrides, settings = json.loads(sys.argv[1])
+training.train(name, dataset, out, overrides=overrides, callbacks=[KillMidEpoch()], **settings)
+"""
+
+
+def state(model):
+    """Every weight (the random stream's state included) and optimizer variable."""
+    return [np.asarray(v) for v in model.weights] + [
+        np.asarray(v) for optimizer in model.all_optimizers() for v in optimizer.variables]
+
+
+def without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_killed_run_resumes_bit_for_bit(name, tmp_path, data_dir):
+    dataset, overrides = MODELS[name]
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    training.train(name, dataset, straight, overrides=overrides, data_dir=data_dir, **SETTINGS)
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "ZOO_DATA_DIR": data_dir}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED, json.dumps([name, dataset, killed, overrides, SETTINGS])],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert runs.checkpoint_files(killed) == ["epoch_0001.keras"]
+    assert [r["epoch"] for r in runs.read_history(killed)] == [1]
+
+    result = training.train(name, None, killed, resume=True, data_dir=data_dir, verbose=0)
+    assert result.epoch == 2 and result.finished
+
+    a, _, _ = runs.load_checkpoint(straight)
+    b, _, _ = runs.load_checkpoint(killed)
+    assert len(state(a)) == len(state(b))
+    for x, y in zip(state(a), state(b)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(np.asarray(a.rng.state), [0, 0])
+    assert without_seconds(runs.read_history(straight)) == \
+        without_seconds(runs.read_history(killed))
