@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install data bench clean
 
 $(BIN)/zoo: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,18 @@ $(BIN)/zoo: setup.py
 	touch $(BIN)/zoo
 
 install: $(BIN)/zoo
+
+# Fashion-MNIST's original IDX files from Debian's dataset-fashion-mnist (needs root
+# and apt; elsewhere set ZOO_FASHION_MNIST_DIR, or let tfds download it with a network).
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
+	  echo "dataset-fashion-mnist is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; }; \
+	else \
+	  echo "make data: needs root and apt-get (sudo apt-get install dataset-fashion-mnist)" >&2; exit 1; \
+	fi
 
 demo: install
 	$(BIN)/zoo demo

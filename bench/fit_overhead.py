@@ -6,8 +6,8 @@ Each fit of a small MAF on moons records the time from its ``on_train_end``
 callback to the return of ``fit``: the tear-down of fit's data iterator. Three
 pipelines over the same 50k points: the zoo's (``zoo.datasets.load``: tfds read,
 map, cache, shuffle, repeat, batch, prefetch), a plain ``from_tensor_slices``
-repeat/batch, and that plus a 50k shuffle and prefetch. The zoo trains the 2-D
-presets with one ``fit`` per epoch, so this is paid every epoch.
+repeat/batch, and that plus a 50k shuffle and prefetch. ``zoo train`` runs one
+``fit`` per run (``zoo.datasets.training_epochs``), so this is paid once per run.
 """
 
 import argparse

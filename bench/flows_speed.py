@@ -1,6 +1,6 @@
 """Flow speed on FFJORD moons: the zoo's RealNVP / MAF / NSF vs TFP stock (and zuko).
 
-Config (DESIGN.md, "Speed"): 2-D moons from ``zoo.datasets.load("moons", "train",
+Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "train",
 256, repeat=True, drop_remainder=True)``, batch 256, Adam 1e-3.
 
 * RealNVP, 8 affine couplings, MLP 64x64: ``zoo.get("realnvp", dataset="moons", ...)``
