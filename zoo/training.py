@@ -217,13 +217,17 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Each is written to a temporary file and renamed into place, in that order, so
     ``latest.json`` only ever names a complete checkpoint whose epoch the history
-    holds. Only the last `keep` checkpoints are kept. An epoch with NaN/Inf in its
-    logs or weights (or stopped by `guard`) writes nothing.
+    holds. Only the last `keep` checkpoints are kept. An epoch writes nothing when
+    it went bad: NaN/Inf in its logs (or stopped by `guard`), in the weights, or in
+    the loss terms of the model it ends with on `probe`, a fixed batch (the logs
+    hold the losses before each update, so a last update that broke the model
+    shows only there). The probe leaves the model's random stream where it was.
     """
 
-    def __init__(self, run_dir, history, guard, last=None, keep=KEEP_CHECKPOINTS):
+    def __init__(self, run_dir, history, guard, probe=None, last=None, keep=KEEP_CHECKPOINTS):
         super().__init__()
         self.run_dir, self.history, self.guard, self.keep = run_dir, history, guard, keep
+        self.probe = probe
         self.last = last  # the last good Checkpoint
         self.began = time.time()
 
@@ -236,8 +240,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         bad = non_finite(logs) or ({"weights": non_finite_weights(self.model)}
                                    if non_finite_weights(self.model) else {})
+        where = None
+        if not bad and self.probe is not None:
+            state = self.model.rng.state.numpy()
+            terms = self.model.compute_losses(self.probe, training=False)
+            self.model.rng.state.assign(state)
+            bad = non_finite({k: float(v) for k, v in terms.items()})
+            where = "after its last update, on a fixed batch"
         if bad:
             self.guard.failure = {"epoch": epoch + 1, "values": bad}
+            if where:
+                self.guard.failure["where"] = where
             self.model.stop_training = True
             return
         self.history.append({
@@ -280,7 +293,8 @@ class SampleGrid(keras.callbacks.Callback):
 def _diverged(failure, last_good, run_dir, learning_rate):
     """The NonFiniteLossError for `failure`, naming the last good checkpoint."""
     epoch = failure["epoch"]
-    where = f"epoch {epoch}" + (f", batch {failure['batch']}" if "batch" in failure else "")
+    where = f"epoch {epoch}" + (f", batch {failure['batch']}" if "batch" in failure else "") \
+        + (f" ({failure['where']})" if "where" in failure else "")
     lower = f"{learning_rate / 10:g}"
     if last_good is None:
         good = (f"no checkpoint was written (it diverged in the first epoch); start again "
@@ -394,13 +408,16 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         run["dataset"], training["batch_size"], total, first_epoch=start,
         steps_per_epoch=training["steps_per_epoch"], seed=run["seed"], data_dir=data_dir)
     reference = runs.reference_points(model, run["dataset"], data_dir)
+    probe = next(iter(datasets.load(run["dataset"], "train", training["batch_size"],
+                                    shuffle=False, take=training["batch_size"],
+                                    data_dir=data_dir)))
     run["config"] = _jsonable(model.get_config())
     runs.write_json(os.path.join(run_dir, RUN_FILE), run)
     if start:
         _say(verbose, f"resuming {run_dir} at epoch {start + 1} of {total} "
                       f"(from {checkpoint.path})")
     guard = NonFiniteStop()
-    checkpointer = RunCheckpoint(run_dir, history, guard, last=checkpoint)
+    checkpointer = RunCheckpoint(run_dir, history, guard, probe=probe, last=checkpoint)
     tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False)
     model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps, shuffle=False,
               callbacks=[guard, checkpointer, SampleGrid(run_dir, guard, run["seed"], reference),
