@@ -63,24 +63,22 @@ def positive_float(text):
     return value
 
 
-def seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, {SEED_MAX}], got {text!r}")
-    return value
+def int_in(low, high):
+    """An argument type: an integer in [low, high]."""
+    def check(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer in [{low}, {high}], got {text!r}")
+        return value
+    return check
 
 
-def port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"expected a port number in 1..65535, got {text!r}")
-    return value
+seed = int_in(0, SEED_MAX)
+port = int_in(1, 65535)
 
 
 def file_path(suffix):
