@@ -26,8 +26,8 @@ RTOL = 1e-5
 # Runs in a fresh process: for each job of the JSON file argv[1], loads the
 # SavedModel with TF alone (zoo is made unimportable), calls every signature twice
 # on the job's inputs, records the outputs, the trainable variables' values,
-# serving_default's outputs after the variables were shifted (to show the graph
-# reads the variables rather than constants folded into it), the SignatureDefs'
+# serving_default's outputs after every float variable was shifted (to show the
+# graph reads the variables rather than constants folded into it), the SignatureDefs'
 # default inputs, and what each bad-input probe gave (its error's "expected" line,
 # or its outputs' shapes).
 FRESH_PROCESS = r"""
@@ -81,8 +81,9 @@ for job in json.load(open(sys.argv[1])):
     report["num_trainable_variables"] = len(variables)
     for i, v in enumerate(variables):
         outputs["variable/%d" % i] = v.numpy()
-    for v in variables:
-        v.assign_add(tf.fill(tf.shape(v), tf.constant(0.1, v.dtype)))
+    for v in loaded.variables:  # all of them: samples may read averaged weights
+        if v.dtype.is_floating:
+            v.assign_add(tf.fill(tf.shape(v), tf.constant(0.1, v.dtype)))
     for k, v in call(loaded, "serving_default", by_sig["serving_default"]).items():
         outputs["shifted/" + k] = v
     proto = saved_model_pb2.SavedModel()
