@@ -22,7 +22,7 @@ INSTALL_REQUIRES = [
 
 setup(
     name="zoo",
-    version="0.1.0",
+    version="0.2.0",
     description="A TensorFlow/Keras model zoo of deep generative models",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -18,5 +18,5 @@ from zoo.registry import get, list_models, load_all, register  # noqa: E402
 
 load_all()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["datasets", "get", "list_models", "metrics", "register", "savedmodels"]

@@ -1,7 +1,11 @@
 """The random numbers of a training step, as a layer whose state checkpoints hold."""
 
+import logging
+
 import keras
 import tensorflow as tf
+
+log = logging.getLogger("zoo")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -14,6 +18,10 @@ class RandomStream(keras.layers.Layer):
     ``.keras`` file, so this layer saves and loads it as its one weight: a model
     restored from a checkpoint draws the same numbers it would have drawn had it
     never stopped, and a killed run that resumes continues bit for bit.
+
+    A checkpoint written before the stream existed (before zoo 0.2) holds no state for it:
+    such a model loads with the stream at its initial seed, and a warning says that
+    a resumed run draws other numbers than the original would have.
 
     Draws outside training (sampling, evaluation with a seed) do not use the
     stream: they take explicit seeds and leave it where it is.
@@ -59,10 +67,11 @@ class RandomStream(keras.layers.Layer):
 
     def load_own_variables(self, store):
         if "state" not in store:
-            raise ValueError(
-                f"{self.name}: the checkpoint holds no random-stream state (expected "
-                f"the key 'state', got {sorted(store.keys())})"
+            log.warning(
+                "the checkpoint holds no random-stream state (written before zoo 0.2): "
+                "training randomness restarts from the seed"
             )
+            return
         self.generator.state.assign(store["state"])
 
     def get_config(self):

@@ -289,6 +289,14 @@ class GaussianVAE(GenerativeModel):
         loc, log_scale = tf.split(params, 2, axis=-1)
         return discretized_logistic_sample(loc, log_scale, self.num_levels, x_seed)
 
+    @classmethod
+    def from_config(cls, config):
+        # Checkpoints written before zoo 0.2 name the observation model `likelihood`.
+        if "likelihood" in config:
+            config = {**config, "observation": config["likelihood"]}
+            del config["likelihood"]
+        return super().from_config(config)
+
     def data_signatures(self):
         def encode(x):
             mean, log_scale = self.encode(x)
