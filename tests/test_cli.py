@@ -71,22 +71,23 @@ def same_state(a, b):
         np.array_equal(np.asarray(x), np.asarray(y)) for x, y in pairs)
 
 
+def finished_run(tmp_path_factory, data_dir, epochs):
+    run = tmp_path_factory.mktemp("runs") / f"epochs{epochs}"
+    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", epochs, "--out", run,
+               "--data-dir", data_dir) == 0
+    return run
+
+
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory, data_dir):
     """A finished one-epoch run of a tiny RealNVP on moons (3 steps of 32)."""
-    run = tmp_path_factory.mktemp("runs") / "moons"
-    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 1, "--out", run,
-               "--data-dir", data_dir) == 0
-    return run
+    return finished_run(tmp_path_factory, data_dir, 1)
 
 
 @pytest.fixture(scope="module")
 def three_epochs(tmp_path_factory, data_dir):
     """A finished three-epoch run of the same model (checkpoints 1, 2 and 3)."""
-    run = tmp_path_factory.mktemp("runs") / "three"
-    assert zoo("train", "realnvp", *TINY_MOONS, "--epochs", 3, "--out", run,
-               "--data-dir", data_dir) == 0
-    return run
+    return finished_run(tmp_path_factory, data_dir, 3)
 
 
 def copy_run(run, tmp_path, name="copy"):
