@@ -25,10 +25,16 @@ def moons(n, rng):
     return data * 2.0 + np.array([-1.0, -0.2])
 
 
+_S = 1.0 / np.sqrt(2.0)
+_EIGHT_DIRECTIONS = np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (_S, _S), (_S, -_S), (-_S, _S),
+                              (-_S, -_S)])
+# 8gaussians' mixture: equal weights, these means, this standard deviation per axis.
+EIGHT_GAUSSIANS_MODES = 4.0 * _EIGHT_DIRECTIONS / 1.414
+EIGHT_GAUSSIANS_STD = 0.5 / 1.414
+
+
 def eight_gaussians(n, rng):
-    s = 1.0 / np.sqrt(2.0)
-    centers = 4.0 * np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)])
-    points = rng.randn(n, 2) * 0.5 + centers[rng.randint(8, size=n)]
+    points = rng.randn(n, 2) * 0.5 + 4.0 * _EIGHT_DIRECTIONS[rng.randint(8, size=n)]
     return points / 1.414
 
 
