@@ -155,7 +155,7 @@ def cmd_evaluate(args):
     from zoo import runs
 
     path, metrics = runs.evaluate_run(args.run, split=args.split, batch_size=args.batch_size,
-                                      data_dir=args.data_dir)
+                                      data_dir=args.data_dir, num_samples=args.num_samples)
     print(json.dumps(metrics, indent=2))
     print(f"metrics: {path}")
     return 0
@@ -234,10 +234,13 @@ def build_parser():
     p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
     p.set_defaults(func=cmd_sample)
 
-    p = commands.add_parser("evaluate", help="RUN/metrics.json: NLL, bits/dim, loss terms")
+    p = commands.add_parser("evaluate", help="RUN/metrics.json: NLL, bits/dim, loss terms, "
+                                             "sample quality (2-D data)")
     p.add_argument("run", help="a run folder")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=positive_int, help="default: the run's")
+    p.add_argument("--num-samples", type=positive_int, default=10_000,
+                   help="samples for the sample-quality metrics of 2-D data (default 10000)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -338,6 +338,9 @@ def test_evaluate_writes_metrics(moons_run, capsys):
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 10_000
     assert metrics["likelihood"] == "exact" and "exact" in metrics["bound"]
     assert set(metrics["loss_terms"]) == {"loss", "bits_per_dim"}
+    quality = metrics["sample_quality"]
+    assert quality["num_samples"] == 10_000 and quality["mmd_num_samples"] == 2000
+    assert quality["sliced_wasserstein"] > 0 and math.isfinite(quality["mmd_rbf"])
 
 
 def test_export_and_serve(moons_run, tmp_path, capsys):
@@ -386,9 +389,10 @@ def test_gan_run(tmp_path, data_dir):
     assert {"critic_loss", "wasserstein"} <= set(read(run / "history.json")[0])
     model, _, _ = runs.load_checkpoint(run)
     assert int(model.critic_optimizer.iterations) == 3
-    assert zoo("evaluate", run) == 0
+    assert zoo("evaluate", run, "--num-samples", 500) == 0
     metrics = read(run / "metrics.json")
     assert "bits_per_dim" not in metrics and "bound" not in metrics
+    assert metrics["sample_quality"]["num_samples"] == 500
     assert all(math.isfinite(v) for v in metrics["loss_terms"].values())
     assert "gradient_penalty" in metrics["loss_terms"]
 

@@ -8,6 +8,7 @@ import scipy.linalg
 from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
+import zoo.metrics
 from zoo.datasets import toy
 from zoo.metrics import sample_quality as sq
 
@@ -144,7 +145,7 @@ def test_mode_coverage_of_the_8gaussians_dataset_and_a_collapsed_model():
     # An isotropic 2-D Gaussian lies within 3 std of its mean with probability
     # 1 - exp(-9/2) = 0.9889 (the modes are far apart: none is nearer another).
     assert abs(quality - (1 - np.exp(-4.5))) < 0.003, quality
-    collapsed = eight_gaussians(2000, modes=[5])
+    collapsed = eight_gaussians(20_000, modes=[5])  # tails reach the neighbours
     assert sq.mode_coverage(collapsed, toy.EIGHT_GAUSSIANS_MODES,
                             toy.EIGHT_GAUSSIANS_STD) == (1, pytest.approx(0.989, abs=0.01))
     far = np.full((10, 2), 100.0)
@@ -175,3 +176,38 @@ def test_classifier_score_bounds():
     assert sq.classifier_score(np.full((50, 10), 0.1)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="class probabilities"):
         sq.classifier_score(np.full((5, 10), 0.5))
+
+
+class PointsModel:
+    """A stand-in for a model of 2-D points: samples the given mixture modes."""
+
+    name = "points"
+
+    def __init__(self, modes):
+        self.modes = modes
+
+    def sample(self, n, seed):
+        return eight_gaussians(n, modes=self.modes, seed=int(np.sum(seed)) + 100)
+
+
+@pytest.mark.parametrize("modes, covered", [(range(8), 8), ([2], 1)])
+def test_evaluate_points_on_8gaussians(modes, covered):
+    data = [eight_gaussians(1000, seed=i) for i in range(3)]  # batches of a pipeline
+    metrics = sq.evaluate_points(PointsModel(modes), data, num_samples=2500, seed=1,
+                                 modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
+    assert metrics["num_samples"] == 2500 and metrics["mmd_num_samples"] == 2000
+    assert metrics["modes_covered"] == covered and metrics["num_modes"] == 8
+    assert metrics["high_quality_fraction"] > 0.97
+    if covered == 8:  # another draw of the data: both distances near their floor
+        assert abs(metrics["mmd_rbf"]) < 2e-3 and metrics["sliced_wasserstein"] < 0.2
+    else:
+        assert metrics["mmd_rbf"] > 0.1 and metrics["sliced_wasserstein"] > 1.0
+
+
+def test_evaluate_points_refuses_non_finite_samples():
+    class Broken(PointsModel):
+        def sample(self, n, seed):
+            return np.full((n, 2), np.nan)
+
+    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 of its 1000 samples"):
+        sq.evaluate_points(Broken(range(8)), [eight_gaussians(1000)])

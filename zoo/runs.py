@@ -280,13 +280,16 @@ def load_newest(run_dir):
 
 
 # ------------------------------------------------------------------ what is done with a run
-def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0):
+def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
+                 num_samples=10_000):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
 
     Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
     with a likelihood also gets ``nll_nats`` and ``bits_per_dim`` with
     ``likelihood`` and ``bound`` saying what the number is
-    (:func:`zoo.metrics.evaluate_likelihood`).
+    (:func:`zoo.metrics.evaluate_likelihood`). A model of 2-D points also gets
+    ``sample_quality`` from up to `num_samples` samples
+    (:func:`zoo.metrics.sample_quality.evaluate_points`).
 
     Returns:
         ``(path, metrics)``.
@@ -294,7 +297,9 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0):
         NonFiniteError: a metric is NaN or Inf; ``metrics.json`` is left as it was.
     """
     from zoo import datasets
+    from zoo.datasets import toy
     from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
+    from zoo.metrics.sample_quality import evaluate_points
 
     model, run, checkpoint = load_checkpoint(run_dir)
     batch_size = batch_size or run["training"]["batch_size"]
@@ -314,11 +319,17 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0):
         "checkpoint": os.path.join(CHECKPOINTS, checkpoint.file),
         "loss_terms": terms,
     }
-    if model.likelihood != "none":
-        try:
+    try:
+        if model.likelihood != "none":
             metrics.update(evaluate_likelihood(model, data, seed=seed))
-        except NonFiniteMetricError as e:
-            raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
+        if model.data_kind == "points":
+            mixture = {}
+            if run["dataset"] == "8gaussians":
+                mixture = dict(modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
+            metrics["sample_quality"] = evaluate_points(model, data, num_samples, seed,
+                                                        **mixture)
+    except NonFiniteMetricError as e:
+        raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
     path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
     return path, metrics
 

@@ -228,14 +228,17 @@ def sliced_wasserstein(x, y, num_projections=256, seed=0):
     return float(np.sqrt(np.mean((pa - pb) ** 2)))
 
 
-def mode_coverage(samples, centers, std, num_std=3.0, min_count=1):
+def mode_coverage(samples, centers, std, num_std=3.0, min_share=0.1):
     """Modes covered and the fraction of high-quality samples of a Gaussian mixture.
 
     As in Srivastava, Valkov, Russell, Gutmann & Sutton, "VEEGAN: Reducing Mode
     Collapse in GANs using Implicit Variational Learning", NeurIPS 2017,
     https://arxiv.org/abs/1705.07761: a sample is of high quality when within
     `num_std` standard deviations of its nearest mode, and a mode is covered when
-    at least `min_count` high-quality samples are nearest to it (VEEGAN: one).
+    high-quality samples are nearest to it. VEEGAN counts a mode with one such
+    sample; here a mode needs `min_share` of its fair share of the samples
+    (``min_share * n / len(centers)``, at least one), since with thousands of
+    samples the tails of one collapsed mode reach 3 std of its neighbours.
 
     Returns:
         ``(modes_covered, high_quality_fraction)``.
@@ -249,4 +252,53 @@ def mode_coverage(samples, centers, std, num_std=3.0, min_count=1):
     nearest = d2.argmin(axis=1)
     good = np.sqrt(d2[np.arange(len(x)), nearest]) <= num_std * std
     counts = np.bincount(nearest[good], minlength=len(centers))
+    min_count = max(1.0, min_share * len(x) / len(centers))
     return int(np.sum(counts >= min_count)), float(good.mean())
+
+
+# How many points of each set the MMD uses: its kernel matrix is (2m)^2 float64.
+MMD_POINTS = 2000
+
+
+def evaluate_points(model, dataset, num_samples=10_000, seed=0, modes=None, std=None):
+    """Sample quality of a model of 2-D points, the features being the points.
+
+    Draws ``min(num_samples, len(data))`` samples from `seed` (in batches of
+    1,000) and compares them with as many points of `dataset` (a pipeline of
+    batches): the sliced Wasserstein distance on all of them, the RBF-mixture MMD^2
+    on the first ``MMD_POINTS`` of each, and, given the mixture's `modes` and
+    `std` (8gaussians), the modes covered and the fraction of high-quality
+    samples.
+
+    Returns:
+        A dict of the metrics, the sample count and ``"features": "points"``.
+    Raises:
+        NonFiniteMetricError: a sample or a metric is NaN or Inf.
+    """
+    from zoo.metrics.likelihood import NonFiniteMetricError
+
+    real = np.concatenate([np.asarray(b[0] if isinstance(b, (tuple, list)) else b)
+                           for b in dataset])
+    n = min(int(num_samples), len(real))
+    if n < 2:
+        raise ValueError(f"evaluate_points: expected at least 2 samples and data points, "
+                         f"got {n}")
+    real = real[:n]
+    fake = np.concatenate([np.asarray(model.sample(min(1000, n - start), seed=[seed, start]))
+                           for start in range(0, n, 1000)])
+    if not np.all(np.isfinite(fake)):
+        raise NonFiniteMetricError(f"{model.name}: {int(np.sum(~np.isfinite(fake)))} of its "
+                                   f"{n} samples' coordinates are NaN/Inf")
+    m = min(n, MMD_POINTS)
+    metrics = {
+        "features": "points",
+        "num_samples": n,
+        "sliced_wasserstein": sliced_wasserstein(real, fake, seed=seed),
+        "mmd_rbf": mmd_rbf(real[:m], fake[:m]),
+        "mmd_num_samples": m,
+    }
+    if modes is not None:
+        covered, quality = mode_coverage(fake, modes, std)
+        metrics.update(modes_covered=covered, num_modes=len(modes),
+                       high_quality_fraction=quality)
+    return metrics
