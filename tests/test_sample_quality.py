@@ -209,5 +209,5 @@ def test_evaluate_points_refuses_non_finite_samples():
         def sample(self, n, seed):
             return np.full((n, 2), np.nan)
 
-    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 of its 1000 samples"):
+    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 NaN/Inf coordinates in its 1000 samples"):
         sq.evaluate_points(Broken(range(8)), [eight_gaussians(1000)])

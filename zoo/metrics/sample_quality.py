@@ -287,8 +287,8 @@ def evaluate_points(model, dataset, num_samples=10_000, seed=0, modes=None, std=
     fake = np.concatenate([np.asarray(model.sample(min(1000, n - start), seed=[seed, start]))
                            for start in range(0, n, 1000)])
     if not np.all(np.isfinite(fake)):
-        raise NonFiniteMetricError(f"{model.name}: {int(np.sum(~np.isfinite(fake)))} of its "
-                                   f"{n} samples' coordinates are NaN/Inf")
+        raise NonFiniteMetricError(f"{model.name}: {int(np.sum(~np.isfinite(fake)))} NaN/Inf "
+                                   f"coordinates in its {n} samples")
     m = min(n, MMD_POINTS)
     metrics = {
         "features": "points",

@@ -19,9 +19,9 @@ class RandomStream(keras.layers.Layer):
     restored from a checkpoint draws the same numbers it would have drawn had it
     never stopped, and a killed run that resumes continues bit for bit.
 
-    A checkpoint written before the stream existed (before zoo 0.2) holds no state for it:
-    such a model loads with the stream at its initial seed, and a warning says that
-    a resumed run draws other numbers than the original would have.
+    A checkpoint written before the stream existed (before zoo 0.2) holds no state
+    for it: such a model loads with the stream at its initial seed, and a warning
+    says that a resumed run draws other numbers than the original would have.
 
     Draws outside training (sampling, evaluation with a seed) do not use the
     stream: they take explicit seeds and leave it where it is.
