@@ -171,8 +171,8 @@ def read_index(run_dir):
                       os.path.join(os.fspath(run_dir), CHECKPOINTS, index["file"]))
 
 
-def read_history(run_dir, upto=None):
-    """The records of ``history.json`` (epochs <= `upto` if given), or []."""
+def read_history(run_dir):
+    """The records of ``history.json``, or []."""
     path = os.path.join(os.fspath(run_dir), HISTORY_FILE)
     if not os.path.exists(path):
         return []
@@ -183,7 +183,7 @@ def read_history(run_dir, upto=None):
             f"training history {path} is damaged: expected a list of records "
             f'{{"epoch": N, ...}}, got {json.dumps(history)[:200]}. Restore it, or delete '
             "it to keep only the epochs trained from now on")
-    return [r for r in history if upto is None or r["epoch"] <= upto]
+    return history
 
 
 def check_folder(run_dir):

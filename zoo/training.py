@@ -29,10 +29,11 @@ import numpy as np
 
 import zoo
 from zoo import datasets, plotting, registry, runs
+from zoo.base import INT32_MAX
 from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
                       RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
 
-SEED_RANGE = (0, 2**31 - 1)
+SEED_RANGE = (0, INT32_MAX)
 # Settings that a resumed run keeps unless given again (the learning rate may change).
 FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile")
 DATA_PARAMETERS = ("data_shape", "num_levels")
@@ -238,8 +239,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.guard.failure is not None:
             return
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        bad = non_finite(logs) or ({"weights": non_finite_weights(self.model)}
-                                   if non_finite_weights(self.model) else {})
+        bad = non_finite(logs)
+        if not bad:
+            weights = non_finite_weights(self.model)
+            bad = {"weights": weights} if weights else {}
         where = None
         if not bad and self.probe is not None:
             state = self.model.rng.state.numpy()
