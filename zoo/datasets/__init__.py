@@ -127,6 +127,23 @@ def _features(name):
     return image
 
 
+def _split_builder(name, split, batch_size, data_dir):
+    """The prepared builder of dataset `name`, after checking `batch_size` and that it
+    has `split` (for the zoo's own datasets, before anything is built)."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DatasetError(f"dataset {name!r}: batch_size must be an int >= 1, got {batch_size!r}")
+    if name in INFOS and split not in INFOS[name].splits:
+        raise DatasetError(
+            f"dataset {name!r} has no split {split!r}; splits: {list(INFOS[name].splits)}"
+        )
+    builder = _builder(name, data_dir if data_dir is not None else default_data_dir())
+    if split not in builder.info.splits:
+        raise DatasetError(
+            f"dataset {name!r} has no split {split!r}; splits: {list(builder.info.splits)}"
+        )
+    return builder
+
+
 def load(name, split="train", batch_size=64, *, shuffle=None, repeat=False, data_dir=None,
          seed=0, drop_remainder=False, take=None, with_labels=False):
     """A batched ``tf.data`` pipeline of a dataset's raw values.
@@ -145,17 +162,7 @@ def load(name, split="train", batch_size=64, *, shuffle=None, repeat=False, data
     Returns:
         A ``tf.data.Dataset`` of float32 batches of shape ``(batch,) + info.shape``.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise DatasetError(f"dataset {name!r}: batch_size must be an int >= 1, got {batch_size!r}")
-    if name in INFOS and split not in INFOS[name].splits:
-        raise DatasetError(
-            f"dataset {name!r} has no split {split!r}; splits: {list(INFOS[name].splits)}"
-        )
-    builder = _builder(name, data_dir if data_dir is not None else default_data_dir())
-    if split not in builder.info.splits:
-        raise DatasetError(
-            f"dataset {name!r} has no split {split!r}; splits: {list(builder.info.splits)}"
-        )
+    builder = _split_builder(name, split, batch_size, data_dir)
     ds = builder.as_dataset(split=split, shuffle_files=False)
     if take is not None:
         ds = ds.take(int(take))
@@ -187,13 +194,7 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
     """
     import tensorflow_datasets as tfds
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise DatasetError(f"dataset {name!r}: batch_size must be an int >= 1, got {batch_size!r}")
-    builder = _builder(name, data_dir if data_dir is not None else default_data_dir())
-    if split not in builder.info.splits:
-        raise DatasetError(
-            f"dataset {name!r} has no split {split!r}; splits: {list(builder.info.splits)}"
-        )
+    builder = _split_builder(name, split, batch_size, data_dir)
     whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     values = tf.constant(whole["x"] if name in toy.TOY_NAMES else whole["image"])
     size = int(values.shape[0])
