@@ -27,6 +27,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["zoo", "zoo.*"]),
+    # The feature networks' weights (zoo.metrics.features), a few hundred KB each.
+    package_data={"zoo.metrics": ["weights/*.weights.h5", "weights/*.json"]},
     # The `zoo` command parses its arguments before it imports TensorFlow.
     py_modules=["zoo_cli"],
     python_requires=">=3.10",

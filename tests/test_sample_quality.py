@@ -186,16 +186,21 @@ class PointsModel:
     def __init__(self, modes):
         self.modes = modes
 
+    def sample_batches(self, n, seed=0, batch_size=1000):
+        for start in range(0, n, batch_size):
+            yield self.sample(min(batch_size, n - start), [seed, start])
+
     def sample(self, n, seed):
         return eight_gaussians(n, modes=self.modes, seed=int(np.sum(seed)) + 100)
 
 
 @pytest.mark.parametrize("modes, covered", [(range(8), 8), ([2], 1)])
 def test_evaluate_points_on_8gaussians(modes, covered):
-    data = [eight_gaussians(1000, seed=i) for i in range(3)]  # batches of a pipeline
+    data = eight_gaussians(3000, seed=0)
     metrics = sq.evaluate_points(PointsModel(modes), data, num_samples=2500, seed=1,
                                  modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
     assert metrics["num_samples"] == 2500 and metrics["mmd_num_samples"] == 2000
+    assert metrics["samples_per_second"] > 0
     assert metrics["modes_covered"] == covered and metrics["num_modes"] == 8
     assert metrics["high_quality_fraction"] > 0.97
     if covered == 8:  # another draw of the data: both distances near their floor
@@ -209,5 +214,5 @@ def test_evaluate_points_refuses_non_finite_samples():
         def sample(self, n, seed):
             return np.full((n, 2), np.nan)
 
-    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 NaN/Inf coordinates in its 1000 samples"):
-        sq.evaluate_points(Broken(range(8)), [eight_gaussians(1000)])
+    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 NaN/Inf values in its 1000 samples"):
+        sq.evaluate_points(Broken(range(8)), eight_gaussians(1000))

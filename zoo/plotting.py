@@ -19,10 +19,16 @@ SAMPLE_COLOUR = (31, 119, 180)
 REFERENCE_COLOUR = (190, 190, 190)
 
 
-def _parent(path):
+def _save(image, path):
+    """Writes the PIL `image` to `path` (folders created) and returns `path`; with
+    `path` None, returns the image instead."""
+    if path is None:
+        return image
     folder = os.path.dirname(os.fspath(path))
     if folder:
         os.makedirs(folder, exist_ok=True)
+    image.save(path)
+    return path
 
 
 def _to_uint8(images, num_levels):
@@ -40,10 +46,11 @@ def image_grid(images, num_levels, path, cols=None):
             in raw levels; values are clipped to ``[0, num_levels - 1]``.
         num_levels: the intensity levels of the raw data (17 for digits, 256 for
             8-bit images).
-        path: the PNG file to write (folders are created).
+        path: the PNG file to write (folders are created); None: return the
+            PIL image instead.
         cols: tiles per row; default ``ceil(sqrt(N))``.
     Returns:
-        `path`. Tiles smaller than 32 pixels are upscaled by an integer factor
+        `path` (or the image). Tiles smaller than 32 pixels are upscaled by an integer factor
         (nearest neighbour, x4 for 8x8 digits) and separated by a grey border.
     """
     images = np.asarray(images)
@@ -72,9 +79,8 @@ def image_grid(images, num_levels, path, cols=None):
         top = PADDING + (i // cols) * (th + PADDING)
         left = PADDING + (i % cols) * (tw + PADDING)
         grid[top:top + th, left:left + tw] = tile
-    _parent(path)
-    Image.fromarray(grid[..., 0] if c == 1 else grid, "L" if c == 1 else "RGB").save(path)
-    return path
+    return _save(Image.fromarray(grid[..., 0] if c == 1 else grid, "L" if c == 1 else "RGB"),
+                 path)
 
 
 def _view(points):
@@ -101,14 +107,15 @@ def scatter(points, path, reference=None, size=SCATTER_SIZE):
 
     Args:
         points: array ``(N, 2)``, drawn in blue.
-        path: the PNG file to write (folders are created).
+        path: the PNG file to write (folders are created); None: return the
+            PIL image instead.
         reference: optional ``(M, 2)`` data points drawn in light grey beneath.
             The view (square, the 1st-99th percentiles plus a margin) comes from
             `reference` when given, so plots of successive epochs share it;
             otherwise from `points`.
         size: the image's side in pixels.
     Returns:
-        `path`. Non-finite points and points outside the view are not drawn.
+        `path` (or the image). Non-finite points and points outside the view are not drawn.
     """
     points = _check_points(points, "points")
     if reference is not None:
@@ -128,9 +135,7 @@ def scatter(points, path, reference=None, size=SCATTER_SIZE):
     if reference is not None:
         dots(reference, REFERENCE_COLOUR, 1)
     dots(points, SAMPLE_COLOUR, 1.5)
-    _parent(path)
-    image.save(path)
-    return path
+    return _save(image, path)
 
 
 DENSITY_COLOUR = np.array([8.0, 48.0, 107.0])  # the darkest shade, at each panel's top
@@ -174,9 +179,7 @@ def density_beside_data(log_prob, data, path, size=SCATTER_SIZE, bins=200):
     image = Image.new("RGB", (2 * size + PADDING * 4, size), (255, 255, 255))
     image.paste(panels[0], (0, 0))
     image.paste(panels[1], (size + PADDING * 4, 0))
-    _parent(path)
-    image.save(path)
-    return path
+    return _save(image, path)
 
 
 # Samples per picture: those of each epoch in training, and at most those of one
@@ -193,7 +196,7 @@ def picture_limit(model):
 def save_picture(model, samples, path, reference=None):
     """Writes samples of `model` as a PNG, as its data are drawn: an
     :func:`image_grid` of images, a :func:`scatter` of 2-D points (over
-    `reference` points if given). Returns `path`."""
+    `reference` points if given). Returns `path` (the PIL image if it is None)."""
     kind = model.data_kind
     if kind == "images":
         return image_grid(samples, model.num_levels, path)
@@ -207,3 +210,30 @@ def save_samples(model, path, n, seed, reference=None):
     """Draws `n` samples of `model` with `seed` and writes them with
     :func:`save_picture`. Returns `path`."""
     return save_picture(model, np.asarray(model.sample(n, seed=seed)), path, reference)
+
+
+TITLE_HEIGHT = 16  # pixels of the caption strip above each panel of a sheet
+
+
+def side_by_side(panels, path, background=(255, 255, 255)):
+    """Writes one PNG of pictures side by side, each under its caption.
+
+    Args:
+        panels: ``(caption, PIL image)`` pairs, drawn left to right.
+        path: the PNG file to write (folders are created).
+    Returns:
+        `path`.
+    """
+    if not panels:
+        raise ValueError("side_by_side: expected at least one (caption, image) panel")
+    images = [image.convert("RGB") for _, image in panels]
+    width = sum(image.width for image in images) + PADDING * (len(images) + 1)
+    height = max(image.height for image in images) + TITLE_HEIGHT + 2 * PADDING
+    sheet = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(sheet)
+    left = PADDING
+    for (caption, _), image in zip(panels, images):
+        draw.text((left, 2), str(caption)[: max(4, image.width // 6)], fill=(0, 0, 0))
+        sheet.paste(image, (left, TITLE_HEIGHT + PADDING))
+        left += image.width + PADDING
+    return _save(sheet, path)

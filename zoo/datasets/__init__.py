@@ -12,6 +12,7 @@ import io
 import os
 import sys
 
+import numpy as np
 import tensorflow as tf
 
 from zoo.datasets import builders, toy
@@ -177,6 +178,20 @@ def load(name, split="train", batch_size=64, *, shuffle=None, repeat=False, data
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def arrays(name, split="test", data_dir=None):
+    """A whole split in memory as NumPy: ``(values, labels)``, values float32 of
+    shape ``(n,) + info.shape`` (raw levels or points), labels int64 (-1 where the
+    dataset has none). For the test splits and evaluation; Fashion-MNIST's training
+    split is 188 MB as float32."""
+    import tensorflow_datasets as tfds
+
+    builder = _split_builder(name, split, 1, data_dir)
+    whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+    values = whole["x"] if name in toy.TOY_NAMES else whole["image"]
+    labels = whole.get("label", np.full(len(values), -1))
+    return values.astype(np.float32), np.asarray(labels, np.int64)
+
+
 def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=None, seed=0,
                     data_dir=None, split="train"):
     """The training pipeline of epochs ``first_epoch`` .. ``epochs - 1``, for one ``fit``.
@@ -217,4 +232,4 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
 
-__all__ = ["DatasetError", "DatasetInfo", "info", "load", "names", "training_epochs"]
+__all__ = ["DatasetError", "DatasetInfo", "arrays", "info", "load", "names", "training_epochs"]

@@ -260,35 +260,49 @@ def mode_coverage(samples, centers, std, num_std=3.0, min_share=0.1):
 MMD_POINTS = 2000
 
 
-def evaluate_points(model, dataset, num_samples=10_000, seed=0, modes=None, std=None):
-    """Sample quality of a model of 2-D points, the features being the points.
+def draw(model, n, seed=0, batch_size=1000):
+    """`n` samples of `model` from `seed` (``model.sample_batches``) and what drawing
+    them cost: ``(samples, {"sampling_seconds", "samples_per_second"})``, the time
+    including the sampling graph's tracing.
 
-    Draws ``min(num_samples, len(data))`` samples from `seed` (in batches of
-    1,000) and compares them with as many points of `dataset` (a pipeline of
-    batches): the sliced Wasserstein distance on all of them, the RBF-mixture MMD^2
-    on the first ``MMD_POINTS`` of each, and, given the mixture's `modes` and
-    `std` (8gaussians), the modes covered and the fraction of high-quality
-    samples.
-
-    Returns:
-        A dict of the metrics, the sample count and ``"features": "points"``.
     Raises:
-        NonFiniteMetricError: a sample or a metric is NaN or Inf.
+        NonFiniteMetricError: a sample has a NaN or Inf.
     """
+    import time
+
     from zoo.metrics.likelihood import NonFiniteMetricError
 
-    real = np.concatenate([np.asarray(b[0] if isinstance(b, (tuple, list)) else b)
-                           for b in dataset])
+    began = time.perf_counter()
+    samples = np.concatenate(list(model.sample_batches(n, seed, batch_size)))
+    seconds = time.perf_counter() - began
+    bad = int(np.sum(~np.isfinite(samples)))
+    if bad:
+        raise NonFiniteMetricError(f"{model.name}: {bad} NaN/Inf values in its {n} samples")
+    return samples, {"sampling_seconds": round(seconds, 3),
+                     "samples_per_second": round(n / seconds, 1)}
+
+
+def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=None):
+    """Sample quality of a model of 2-D points, the features being the points.
+
+    Draws ``min(num_samples, len(real))`` samples from `seed` and compares them
+    with as many points of `real` (an array of test points): the sliced
+    Wasserstein distance on all of them, the RBF-mixture MMD^2 on the first
+    ``MMD_POINTS`` of each, and, given the mixture's `modes` and `std`
+    (8gaussians), the modes covered and the fraction of high-quality samples.
+
+    Returns:
+        A dict of the metrics, the sample count, the sampling time and
+        ``"features": "points"``.
+    Raises:
+        NonFiniteMetricError: a sample is NaN or Inf.
+    """
     n = min(int(num_samples), len(real))
     if n < 2:
         raise ValueError(f"evaluate_points: expected at least 2 samples and data points, "
                          f"got {n}")
-    real = real[:n]
-    fake = np.concatenate([np.asarray(model.sample(min(1000, n - start), seed=[seed, start]))
-                           for start in range(0, n, 1000)])
-    if not np.all(np.isfinite(fake)):
-        raise NonFiniteMetricError(f"{model.name}: {int(np.sum(~np.isfinite(fake)))} NaN/Inf "
-                                   f"coordinates in its {n} samples")
+    real = np.asarray(real)[:n]
+    fake, timing = draw(model, n, seed)
     m = min(n, MMD_POINTS)
     metrics = {
         "features": "points",
@@ -296,9 +310,64 @@ def evaluate_points(model, dataset, num_samples=10_000, seed=0, modes=None, std=
         "sliced_wasserstein": sliced_wasserstein(real, fake, seed=seed),
         "mmd_rbf": mmd_rbf(real[:m], fake[:m]),
         "mmd_num_samples": m,
+        **timing,
     }
     if modes is not None:
         covered, quality = mode_coverage(fake, modes, std)
         metrics.update(modes_covered=covered, num_modes=len(modes),
                        high_quality_fraction=quality)
+    return metrics
+
+
+def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
+    """Sample quality of an image model against real images, in `network`'s features.
+
+    Draws `num_samples` samples from `seed`, clips them to the network's value
+    range (the data's levels: a sample a little outside it is what a PNG of it
+    would show clipped), and compares the features of samples and `real`: FID,
+    KID (mean and standard error over subsets of up to 1,000), precision and
+    recall (k-NN manifolds, `k`), and, for a classifier, the classifier score of
+    the samples and of the real images for reference.
+
+    Returns:
+        A dict of the metrics with the network's name and SHA-256, the sample
+        counts, the fraction of sample values that were clipped, and the sampling
+        time.
+    Raises:
+        NonFiniteMetricError: a sample is NaN or Inf.
+        ValueError: too few samples or images for the features' covariance.
+    """
+    real = network.check(real, "real images")
+    d = int(network.features_model.output_shape[-1])
+    for what, count in (("samples", int(num_samples)), ("real images", len(real))):
+        if count <= d:
+            raise ValueError(f"FID with the {d}-dimensional features of {network.name!r} "
+                             f"needs more than {d} {what}, got {count}: use at least "
+                             f"{d + 1} (10,000 is usual for samples)")
+    fake, timing = draw(model, int(num_samples), seed)
+    clipped = 0.0
+    if network.value_range:
+        low, high = network.value_range
+        clipped = float(np.mean((fake < low) | (fake > high)))
+        fake = np.clip(fake, low, high)
+    real_features, fake_features = network.features(real), network.features(fake)
+    kid_mean, kid_error = kid(real_features, fake_features, seed=seed)
+    precision, recall = precision_recall(real_features, fake_features, k=k)
+    metrics = {
+        "features": network.name,
+        "features_sha256": network.sha256,
+        "num_samples": int(num_samples),
+        "num_real": len(real),
+        "clipped_fraction": clipped,
+        "fid": fid(real_features, fake_features),
+        "kid": kid_mean,
+        "kid_standard_error": kid_error,
+        "precision": precision,
+        "recall": recall,
+        **timing,
+    }
+    probabilities = network.probabilities(fake)
+    if probabilities is not None:
+        metrics["classifier_score"] = classifier_score(probabilities)
+        metrics["classifier_score_real"] = classifier_score(network.probabilities(real))
     return metrics
