@@ -1,10 +1,11 @@
-"""The ``zoo`` command: list, train, sample, evaluate, export, serve, demo.
+"""The ``zoo`` command: list, train, sample, evaluate, compare, export, serve, demo.
 
     zoo list
     zoo train realnvp --dataset digits --epochs 30 --out runs/realnvp-digits
     zoo train realnvp --out runs/realnvp-digits --resume
     zoo sample runs/realnvp-digits -n 64
     zoo evaluate runs/realnvp-digits
+    zoo compare digits
     zoo export runs/realnvp-digits
     zoo serve savedmodels
     zoo demo
@@ -155,9 +156,25 @@ def cmd_evaluate(args):
     from zoo import runs
 
     path, metrics = runs.evaluate_run(args.run, split=args.split, batch_size=args.batch_size,
-                                      data_dir=args.data_dir, num_samples=args.num_samples)
+                                      data_dir=args.data_dir, num_samples=args.num_samples,
+                                      features=args.features)
     print(json.dumps(metrics, indent=2))
     print(f"metrics: {path}")
+    return 0
+
+
+def cmd_compare(args):
+    """Writes the table (Markdown, CSV) and the sample sheet of a dataset's runs."""
+    from zoo import compare
+
+    _, paths = compare.compare(args.dataset, args.runs, runs_dir=args.runs_dir, out=args.out,
+                               num_samples=args.num_samples, data_dir=args.data_dir,
+                               features=args.features,
+                               log=lambda line: print(f"zoo: {line}", file=sys.stderr))
+    with open(paths[0], encoding="utf-8") as f:
+        print(f.read(), end="")
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -198,6 +215,16 @@ def cmd_demo(args):
 
 
 # ------------------------------------------------------------------ parser
+def add_quality_arguments(p):
+    p.add_argument("--num-samples", type=positive_int, default=10_000,
+                   help="samples for the sample-quality metrics (default 10000; FID "
+                        "compares only at equal counts)")
+    p.add_argument("--features", type=file_path(".keras"),
+                   help="a .keras feature network (images -> features) instead of the "
+                        "zoo's classifier of the dataset")
+    p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+
+
 def build_parser():
     parser = Parser(prog="zoo", description="A model zoo of deep generative models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -235,14 +262,22 @@ def build_parser():
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("evaluate", help="RUN/metrics.json: NLL, bits/dim, loss terms, "
-                                             "sample quality (2-D data)")
+                                             "FID/KID/precision/recall or 2-D distances")
     p.add_argument("run", help="a run folder")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=positive_int, help="default: the run's")
-    p.add_argument("--num-samples", type=positive_int, default=10_000,
-                   help="samples for the sample-quality metrics of 2-D data (default 10000)")
-    p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+    add_quality_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("compare", help="one table and one sample sheet of every run "
+                                            "on a dataset")
+    p.add_argument("dataset", help="a dataset name (runs are those whose run.json names it)")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run folders (default: every run on DATASET under --runs-dir)")
+    p.add_argument("--runs-dir", default="runs", help="where to look for runs (default: runs)")
+    p.add_argument("--out", help="output folder (default: RUNS_DIR/compare-DATASET)")
+    add_quality_arguments(p)
+    p.set_defaults(func=cmd_compare)
 
     p = commands.add_parser("export", help="SavedModel for TF Serving: BASE/MODEL/VERSION")
     p.add_argument("run", help="a run folder")

@@ -4,6 +4,7 @@ Every bad-input case runs the command and checks its exit code, its one
 ``zoo: error:`` line, and that no file of the run changed.
 """
 
+import csv
 import hashlib
 import json
 import math
@@ -376,10 +377,38 @@ def test_digits_run(tmp_path, capsys, data_dir):
     side = 8 * (8 * 4 + plotting.PADDING) + plotting.PADDING  # 8x8 grid of 8x8 digits, x4
     with Image.open(run / "samples" / "epoch_0001.png") as image:
         assert image.size == (side, side) and image.mode == "L"
-    assert zoo("evaluate", run, "--batch-size", 100) == 0
+    assert zoo("evaluate", run, "--batch-size", 100, "--num-samples", 200) == 0
     metrics = read(run / "metrics.json")
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 297
     assert metrics["likelihood"] == "dequantized" and "upper bound" in metrics["bound"]
+    quality = metrics["sample_quality"]
+    assert quality["features"] == "zoo-digits-v1" and len(quality["features_sha256"]) == 64
+    assert quality["num_samples"] == 200 and quality["num_real"] == 297
+    assert all(math.isfinite(quality[k]) for k in ("fid", "kid", "precision", "recall"))
+
+    # zoo compare: this run and a copy whose metrics.json is gone (evaluated anew).
+    other = copy_run(run, tmp_path, "other")
+    os.remove(other / "metrics.json")
+    capsys.readouterr()
+    assert zoo("compare", "digits", run, other, "--num-samples", 200,
+               "--out", tmp_path / "compared") == 0
+    captured = capsys.readouterr()
+    assert f"evaluating {other} (no metrics.json)" in captured.err
+    assert str(run) not in captured.err  # its metrics were current
+    timing = ("sampling_seconds", "samples_per_second")
+    same = {k: v for k, v in read(other / "metrics.json")["sample_quality"].items()
+            if k not in timing}
+    assert same == {k: v for k, v in quality.items() if k not in timing}  # same seed
+    with open(tmp_path / "compared" / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == ["digits", "other"]
+    assert float(rows[0]["fid"]) == quality["fid"] and rows[0]["steps"] == "2"
+    table = (tmp_path / "compared" / "table.md").read_text()
+    assert table in captured.out and "| FID |" in table and table.count("\n") == 4
+    with Image.open(tmp_path / "compared" / "samples.png") as sheet:
+        assert sheet.width > 2 * side and sheet.height > side
+    assert zoo("compare", "moons", run) == 2
+    one_error_line(capsys, f"run {str(run)!r} is on 'digits', not 'moons'")
 
 
 def test_gan_run(tmp_path, data_dir):
@@ -412,6 +441,9 @@ def test_gan_run(tmp_path, data_dir):
     (["sample", "{tmp}/missing"], "no run folder"),
     (["evaluate", "{tmp}/missing"], "no run folder"),
     (["export", "{tmp}/missing"], "no run folder"),
+    (["evaluate", "{tmp}/missing", "--features", "net.h5"], "expected a .keras file path"),
+    (["compare", "digits", "--runs-dir", "{tmp}"], "no runs on 'digits' under"),
+    (["compare", "nosuchdata"], "unknown dataset 'nosuchdata'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_errors_exit_2_with_one_line(argv, expected, tmp_path, capsys, data_dir):

@@ -1,0 +1,197 @@
+"""``zoo compare DATASET [RUNS...]``: every run on a dataset in one table and one sheet.
+
+    zoo compare digits                        # every run under runs/ on digits
+    zoo compare digits runs/vae-digits runs/wgan_gp-digits --num-samples 2000
+
+Writes ``table.md``, ``table.csv`` and ``samples.png`` (each run's samples side by
+side) into ``runs/compare-DATASET/`` (or ``--out``). A run whose ``metrics.json`` is
+missing, older than its last good checkpoint, or from another sample count is
+evaluated first (``zoo.runs.evaluate_run``), so every row is measured the same way:
+FID is biased by the sample count and compares only at equal counts.
+"""
+
+import csv
+import math
+import os
+import sys
+
+import numpy as np
+
+from zoo import datasets, runs
+
+# (column, header, format) for images and for 2-D points; a missing value is "-".
+COMMON = [
+    ("run", "run", "{}"),
+    ("model", "model", "{}"),
+    ("epoch", "epoch", "{}"),
+    ("steps", "steps", "{}"),
+    ("train_minutes", "train min", "{:.1f}"),
+    ("bits_per_dim", "bits/dim", "{:.3f}"),
+    ("likelihood", "likelihood", "{}"),
+]
+IMAGE_COLUMNS = COMMON + [
+    ("fid", "FID", "{:.2f}"),
+    ("kid", "KID", "{:.4g}"),
+    ("kid_standard_error", "KID s.e.", "{:.2g}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("classifier_score", "classifier score", "{:.2f}"),
+    ("samples_per_second", "samples/s", "{:.0f}"),
+    ("num_samples", "samples", "{}"),
+]
+POINT_COLUMNS = COMMON[:5] + [
+    ("nll_nats", "NLL nats", "{:.3f}"),
+    ("likelihood", "likelihood", "{}"),
+    ("sliced_wasserstein", "sliced W2", "{:.3f}"),
+    ("mmd_rbf", "MMD^2", "{:.4f}"),
+    ("modes_covered", "modes", "{}"),
+    ("high_quality_fraction", "high quality", "{:.3f}"),
+    ("samples_per_second", "samples/s", "{:.0f}"),
+    ("num_samples", "samples", "{}"),
+]
+
+
+def find_runs(dataset, runs_dir="runs"):
+    """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`."""
+    if not os.path.isdir(runs_dir):
+        return []
+    found = []
+    for name in sorted(os.listdir(runs_dir)):
+        folder = os.path.join(runs_dir, name)
+        if os.path.isfile(os.path.join(folder, runs.RUN_FILE)):
+            try:
+                if runs.read_run(folder)["dataset"] == dataset:
+                    found.append(folder)
+            except runs.RunError as e:
+                print(f"zoo: warning: skipping {folder}: {e}", file=sys.stderr)
+    return found
+
+
+def _stale(run_dir, dataset, num_samples):
+    """Why `run_dir`'s metrics.json must be (re)computed, or None."""
+    path = os.path.join(run_dir, runs.METRICS_FILE)
+    if not os.path.isfile(path):
+        return "no metrics.json"
+    try:
+        metrics = runs.read_json(path, "metrics")
+    except runs.RunError:
+        return "a damaged metrics.json"
+    index = runs.read_index(run_dir)
+    if index is not None and metrics.get("epoch") != index.epoch:
+        return f"metrics of epoch {metrics.get('epoch')}, checkpoint of epoch {index.epoch}"
+    info = datasets.info(dataset)
+    # 2-D points are compared with as many test points as there are samples.
+    expected = num_samples if info.kind == "image" else min(num_samples, info.splits["test"])
+    drawn = (metrics.get("sample_quality") or {}).get("num_samples")
+    if drawn != expected:
+        return f"metrics from {drawn} samples, not {expected}"
+    return None
+
+
+def _steps_per_epoch(run):
+    training = run["training"]
+    if training.get("steps_per_epoch"):
+        return training["steps_per_epoch"]
+    size = datasets.INFOS[run["dataset"]].splits["train"] if run["dataset"] in datasets.INFOS \
+        else None
+    return -(-size // training["batch_size"]) if size else None
+
+
+def row(run_dir):
+    """One table row (a dict keyed by column) from a run's files."""
+    run = runs.read_run(run_dir)
+    metrics = runs.read_json(os.path.join(run_dir, runs.METRICS_FILE), "metrics")
+    epoch = metrics["epoch"]
+    history = [r for r in runs.read_history(run_dir) if r["epoch"] <= epoch]
+    per_epoch = _steps_per_epoch(run)
+    values = {
+        "run": os.path.basename(os.path.normpath(run_dir)),
+        "model": run["model"],
+        "epoch": epoch,
+        "steps": per_epoch * epoch if per_epoch else None,
+        "train_minutes": sum(r.get("seconds", 0.0) for r in history) / 60.0,
+        "bits_per_dim": metrics.get("bits_per_dim"),
+        "nll_nats": metrics.get("nll_nats"),
+        "likelihood": metrics.get("likelihood", "none"),
+    }
+    values.update(metrics.get("sample_quality") or {})
+    return values
+
+
+def _cell(value, fmt):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def write_tables(rows, columns, out_dir):
+    """``table.md`` (formatted) and ``table.csv`` (raw values); returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    md = os.path.join(out_dir, "table.md")
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(k), f)
+                                       for k, _, f in columns) + " |")
+    with open(md, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    path = os.path.join(out_dir, "table.csv")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([k for k, _, _ in columns])
+        writer.writerows([["" if r.get(k) is None else r.get(k) for k, _, _ in columns]
+                          for r in rows])
+    return md, path
+
+
+def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None):
+    """One PNG with each run's samples (64 images or 1,000 points) side by side."""
+    from zoo import plotting
+
+    panels = []
+    for run_dir in run_dirs:
+        model, _, _ = runs.load_checkpoint(run_dir)
+        n = plotting.EPOCH_SAMPLES[model.data_kind]
+        samples = np.concatenate(list(model.sample_batches(n, seed)))
+        reference = runs.reference_points(model, dataset, data_dir)
+        panels.append((os.path.basename(os.path.normpath(run_dir)),
+                       plotting.save_picture(model, samples, None, reference=reference)))
+    return plotting.side_by_side(panels, path)
+
+
+def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_000, seed=0,
+            data_dir=None, features=None, log=print):
+    """Evaluates what needs it and writes the table and the sheet of `dataset`'s runs.
+
+    Returns:
+        ``(rows, [table.md, table.csv, samples.png])``.
+    Raises:
+        RunError: no runs, a run on another dataset, or a run that cannot be read.
+    """
+    info = datasets.info(dataset)
+    if run_dirs:
+        for run_dir in run_dirs:
+            other = runs.read_run(run_dir)["dataset"]
+            if other != dataset:
+                raise runs.RunError(f"run {run_dir!r} is on {other!r}, not {dataset!r}")
+    else:
+        run_dirs = find_runs(dataset, runs_dir)
+        if not run_dirs:
+            raise runs.RunError(f"no runs on {dataset!r} under {runs_dir!r}: train one with "
+                                f"`zoo train MODEL --dataset {dataset}`, or name run folders")
+    run_dirs = [os.fspath(r) for r in run_dirs]
+    for run_dir in run_dirs:
+        reason = _stale(run_dir, dataset, num_samples)
+        if reason:
+            log(f"evaluating {run_dir} ({reason})")
+            runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed, num_samples=num_samples,
+                              features=features)
+    rows = [row(r) for r in run_dirs]
+    out = out or os.path.join(runs_dir, f"compare-{dataset}")
+    columns = IMAGE_COLUMNS if info.kind == "image" else POINT_COLUMNS
+    if dataset != "8gaussians":
+        columns = [c for c in columns if c[0] not in ("modes_covered", "high_quality_fraction")]
+    paths = list(write_tables(rows, columns, out))
+    paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"), seed,
+                              data_dir))
+    return rows, paths
