@@ -26,6 +26,7 @@ MODEL_MODULES = (
     "zoo.flows.ffjord",
     "zoo.flows.neural_spline",
     "zoo.gan.wgan_gp",
+    "zoo.gan.distances",
     "zoo.vae.gaussian_vae",
 )
 
@@ -44,7 +45,10 @@ class Entry:
 
     @property
     def losses(self):
-        return tuple(self.cls.loss_names)
+        """The loss terms; of the default settings where they depend on them (a
+        GAN's distance)."""
+        names = self.cls.loss_names
+        return tuple(self.cls.default_loss_names() if isinstance(names, property) else names)
 
     def training_for(self, dataset):
         """Training defaults (batch_size, epochs, learning_rate, ...) for `dataset`."""

@@ -56,8 +56,15 @@ class AdversarialModel(GenerativeModel):
         num_hidden: hidden layers of the MLPs (vectors).
         n_critic: critic updates per generator update.
         adversarial_loss: a name in ``zoo.gan.losses.ADVERSARIAL_LOSSES``.
+        divergence: for ``adversarial_loss="f_divergence"`` only, a name in
+            ``zoo.gan.losses.F_DIVERGENCES``.
         regularizer: a name in ``zoo.gan.regularizers.REGULARIZERS``.
         regularizer_weight: the weight of its penalty in ``critic_loss``.
+        weight_clip: for the Wasserstein loss only, clip every critic weight to
+            ``[-c, c]`` after each critic update (Arjovsky et al. 2017,
+            Algorithm 1); 0 turns it off.
+        spectral_norm: spectrally normalise every critic layer
+            (:class:`~zoo.nn.spectral_norm.SpectralNorm`, Miyato et al. 2018).
         ema_decay: decay of the generator's weight average; 0 turns it off.
     """
 
@@ -67,7 +74,8 @@ class AdversarialModel(GenerativeModel):
 
     def __init__(self, data_shape=(2,), num_levels=None, latent_dim=32, filters=32,
                  hidden_units=128, num_hidden=3, n_critic=1, adversarial_loss="non_saturating",
-                 regularizer="none", regularizer_weight=0.0, ema_decay=0.0, **kwargs):
+                 divergence=None, regularizer="none", regularizer_weight=0.0, weight_clip=0.0,
+                 spectral_norm=False, ema_decay=0.0, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         kind = type(self).__name__
         self.latent_dim = int(latent_dim)
@@ -78,6 +86,9 @@ class AdversarialModel(GenerativeModel):
         self.adversarial_loss = adversarial_loss
         self.regularizer = regularizer
         self.regularizer_weight = float(regularizer_weight)
+        self.divergence = divergence
+        self.weight_clip = float(weight_clip)
+        self.spectral_norm = bool(spectral_norm)
         self.ema_decay = float(ema_decay)
         if self.latent_dim < 1:
             raise ValueError(f"{kind}: expected latent_dim >= 1, got {self.latent_dim}")
@@ -88,7 +99,16 @@ class AdversarialModel(GenerativeModel):
                              f"{self.regularizer_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
-        self.objective = losses.get(adversarial_loss)
+        if (divergence is None) == (adversarial_loss == "f_divergence"):
+            raise ValueError(f"{kind}: divergence goes with adversarial_loss='f_divergence' "
+                             f"(one of {sorted(losses.F_DIVERGENCES)}), got "
+                             f"adversarial_loss={adversarial_loss!r}, divergence={divergence!r}")
+        if self.weight_clip < 0 or (self.weight_clip > 0 and adversarial_loss != "wasserstein"):
+            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a Wasserstein critic; got "
+                             f"weight_clip={weight_clip} with adversarial_loss="
+                             f"{adversarial_loss!r}")
+        self.objective = losses.get(adversarial_loss, **(
+            {"divergence": divergence} if divergence is not None else {}))
         self.penalty = regularizers.get(regularizer)
         if len(self.data_shape) == 3 and self.num_levels is None:
             raise ValueError(f"{kind}: images need num_levels (the raw intensity levels)")
@@ -105,12 +125,23 @@ class AdversarialModel(GenerativeModel):
         self.build_model()
 
     # ------------------------------------------------------------ structure
+    @staticmethod
+    def loss_names_for(adversarial_loss, regularizer):
+        """The loss terms of an adversarial loss and a regularizer, by name."""
+        names = ("critic_loss", "generator_loss")
+        penalty = regularizers.REGULARIZERS[regularizer]
+        if penalty is not None:
+            names += (penalty.name,)
+        return names + tuple(losses.ADVERSARIAL_LOSSES[adversarial_loss].reported)
+
     @property
     def loss_names(self):
-        names = ("critic_loss", "generator_loss")
-        if self.penalty is not None:
-            names += (self.penalty.name,)
-        return names + tuple(self.objective.reported)
+        return self.loss_names_for(self.adversarial_loss, self.regularizer)
+
+    @classmethod
+    def default_loss_names(cls):
+        """The loss terms of the class's defaults (what ``zoo list`` shows)."""
+        return cls.loss_names_for("non_saturating", "none")
 
     def check_optimizer_terms(self):
         """Every network of ``optimizer_terms`` exists and minimises a loss term."""
@@ -136,9 +167,13 @@ class AdversarialModel(GenerativeModel):
                    name="generator")
 
     def build_critic(self):
+        # A Wasserstein critic is defined up to a constant that no loss sees, so its
+        # score has no bias; the other losses see constants.
+        options = dict(spectral_norm=self.spectral_norm,
+                       score_bias=self.adversarial_loss != "wasserstein", name="critic")
         if len(self.data_shape) == 3:
-            return DCGANCritic(self.filters, name="critic")
-        return MLPCritic(self.hidden_units, self.num_hidden, name="critic")
+            return DCGANCritic(self.filters, **options)
+        return MLPCritic(self.hidden_units, self.num_hidden, **options)
 
     def build_weights(self):
         super().build_weights()
@@ -191,22 +226,24 @@ class AdversarialModel(GenerativeModel):
         return tf.random.stateless_normal(shape, seed=self.stateless_seed(seed))
 
     # ------------------------------------------------------------ the losses
-    def scores(self, y):
-        """Critic scores, shape (batch,), of data in model space."""
-        return self.critic_network(y)[:, 0]
+    def scores(self, y, training=False):
+        """Critic scores, shape (batch,), of data in model space (`training`: a
+        training call, which advances a spectral norm's power iteration)."""
+        return self.critic_network(y, training=training)[:, 0]
 
-    def critic_terms(self, real, fake):
+    def critic_terms(self, real, fake, training=False):
         """Every loss term of one critic step (model-space batches), keyed by
         ``loss_names``: the adversarial loss's two losses and reports, and the
         regularizer's penalty, weighted into ``critic_loss``."""
-        real_scores, fake_scores = self.scores(real), self.scores(fake)
+        real_scores = self.scores(real, training)
+        fake_scores = self.scores(fake, training)
         terms = {
             "critic_loss": self.objective.critic_loss(real_scores, fake_scores),
             "generator_loss": self.objective.generator_loss(fake_scores),
             **self.objective.report(real_scores, fake_scores),
         }
         if self.penalty is not None:
-            penalty = self.penalty(self.scores, real, fake, self.rng)
+            penalty = self.penalty(lambda y: self.scores(y, training), real, fake, self.rng)
             terms[self.penalty.name] = penalty
             terms["critic_loss"] += self.regularizer_weight * penalty
         return terms
@@ -223,12 +260,12 @@ class AdversarialModel(GenerativeModel):
         """The loss terms on a raw batch `x` and as many generated examples."""
         real = self.to_model_space(x, noise=True)
         fake = self.generator_network(self.latent_noise(tf.shape(x)[0]), training=training)
-        return self.critic_terms(real, fake)
+        return self.critic_terms(real, fake, training)
 
     def generator_losses(self, batch_size):
         """The terms the generator-side networks minimise, on a fresh latent batch."""
         fake = self.generator_network(self.latent_noise(batch_size), training=True)
-        return {"generator_loss": self.generator_loss(fake)}
+        return {"generator_loss": self.objective.generator_loss(self.scores(fake, True))}
 
     # -------------------------------------------------------------- training
     @staticmethod
@@ -300,6 +337,9 @@ class AdversarialModel(GenerativeModel):
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]])
                       for n in self.critic_networks}
         self.update(self.critic_networks, scaled, tape)
+        if self.weight_clip > 0:
+            for weight in self.critic_network.trainable_variables:
+                weight.assign(tf.clip_by_value(weight, -self.weight_clip, self.weight_clip))
         return terms
 
     def generator_step(self, batch_size):

@@ -2,6 +2,8 @@
 
 import keras
 
+from zoo.nn.spectral_norm import maybe_spectral
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class DCGANCritic(keras.layers.Layer):
@@ -22,11 +24,15 @@ class DCGANCritic(keras.layers.Layer):
         num_downsamplings: number of stride-2 convolutions.
         kernel_size: kernel size of the convolutions.
         negative_slope: slope of the LeakyReLU for negative inputs.
+        spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`.
+        score_bias: give the score a bias (for losses that see a constant).
     """
 
     def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
-                 **kwargs):
+                 spectral_norm=False, score_bias=False, **kwargs):
         super().__init__(**kwargs)
+        self.spectral_norm = bool(spectral_norm)
+        self.score_bias = bool(score_bias)
         self.filters = int(filters)
         self.num_downsamplings = int(num_downsamplings)
         self.kernel_size = int(kernel_size)
@@ -40,12 +46,14 @@ class DCGANCritic(keras.layers.Layer):
                 f"DCGANCritic: expected num_downsamplings >= 1, got {self.num_downsamplings}"
             )
         self.convs = [
-            keras.layers.Conv2D(self.filters * 2**i, self.kernel_size, strides=2,
-                                padding="same", name=f"downsample_{i}")
+            maybe_spectral(keras.layers.Conv2D(self.filters * 2**i, self.kernel_size, strides=2,
+                                               padding="same", name=f"downsample_{i}"),
+                           self.spectral_norm)
             for i in range(self.num_downsamplings)
         ]
         self.flatten = keras.layers.Flatten(name="flatten")
-        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score = maybe_spectral(keras.layers.Dense(1, use_bias=self.score_bias, name="score"),
+                                    self.spectral_norm)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -54,14 +62,14 @@ class DCGANCritic(keras.layers.Layer):
             shape = conv.compute_output_shape(shape)
         self.score.build(self.flatten.compute_output_shape(shape))
 
-    def call(self, x):
+    def call(self, x, training=None):
         h = x
         for conv in self.convs:
-            h = conv(h)
+            h = conv(h, training=training)
             # max(h, a h) is LeakyReLU for a < 1; written out, it keeps grappler
             # from fusing the op away from the gradient penalty's second derivative.
             h = keras.ops.maximum(h, self.negative_slope * h)
-        return self.score(self.flatten(h))
+        return self.score(self.flatten(h), training=training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
@@ -73,4 +81,6 @@ class DCGANCritic(keras.layers.Layer):
             "num_downsamplings": self.num_downsamplings,
             "kernel_size": self.kernel_size,
             "negative_slope": self.negative_slope,
+            "spectral_norm": self.spectral_norm,
+            "score_bias": self.score_bias,
         }

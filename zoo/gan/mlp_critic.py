@@ -2,6 +2,8 @@
 
 import keras
 
+from zoo.nn.spectral_norm import maybe_spectral
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class MLPCritic(keras.layers.Layer):
@@ -16,19 +18,27 @@ class MLPCritic(keras.layers.Layer):
     Args:
         hidden_units: width of each hidden layer.
         num_hidden: number of hidden layers (0 gives a linear critic w.x).
+        spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`.
+        score_bias: give the score a bias (for losses that see a constant, such
+            as the f-GANs' and the non-saturating GAN's).
     """
 
-    def __init__(self, hidden_units=128, num_hidden=3, **kwargs):
+    def __init__(self, hidden_units=128, num_hidden=3, spectral_norm=False, score_bias=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = int(hidden_units)
         self.num_hidden = int(num_hidden)
+        self.spectral_norm = bool(spectral_norm)
+        self.score_bias = bool(score_bias)
         if self.num_hidden < 0:
             raise ValueError(f"MLPCritic: expected num_hidden >= 0, got {self.num_hidden}")
         self.hidden = [
-            keras.layers.Dense(self.hidden_units, activation="relu", name=f"dense_{i}")
+            maybe_spectral(keras.layers.Dense(self.hidden_units, activation="relu",
+                                              name=f"dense_{i}"), self.spectral_norm)
             for i in range(self.num_hidden)
         ]
-        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score = maybe_spectral(keras.layers.Dense(1, use_bias=self.score_bias, name="score"),
+                                    self.spectral_norm)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -37,10 +47,10 @@ class MLPCritic(keras.layers.Layer):
             shape = layer.compute_output_shape(shape)
         self.score.build(shape)
 
-    def call(self, x):
+    def call(self, x, training=None):
         for layer in self.hidden:
-            x = layer(x)
-        return self.score(x)
+            x = layer(x, training=training)
+        return self.score(x, training=training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (1,)
@@ -50,4 +60,6 @@ class MLPCritic(keras.layers.Layer):
             **super().get_config(),
             "hidden_units": self.hidden_units,
             "num_hidden": self.num_hidden,
+            "spectral_norm": self.spectral_norm,
+            "score_bias": self.score_bias,
         }

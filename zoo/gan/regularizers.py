@@ -35,6 +35,9 @@ class GradientPenalty:
 
     def __call__(self, score_fn, real, fake, rng, eps=None):
         """The penalty; `eps` (shape ``(batch,)``) is drawn from `rng` unless given."""
+        return self.penalty(score_fn, real, fake, rng, eps)
+
+    def penalty(self, score_fn, real, fake, rng, eps=None, one_sided=False):
         batch = tf.shape(real)[0]
         eps_shape = tf.concat([[batch], tf.ones([len(real.shape) - 1], tf.int32)], 0)
         if eps is None:
@@ -42,7 +45,26 @@ class GradientPenalty:
         else:
             eps = tf.reshape(tf.cast(eps, real.dtype), eps_shape)
         x_hat = eps * real + (1.0 - eps) * fake
-        return tf.reduce_mean(tf.square(gradient_norms(score_fn, x_hat) - 1.0))
+        excess = gradient_norms(score_fn, x_hat) - 1.0
+        if one_sided:
+            excess = tf.nn.relu(excess)
+        return tf.reduce_mean(tf.square(excess))
+
+
+class LipschitzPenalty(GradientPenalty):
+    """The one-sided Lipschitz penalty of WGAN-LP.
+
+    Petzka, Fischer & Lukovnicov, "On the regularization of Wasserstein GANs",
+    ICLR 2018, https://arxiv.org/abs/1709.08894, Eq. 8:
+    ``E[max(0, ||grad D(x_hat)||_2 - 1)^2]`` at the same points ``x_hat`` as
+    WGAN-GP's; it penalises only gradients steeper than 1, as the Lipschitz
+    constraint itself does.
+    """
+
+    name = "lipschitz_penalty"
+
+    def __call__(self, score_fn, real, fake, rng, eps=None):
+        return self.penalty(score_fn, real, fake, rng, eps, one_sided=True)
 
 
 class R1Penalty:
@@ -60,7 +82,8 @@ class R1Penalty:
         return tf.reduce_mean(tf.square(gradient_norms(score_fn, real)))
 
 
-REGULARIZERS = {"gradient_penalty": GradientPenalty, "r1": R1Penalty, "none": None}
+REGULARIZERS = {"gradient_penalty": GradientPenalty, "lipschitz_penalty": LipschitzPenalty,
+                "r1": R1Penalty, "none": None}
 
 
 def get(name):

@@ -66,7 +66,8 @@ class WGANGP(AdversarialModel):
     """
 
     loss_names = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
-    fixed_parameters = ("adversarial_loss", "regularizer", "regularizer_weight")
+    fixed_parameters = ("adversarial_loss", "divergence", "regularizer", "regularizer_weight",
+                        "weight_clip")
 
     @staticmethod
     def default_optimizer(learning_rate=1e-4):

@@ -1,0 +1,183 @@
+"""GANs as distances (zoo.gan.distances, losses, regularizers, nn.spectral_norm):
+each piece against its definition. The contract over every distance is in
+test_contract*.py (the model "gan", one case per distance)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.stats import norm
+
+import zoo
+from zoo.gan import losses, regularizers
+from zoo.gan.distances import DISTANCES
+from zoo.nn.spectral_norm import SpectralNorm
+
+F64 = tf.float64
+# Where each f is defined: the density ratio u = p/q >= 0, or the real line where
+# the paper's conjugate is that of f on R (Pearson, total variation).
+ON_THE_LINE = {"pearson", "total_variation"}
+
+
+def fenchel(f, t, whole_line):
+    """sup_u (t u - f(u)) for each t, maximised on grids refined three times."""
+    lo, hi = (-60.0, 60.0) if whole_line else (1e-9, 60.0)
+    best = []
+    for ti in t:
+        left, right = lo, hi
+        for _ in range(3):
+            grid = np.linspace(left, right, 4001)
+            values = ti * grid - np.asarray(f(tf.constant(grid, F64)))
+            i, step = int(np.argmax(values)), grid[1] - grid[0]
+            left, right = max(lo, grid[i] - step), min(hi, grid[i] + step)
+        best.append(values[i])
+    return np.array(best)
+
+
+@pytest.mark.parametrize("name", sorted(losses.F_DIVERGENCES))
+def test_each_conjugate_is_the_fenchel_conjugate_of_its_f(name):
+    d = losses.F_DIVERGENCES[name]
+    # Points of the conjugate's domain: the output activation's range.
+    v = tf.constant(np.linspace(-2.0, 2.0, 9), F64)
+    t = d.activation(v)
+    ours = np.asarray(d.conjugate(tf.constant(t, F64)))
+    numeric = fenchel(d.f, np.asarray(t), name in ON_THE_LINE)
+    np.testing.assert_allclose(ours, numeric, rtol=1e-6, atol=1e-6)
+
+
+def divergence_by_quadrature(name, p, q, x):
+    """D_f(P || Q) = E_Q[f(p/q)] and the f-GAN objective at T* = f'(p/q)."""
+    d = losses.F_DIVERGENCES[name]
+    dx = x[1] - x[0]
+    ratio = tf.constant(p / q, F64)
+    exact = np.sum(q * np.asarray(d.f(ratio))) * dx
+    best = np.asarray(d.derivative(ratio))
+    objective = np.sum(p * best) * dx - np.sum(q * np.asarray(d.conjugate(tf.constant(best, F64)))) * dx
+    return exact, objective
+
+
+@pytest.mark.parametrize("name", sorted(losses.F_DIVERGENCES))
+def test_the_objective_at_the_optimal_critic_is_the_divergence(name):
+    x = np.linspace(-12.0, 12.0, 200_001)
+    p, q = norm.pdf(x, 0.0, 1.0), norm.pdf(x, 0.7, 1.3)
+    exact, objective = divergence_by_quadrature(name, p, q, x)
+    np.testing.assert_allclose(objective, exact, rtol=1e-6)
+    closed_form = {  # of N(0, 1) against N(0.7, 1.3^2)
+        "kl": np.log(1.3) + (1.0 + 0.49) / (2 * 1.69) - 0.5,
+        "reverse_kl": -np.log(1.3) + (1.69 + 0.49) / 2.0 - 0.5,
+        "squared_hellinger": 2.0 * (1.0 - np.sqrt(2 * 1.3 / (1 + 1.69))
+                                    * np.exp(-0.49 / (4 * (1 + 1.69)))),
+    }
+    if name in closed_form:
+        np.testing.assert_allclose(exact, closed_form[name], rtol=1e-6)
+
+
+def test_the_f_gan_loss_estimates_the_objective_on_scores():
+    loss = losses.get("f_divergence", divergence="pearson")
+    real, fake = tf.constant([0.5, 1.0]), tf.constant([-1.0, 2.0])
+    expected = np.mean([0.5, 1.0]) - np.mean([0.25 - 1.0, 1.0 + 2.0])
+    np.testing.assert_allclose(loss.report(real, fake)["divergence"], expected, rtol=1e-6)
+    np.testing.assert_allclose(loss.critic_loss(real, fake), -expected, rtol=1e-6)
+    np.testing.assert_allclose(loss.generator_loss(fake), -np.mean([-0.75, 3.0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("norm_w, gp, lp", [(1.0, 0.0, 0.0), (2.0, 1.0, 1.0), (0.5, 0.25, 0.0)])
+def test_penalties_of_linear_critics(norm_w, gp, lp):
+    # D(x) = w.x has gradient w everywhere: the two-sided penalty is (|w| - 1)^2,
+    # the one-sided one only penalises |w| > 1.
+    w = tf.constant([0.6, 0.8]) * norm_w
+    real = tf.random.stateless_normal([64, 2], seed=[1, 2])
+    fake = tf.random.stateless_normal([64, 2], seed=[3, 4])
+    def linear(x):
+        return tf.linalg.matvec(x, w)
+    eps = tf.linspace(0.0, 1.0, 64)
+    np.testing.assert_allclose(regularizers.GradientPenalty()(linear, real, fake, None, eps=eps),
+                               gp, atol=1e-6)
+    np.testing.assert_allclose(regularizers.LipschitzPenalty()(linear, real, fake, None,
+                                                               eps=eps), lp, atol=1e-6)
+
+
+def test_spectral_norm_converges_to_the_largest_singular_value():
+    rng = np.random.RandomState(0)
+    left, _ = np.linalg.qr(rng.randn(6, 6))
+    right, _ = np.linalg.qr(rng.randn(4, 4))
+    singular = np.array([3.0, 1.0, 0.5, 0.1])
+    matrix = (left[:, :4] * singular) @ right.T
+    layer = SpectralNorm(keras.layers.Dense(4, use_bias=False))
+    x = tf.constant(rng.randn(5, 6), tf.float32)
+    layer(x)
+    layer.layer.kernel.assign(matrix.astype(np.float32))
+    estimates = []
+    for _ in range(30):
+        layer(x, training=True)
+        estimates.append(float(layer.sigma()))
+    np.testing.assert_allclose(estimates[-1], 3.0, rtol=1e-5)
+    assert estimates[0] < estimates[-1]  # it converges from below, as power iteration does
+    # The layer applies W / sigma, with the kernel variable itself unchanged.
+    np.testing.assert_allclose(layer(x), x.numpy() @ matrix / 3.0, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.layer.kernel.numpy(), matrix, rtol=1e-6)
+    assert np.linalg.norm(np.asarray(layer.layer.kernel) / estimates[-1], 2) == \
+        pytest.approx(1.0, rel=1e-5)
+
+
+def test_spectral_norm_passes_the_gradient_through_sigma():
+    layer = SpectralNorm(keras.layers.Dense(3, use_bias=False))
+    x = tf.constant(np.random.RandomState(1).randn(4, 5), tf.float32)
+    layer(x)
+    for _ in range(50):
+        layer(x, training=True)  # u converged: sigma(W) is then smooth in W
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(layer(x))
+    grad = tape.gradient(y, layer.layer.kernel)
+    u = layer.vector_u.numpy()
+    w = layer.layer.kernel.numpy()
+    v = u @ w.T
+    v /= np.linalg.norm(v)
+    sigma = (v @ w @ u.T).item()
+    # d/dW sum(x W / sigma) = (X^T 1) / sigma - sum(x W) / sigma^2 * v^T u (Eq. 12)
+    ones = np.ones((4, 3))
+    expected = x.numpy().T @ ones / sigma - np.sum(x.numpy() @ w) / sigma**2 * np.outer(v, u)
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-5)
+
+
+def test_weight_clipping_bounds_every_critic_weight():
+    model = zoo.get("wgan", dataset="moons", hidden_units=8, num_hidden=1)
+    model.compile(optimizer=model.default_optimizer(1e-2))
+    x = zoo.datasets.toy.generate("moons", 64, 0).astype("float32")
+    model.fit(x, batch_size=32, epochs=1, verbose=0)
+    weights = np.concatenate([w.numpy().ravel() for w in model.critic_network.trainable_weights])
+    assert np.max(np.abs(weights)) <= 0.01 + 1e-7
+    assert np.max(np.abs(weights)) == pytest.approx(0.01)  # lr 1e-2 pushes some to the bound
+
+
+def test_every_distance_is_selectable_by_name_and_says_its_recipe():
+    for name, (recipe, _, summary) in DISTANCES.items():
+        model = zoo.get("gan", dataset="moons", distance=name, hidden_units=4, num_hidden=1)
+        assert model.distance == name and summary
+        assert {k: getattr(model, k) for k in recipe} == recipe
+        assert model.get_config()["distance"] == name
+    assert zoo.get("wgan", dataset="moons").weight_clip == 0.01
+    assert zoo.get("sngan", dataset="digits").critic_network.spectral_norm
+    assert zoo.get("fgan", dataset="moons", distance="f_jensen_shannon").divergence == \
+        "jensen_shannon"
+
+
+@pytest.mark.parametrize("model, kwargs, match", [
+    ("gan", dict(distance="nope"), r"unknown distance 'nope'; known: \['f_jensen_shannon'"),
+    ("gan", dict(distance="f_kl", regularizer="none"), "regularizer comes with the distance"),
+    ("gan", dict(distance="non_saturating", weight_clip=0.01),
+     "weight_clip .* bounds a Wasserstein critic"),
+    ("gan", dict(n_critic=0), "n_critic >= 1"),
+    ("wgan", dict(distance="f_kl"), r"expected a distance in \['wasserstein_clip'\]"),
+    ("fgan", dict(distance="hinge_sn"), "expected a distance in .*'f_kl'"),
+])
+def test_bad_distances_are_named(model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        zoo.get(model, dataset="moons", **kwargs)
+
+
+def test_unknown_losses_and_divergences_are_named():
+    with pytest.raises(ValueError, match="unknown f-divergence 'chi'; known: "):
+        losses.get("f_divergence", divergence="chi")
+    with pytest.raises(ValueError, match="divergence goes with adversarial_loss='f_divergence'"):
+        zoo.gan.base.AdversarialModel(adversarial_loss="hinge", divergence="kl")
