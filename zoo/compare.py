@@ -118,7 +118,8 @@ def row(run_dir):
     return values
 
 
-def _cell(value, fmt):
+def cell(value, fmt):
+    """A table cell: `value` formatted by `fmt`, or "-" when missing or not finite."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return fmt.format(value)
@@ -131,7 +132,7 @@ def write_tables(rows, columns, out_dir):
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(k), f)
+        lines.append("| " + " | ".join(cell(r.get(k), f)
                                        for k, _, f in columns) + " |")
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
