@@ -291,8 +291,8 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     ``sample_quality`` from `num_samples` samples against `split`: for 2-D
     points the points' distances (:func:`zoo.metrics.sample_quality.evaluate_points`),
     for images FID, KID, precision and recall in the features of `features`
-    (None: the zoo's network of the dataset; or a Keras model or ``.keras`` path;
-    :func:`zoo.metrics.sample_quality.evaluate_images`).
+    (None: the zoo's network of the dataset, where it ships one; or a Keras model
+    or ``.keras`` path; :func:`zoo.metrics.sample_quality.evaluate_images`).
 
     Returns:
         ``(path, metrics)``.
@@ -308,11 +308,15 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
 
     model, run, checkpoint = load_checkpoint(run_dir)
     network = None
-    if model.data_kind == "images":
+    shipped = run["dataset"] in feature_networks.ARCHITECTURES
+    if model.data_kind == "images" and (features is not None or shipped):
         try:
             network = feature_networks.get(features, run["dataset"])
         except feature_networks.FeatureError as e:
             raise RunError(str(e)) from None
+    elif model.data_kind == "images":
+        log.warning("no feature network for %r: no FID/KID/precision/recall (pass "
+                    "--features model.keras)", run["dataset"])
     batch_size = batch_size or run["training"]["batch_size"]
     data = datasets.load(run["dataset"], split, batch_size, shuffle=False, data_dir=data_dir)
     keras.utils.set_random_seed(seed)
@@ -333,14 +337,15 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     try:
         if model.likelihood != "none":
             metrics.update(evaluate_likelihood(model, data, seed=seed))
-        real, _ = datasets.arrays(run["dataset"], split, data_dir)
         if network is not None:
+            real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_images(
                 model, real, network, num_samples, seed)
         elif model.data_kind == "points":
             mixture = {}
             if run["dataset"] == "8gaussians":
                 mixture = dict(modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
+            real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_points(
                 model, real, num_samples, seed, **mixture)
     except NonFiniteMetricError as e:
