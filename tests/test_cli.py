@@ -370,7 +370,7 @@ def test_export_and_serve(moons_run, tmp_path, capsys):
     one_error_line(capsys, "expected an export base path")
 
 
-def test_digits_run(tmp_path, capsys, data_dir):
+def test_digits_run(tmp_path, capsys, data_dir, monkeypatch):
     run = tmp_path / "digits"
     assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,
                "--data-dir", data_dir) == 0
@@ -409,6 +409,19 @@ def test_digits_run(tmp_path, capsys, data_dir):
         assert sheet.width > 2 * side and sheet.height > side
     assert zoo("compare", "moons", run) == 2
     one_error_line(capsys, f"run {str(run)!r} is on 'digits', not 'moons'")
+
+    # A run whose evaluation meets NaN gets no row, and a line that says why.
+    os.remove(other / "metrics.json")
+
+    def diverged(run_dir, **settings):
+        raise runs.NonFiniteError("its samples are NaN")
+
+    monkeypatch.setattr(runs, "evaluate_run", diverged)
+    assert zoo("compare", "digits", run, other, "--num-samples", 200,
+               "--out", tmp_path / "again") == 0
+    table = (tmp_path / "again" / "table.md").read_text()
+    assert f"Not evaluated: {other}: its samples are NaN" in table
+    assert table.count("| nice |") == 1
 
 
 def test_gan_run(tmp_path, data_dir):

@@ -214,5 +214,23 @@ def test_evaluate_points_refuses_non_finite_samples():
         def sample(self, n, seed):
             return np.full((n, 2), np.nan)
 
-    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="2000 NaN/Inf values in its 1000 samples"):
+    with pytest.raises(zoo.metrics.NonFiniteMetricError,
+                       match=r"1000 of its 1000 samples hold NaN/Inf values \(more than 1%\)"):
         sq.evaluate_points(Broken(range(8)), eight_gaussians(1000))
+
+
+def test_a_few_non_finite_samples_are_left_out_and_counted():
+    # As a flow whose inverse overflows on a few latents: 5 of 1000 (0.5%).
+    class AFewBad(PointsModel):
+        def sample(self, n, seed):
+            points = super().sample(n, seed)
+            points[:5, 0] = np.inf
+            return points
+
+    data = eight_gaussians(1000, seed=0)
+    metrics = sq.evaluate_points(AFewBad(range(8)), data, num_samples=1000, seed=1,
+                                 modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
+    assert metrics["non_finite_samples"] == 5 and metrics["num_samples"] == 1000
+    assert np.isfinite(metrics["mmd_rbf"]) and metrics["modes_covered"] == 8
+    with pytest.raises(zoo.metrics.NonFiniteMetricError, match="20 of its 1000 samples"):
+        sq.draw(AFewBad(range(8)), 1000, batch_size=250)  # 5 in each of 4 batches: 2%

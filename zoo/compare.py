@@ -38,6 +38,7 @@ IMAGE_COLUMNS = COMMON + [
     ("classifier_score", "classifier score", "{:.2f}"),
     ("samples_per_second", "samples/s", "{:.0f}"),
     ("num_samples", "samples", "{}"),
+    ("non_finite_samples", "NaN samples", "{}"),
 ]
 POINT_COLUMNS = COMMON[:5] + [
     ("nll_nats", "NLL nats", "{:.3f}"),
@@ -48,6 +49,7 @@ POINT_COLUMNS = COMMON[:5] + [
     ("high_quality_fraction", "high quality", "{:.3f}"),
     ("samples_per_second", "samples/s", "{:.0f}"),
     ("num_samples", "samples", "{}"),
+    ("non_finite_samples", "NaN samples", "{}"),
 ]
 
 
@@ -125,8 +127,9 @@ def cell(value, fmt):
     return fmt.format(value)
 
 
-def write_tables(rows, columns, out_dir):
-    """``table.md`` (formatted) and ``table.csv`` (raw values); returns both paths."""
+def write_tables(rows, columns, out_dir, failed=None):
+    """``table.md`` (formatted, with a line per run in `failed`: run -> why it has
+    no row) and ``table.csv`` (raw values); returns both paths."""
     os.makedirs(out_dir, exist_ok=True)
     md = os.path.join(out_dir, "table.md")
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
@@ -134,6 +137,8 @@ def write_tables(rows, columns, out_dir):
     for r in rows:
         lines.append("| " + " | ".join(cell(r.get(k), f)
                                        for k, _, f in columns) + " |")
+    for run_dir, why in (failed or {}).items():
+        lines.append(f"\nNot evaluated: {run_dir}: {why}")
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     path = os.path.join(out_dir, "table.csv")
@@ -164,8 +169,12 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
             data_dir=None, features=None, log=print):
     """Evaluates what needs it and writes the table and the sheet of `dataset`'s runs.
 
+    A run whose evaluation meets NaN/Inf gets no row: a line under the table
+    says why.
+
     Returns:
-        ``(rows, [table.md, table.csv, samples.png])``.
+        ``(rows, [table.md, table.csv, samples.png])`` (no sheet when no run has a
+        row).
     Raises:
         RunError: no runs, a run on another dataset, or a run that cannot be read.
     """
@@ -181,18 +190,25 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
             raise runs.RunError(f"no runs on {dataset!r} under {runs_dir!r}: train one with "
                                 f"`zoo train MODEL --dataset {dataset}`, or name run folders")
     run_dirs = [os.fspath(r) for r in run_dirs]
+    failed = {}
     for run_dir in run_dirs:
         reason = _stale(run_dir, dataset, num_samples)
         if reason:
             log(f"evaluating {run_dir} ({reason})")
-            runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed, num_samples=num_samples,
-                              features=features)
+            try:
+                runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed,
+                                  num_samples=num_samples, features=features)
+            except runs.NonFiniteError as e:  # that run diverged; the others go on
+                failed[run_dir] = str(e)
+                log(f"{run_dir}: not evaluated: {e}")
+    run_dirs = [r for r in run_dirs if r not in failed]
     rows = [row(r) for r in run_dirs]
     out = out or os.path.join(runs_dir, f"compare-{dataset}")
     columns = IMAGE_COLUMNS if info.kind == "image" else POINT_COLUMNS
     if dataset != "8gaussians":
         columns = [c for c in columns if c[0] not in ("modes_covered", "high_quality_fraction")]
-    paths = list(write_tables(rows, columns, out))
-    paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"), seed,
-                              data_dir))
+    paths = list(write_tables(rows, columns, out, failed))
+    if run_dirs:
+        paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"), seed,
+                                  data_dir))
     return rows, paths

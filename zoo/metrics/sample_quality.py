@@ -260,13 +260,22 @@ def mode_coverage(samples, centers, std, num_std=3.0, min_share=0.1):
 MMD_POINTS = 2000
 
 
-def draw(model, n, seed=0, batch_size=1000):
-    """`n` samples of `model` from `seed` (``model.sample_batches``) and what drawing
-    them cost: ``(samples, {"sampling_seconds", "samples_per_second"})``, the time
-    including the sampling graph's tracing.
+# Samples that are NaN/Inf, as a fraction of those drawn, that evaluation sets
+# aside (and reports); more is an error. A flow's inverse can overflow on a few
+# ordinary latents (Behrmann et al. 2021, "Understanding and Mitigating Exploding
+# Inverses in Invertible Neural Networks"): that is measured, not hidden.
+MAX_NON_FINITE = 0.01
+
+
+def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE):
+    """`n` samples of `model` from `seed` (``model.sample_batches``), without those
+    that hold a NaN or Inf, and what drawing them cost and left out:
+    ``(samples, {"non_finite_samples", "sampling_seconds", "samples_per_second"})``,
+    the time including the sampling graph's tracing.
 
     Raises:
-        NonFiniteMetricError: a sample has a NaN or Inf.
+        NonFiniteMetricError: more than `max_non_finite` of the samples hold a NaN
+            or Inf.
     """
     import time
 
@@ -275,11 +284,15 @@ def draw(model, n, seed=0, batch_size=1000):
     began = time.perf_counter()
     samples = np.concatenate(list(model.sample_batches(n, seed, batch_size)))
     seconds = time.perf_counter() - began
-    bad = int(np.sum(~np.isfinite(samples)))
-    if bad:
-        raise NonFiniteMetricError(f"{model.name}: {bad} NaN/Inf values in its {n} samples")
-    return samples, {"sampling_seconds": round(seconds, 3),
-                     "samples_per_second": round(n / seconds, 1)}
+    finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)
+    bad = int(n - finite.sum())
+    if bad > max_non_finite * n:
+        raise NonFiniteMetricError(
+            f"{model.name}: {bad} of its {n} samples hold NaN/Inf values (more than "
+            f"{max_non_finite:.0%})")
+    return samples[finite], {"non_finite_samples": bad,
+                             "sampling_seconds": round(seconds, 3),
+                             "samples_per_second": round(n / seconds, 1)}
 
 
 def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=None):
@@ -293,9 +306,10 @@ def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=Non
 
     Returns:
         A dict of the metrics, the sample count, the sampling time and
-        ``"features": "points"``.
+        ``"features": "points"``. Non-finite samples are left out and counted
+        (:func:`draw`).
     Raises:
-        NonFiniteMetricError: a sample is NaN or Inf.
+        NonFiniteMetricError: more than 1% of the samples are NaN or Inf.
     """
     n = min(int(num_samples), len(real))
     if n < 2:
@@ -303,7 +317,7 @@ def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=Non
                          f"got {n}")
     real = np.asarray(real)[:n]
     fake, timing = draw(model, n, seed)
-    m = min(n, MMD_POINTS)
+    m = min(len(fake), MMD_POINTS)
     metrics = {
         "features": "points",
         "num_samples": n,
@@ -331,10 +345,10 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
 
     Returns:
         A dict of the metrics with the network's name and SHA-256, the sample
-        counts, the fraction of sample values that were clipped, and the sampling
-        time.
+        counts, the fraction of sample values that were clipped, the samples left
+        out as NaN/Inf (:func:`draw`), and the sampling time.
     Raises:
-        NonFiniteMetricError: a sample is NaN or Inf.
+        NonFiniteMetricError: more than 1% of the samples are NaN or Inf.
         ValueError: too few samples or images for the features' covariance.
     """
     real = network.check(real, "real images")
