@@ -364,7 +364,9 @@ class GenerativeModel(keras.Model):
         draw = tf.function(lambda count, s: self.sample(count, s))
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            batch_seed = seed if start == 0 else np.array([seed, start // batch_size], np.int32)
+            # Both seeds of shape [2] (an int seed s is [s, 0x5EED]): one trace.
+            batch_seed = np.asarray(self.stateless_seed(seed)) if start == 0 else \
+                np.array([seed, start // batch_size], np.int32)
             yield np.asarray(draw(tf.constant(count, tf.int32),
                                   tf.constant(batch_seed, tf.int32)))
 
