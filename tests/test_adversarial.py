@@ -30,8 +30,9 @@ def linear_critic_model(w, **overrides):
     w = np.asarray(w, "float32")
     model = AdversarialModel(**{**TINY_VECTORS, "data_shape": (len(w),), "num_hidden": 0,
                                 **overrides})
-    (kernel,) = model.critic_network.trainable_weights
-    kernel.assign(w.reshape(-1, 1))
+    # The score's kernel; a loss that sees constants also gets a bias, zero at first.
+    model.critic_network.score.kernel.assign(w.reshape(-1, 1))
+    assert len(model.critic_network.trainable_weights) == 1 + model.critic_network.score_bias
     return model
 
 

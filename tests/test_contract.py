@@ -68,10 +68,10 @@ def case_id(name, dataset, overrides):
 # test_autoregressive_planar.py, test_neural_spline.py, test_wgan_gp.py).
 SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-digits",
               "nice-digits", "glow-moons", "wgan_gp-moons",
-              # every distance but the first, and the registered GANs whose distance
-              # test_gan_distances.py checks (sngan stays: spectral norm, convolutions)
+              # every distance but the first, and the registered GANs, whose distances
+              # test_gan_distances.py checks
               *(f"gan-moons-{d}" for d in list(DISTANCES)[1:]),
-              "wgan-digits", "wgan_lp-moons", "fgan-moons-f_pearson"}
+              "wgan-digits", "wgan_lp-moons", "fgan-moons-f_pearson", "sngan-digits-ema_decay"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]
