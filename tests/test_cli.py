@@ -370,7 +370,7 @@ def test_export_and_serve(moons_run, tmp_path, capsys):
     one_error_line(capsys, "expected an export base path")
 
 
-def test_digits_run(tmp_path, capsys, data_dir, monkeypatch):
+def test_digits_run(tmp_path, capsys, data_dir):
     run = tmp_path / "digits"
     assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,
                "--data-dir", data_dir) == 0
@@ -410,18 +410,6 @@ def test_digits_run(tmp_path, capsys, data_dir, monkeypatch):
     assert zoo("compare", "moons", run) == 2
     one_error_line(capsys, f"run {str(run)!r} is on 'digits', not 'moons'")
 
-    # A run whose evaluation meets NaN gets no row, and a line that says why.
-    os.remove(other / "metrics.json")
-
-    def diverged(run_dir, **settings):
-        raise runs.NonFiniteError("its samples are NaN")
-
-    monkeypatch.setattr(runs, "evaluate_run", diverged)
-    assert zoo("compare", "digits", run, other, "--num-samples", 200,
-               "--out", tmp_path / "again") == 0
-    table = (tmp_path / "again" / "table.md").read_text()
-    assert f"Not evaluated: {other}: its samples are NaN" in table
-    assert table.count("| nice |") == 1
 
 
 def test_gan_run(tmp_path, data_dir):
@@ -437,6 +425,24 @@ def test_gan_run(tmp_path, data_dir):
     assert metrics["sample_quality"]["num_samples"] == 500
     assert all(math.isfinite(v) for v in metrics["loss_terms"].values())
     assert "gradient_penalty" in metrics["loss_terms"]
+
+
+def test_compare_gives_a_run_that_cannot_be_evaluated_a_line(moons_run, tmp_path,
+                                                               monkeypatch, capsys):
+    runs_dir = tmp_path / "runs"
+    for name in ("a", "b"):
+        copy_run(moons_run, runs_dir, name)
+        (runs_dir / name / "metrics.json").unlink(missing_ok=True)
+
+    def diverged(run_dir, **settings):
+        raise runs.NonFiniteError(f"{os.path.basename(run_dir)}'s samples are NaN")
+
+    monkeypatch.setattr(runs, "evaluate_run", diverged)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir) == 0
+    table = (runs_dir / "compare-moons" / "table.md").read_text()
+    assert f"Not evaluated: {runs_dir / 'a'}: a's samples are NaN" in table
+    assert f"Not evaluated: {runs_dir / 'b'}: b's samples are NaN" in table
+    assert not (runs_dir / "compare-moons" / "samples.png").exists()  # no run to draw
 
 
 # ------------------------------------------------------------------ errors

@@ -69,6 +69,7 @@ def test_shipped_weights_reach_their_accuracy(dataset, data_dir):
     assert size < 1_000_000, size  # a few hundred KB
 
 
+@pytest.mark.slow
 def test_the_training_script_reproduces_the_digits_network(data_dir, tmp_path):
     _, retrained = train_features.train("digits", tmp_path, data_dir=data_dir, verbose=0)
     shipped = record("digits")

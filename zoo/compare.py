@@ -13,7 +13,6 @@ FID is biased by the sample count and compares only at equal counts.
 import csv
 import math
 import os
-import sys
 
 import numpy as np
 
@@ -53,8 +52,9 @@ POINT_COLUMNS = COMMON[:5] + [
 ]
 
 
-def find_runs(dataset, runs_dir="runs"):
-    """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`."""
+def find_runs(dataset, runs_dir="runs", log=print):
+    """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`
+    (a damaged ``run.json`` is skipped, with a line to `log`)."""
     if not os.path.isdir(runs_dir):
         return []
     found = []
@@ -65,7 +65,7 @@ def find_runs(dataset, runs_dir="runs"):
                 if runs.read_run(folder)["dataset"] == dataset:
                     found.append(folder)
             except runs.RunError as e:
-                print(f"zoo: warning: skipping {folder}: {e}", file=sys.stderr)
+                log(f"skipping {folder}: {e}")
     return found
 
 
@@ -78,6 +78,10 @@ def _stale(run_dir, dataset, num_samples):
         metrics = runs.read_json(path, "metrics")
     except runs.RunError:
         return "a damaged metrics.json"
+    if not isinstance(metrics, dict):
+        return "a damaged metrics.json"
+    if metrics.get("split") != "test":
+        return f"metrics of the {metrics.get('split')!r} split"
     index = runs.read_index(run_dir)
     if index is not None and metrics.get("epoch") != index.epoch:
         return f"metrics of epoch {metrics.get('epoch')}, checkpoint of epoch {index.epoch}"
@@ -185,7 +189,7 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
             if other != dataset:
                 raise runs.RunError(f"run {run_dir!r} is on {other!r}, not {dataset!r}")
     else:
-        run_dirs = find_runs(dataset, runs_dir)
+        run_dirs = find_runs(dataset, runs_dir, log)
         if not run_dirs:
             raise runs.RunError(f"no runs on {dataset!r} under {runs_dir!r}: train one with "
                                 f"`zoo train MODEL --dataset {dataset}`, or name run folders")
