@@ -183,13 +183,19 @@ def arrays(name, split="test", data_dir=None):
     shape ``(n,) + info.shape`` (raw levels or points), labels int64 (-1 where the
     dataset has none). For the test splits and evaluation; Fashion-MNIST's training
     split is 188 MB as float32."""
+    values, labels = _whole_split(name, split, 1, data_dir)
+    return values.astype(np.float32), np.asarray(labels, np.int64)
+
+
+def _whole_split(name, split, batch_size, data_dir):
+    """A whole split as stored (uint8 images, float points) and its labels (-1
+    where there are none), after ``_split_builder``'s checks."""
     import tensorflow_datasets as tfds
 
-    builder = _split_builder(name, split, 1, data_dir)
+    builder = _split_builder(name, split, batch_size, data_dir)
     whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     values = whole["x"] if name in toy.TOY_NAMES else whole["image"]
-    labels = whole.get("label", np.full(len(values), -1))
-    return values.astype(np.float32), np.asarray(labels, np.int64)
+    return values, whole.get("label", np.full(len(values), -1))
 
 
 def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=None, seed=0,
@@ -207,11 +213,7 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
         ``(dataset, steps_per_epoch)``: the batches of all those epochs in a row,
         and how many make one epoch (pass both to ``fit``).
     """
-    import tensorflow_datasets as tfds
-
-    builder = _split_builder(name, split, batch_size, data_dir)
-    whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
-    values = tf.constant(whole["x"] if name in toy.TOY_NAMES else whole["image"])
+    values = tf.constant(_whole_split(name, split, batch_size, data_dir)[0])
     size = int(values.shape[0])
     steps = steps_per_epoch or -(-size // batch_size)
     passes = -(-steps * batch_size // size) if steps_per_epoch else 1

@@ -29,8 +29,9 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 # The shipped networks: dataset -> architecture. Changing one means retraining it
 # (python -m zoo.metrics.train_features DATASET) and a new version in its name.
 ARCHITECTURES = {
-    "digits": {"blocks": ((32, 32), (64, 64)), "features": 64, "version": 1},
-    "fashion_mnist": {"blocks": ((32,), (64,), (64,)), "features": 128, "version": 1},
+    "digits": {"blocks": ((32, 32), (64, 64)), "features": 64, "classes": 10, "version": 1},
+    "fashion_mnist": {"blocks": ((32,), (64,), (64,)), "features": 128, "classes": 10,
+                      "version": 1},
 }
 
 
@@ -65,12 +66,8 @@ def build_classifier(dataset):
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(arch["features"], activation="relu", name="features")(x)
     x = keras.layers.Dropout(0.3)(x)
-    logits = keras.layers.Dense(len(_class_names(dataset)), name="logits")(x)
+    logits = keras.layers.Dense(arch["classes"], name="logits")(x)
     return keras.Model(inputs, logits, name=f"zoo_{dataset}_classifier")
-
-
-def _class_names(dataset):
-    return range(10)  # both shipped datasets have 10 classes
 
 
 def weights_digest(model):
@@ -84,9 +81,11 @@ def weights_digest(model):
 
 
 class FeatureNetwork:
-    """Images -> features (and class probabilities, for a classifier).
+    """Images -> features (and class probabilities, for a classifier), in one pass.
 
     Attributes:
+        model: a Keras model with one output, the features ``(n, d)``, or two,
+            the features and the class probabilities.
         name: what ``metrics.json`` calls it (``zoo-digits-v1``, or the user's).
         dataset: the dataset it was trained for (None: any images of its shape).
         sha256: :func:`weights_digest` of its weights.
@@ -94,24 +93,25 @@ class FeatureNetwork:
         value_range: ``(low, high)`` raw values it takes (None: not checked).
     """
 
-    def __init__(self, features_model, name, dataset=None, probabilities_model=None,
-                 value_range=None):
-        self.features_model = features_model
-        self.probabilities_model = probabilities_model
+    def __init__(self, model, name, dataset=None, value_range=None):
+        self.model = model
         self.name, self.dataset, self.value_range = name, dataset, value_range
-        self.input_shape = tuple(features_model.input_shape[1:])
-        self.sha256 = weights_digest(features_model if probabilities_model is None
-                                     else probabilities_model)
-        self._functions = {}  # id(model) -> its tf.function
+        self.input_shape = tuple(model.input_shape[1:])
+        self.sha256 = weights_digest(model)
+        self._function = None
+
+    @property
+    def dimension(self):
+        """The number of features, d."""
+        return int(self.model.outputs[0].shape[-1])
 
     @classmethod
     def from_classifier(cls, classifier, dataset, name):
         """A zoo classifier (raw levels -> logits with a ``features`` layer)."""
         info = datasets.info(dataset)
-        features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
-        probabilities = keras.Model(classifier.inputs,
-                                    keras.layers.Softmax()(classifier.outputs[0]))
-        return cls(features, name, dataset, probabilities, (0.0, info.num_levels - 1.0))
+        both = keras.Model(classifier.inputs, [classifier.get_layer("features").output,
+                                               keras.layers.Softmax()(classifier.outputs[0])])
+        return cls(both, name, dataset, (0.0, info.num_levels - 1.0))
 
     @classmethod
     def from_model(cls, model, name=None, layer=None):
@@ -160,26 +160,32 @@ class FeatureNetwork:
             raise FeatureError(f"feature network {self.name!r} was trained on "
                                f"{self.dataset!r}; it cannot score {dataset!r} images")
 
-    def _apply(self, model, images, batch_size):
+    def embed(self, images, batch_size=1000):
+        """``(features, probabilities)`` of `images`, float64, from one pass of the
+        network; probabilities are None for a network that is no classifier."""
         import tensorflow as tf
 
-        if id(model) not in self._functions:
-            self._functions[id(model)] = tf.function(lambda x: model(x, training=False),
-                                                     reduce_retracing=True)
-        fn = self._functions[id(model)]
-        out = [np.asarray(fn(images[i:i + batch_size]), np.float64)
-               for i in range(0, len(images), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output_shape[1:]))
+        images = self.check(images)
+        if self._function is None:
+            self._function = tf.function(lambda x: self.model(x, training=False),
+                                         reduce_retracing=True)
+        batches = [self._function(images[i:i + batch_size])
+                   for i in range(0, len(images), batch_size)]
+        outputs = []
+        for k, output in enumerate(self.model.outputs):
+            parts = [np.asarray(b[k] if isinstance(b, (list, tuple)) else b, np.float64)
+                     for b in batches]
+            outputs.append(np.concatenate(parts) if parts
+                           else np.zeros((0,) + tuple(output.shape[1:])))
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
     def features(self, images, batch_size=1000):
         """Features of shape (n, d), float64."""
-        return self._apply(self.features_model, self.check(images), batch_size)
+        return self.embed(images, batch_size)[0]
 
     def probabilities(self, images, batch_size=1000):
         """Class probabilities (n, classes), or None for a network that is no classifier."""
-        if self.probabilities_model is None:
-            return None
-        return self._apply(self.probabilities_model, self.check(images), batch_size)
+        return self.embed(images, batch_size)[1]
 
 
 def shipped(dataset):

@@ -352,7 +352,7 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
         ValueError: too few samples or images for the features' covariance.
     """
     real = network.check(real, "real images")
-    d = int(network.features_model.output_shape[-1])
+    d = network.dimension
     for what, count in (("samples", int(num_samples)), ("real images", len(real))):
         if count <= d:
             raise ValueError(f"FID with the {d}-dimensional features of {network.name!r} "
@@ -364,7 +364,8 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
         low, high = network.value_range
         clipped = float(np.mean((fake < low) | (fake > high)))
         fake = np.clip(fake, low, high)
-    real_features, fake_features = network.features(real), network.features(fake)
+    (real_features, real_probabilities), (fake_features, probabilities) = (
+        network.embed(real), network.embed(fake))
     kid_mean, kid_error = kid(real_features, fake_features, seed=seed)
     precision, recall = precision_recall(real_features, fake_features, k=k)
     metrics = {
@@ -380,8 +381,7 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
         "recall": recall,
         **timing,
     }
-    probabilities = network.probabilities(fake)
     if probabilities is not None:
         metrics["classifier_score"] = classifier_score(probabilities)
-        metrics["classifier_score_real"] = classifier_score(network.probabilities(real))
+        metrics["classifier_score_real"] = classifier_score(real_probabilities)
     return metrics
