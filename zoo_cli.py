@@ -134,7 +134,7 @@ def cmd_train(args):
         args.model, args.dataset, out, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
-        jit_compile=args.jit, data_dir=args.data_dir,
+        jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -239,6 +239,9 @@ def build_parser():
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--lr", type=positive_float,
                    help="learning rate (on --resume: a new rate, e.g. lower after divergence)")
+    p.add_argument("--critic-lr", type=positive_float,
+                   help="a GAN critic's own learning rate, two time-scale updates "
+                        "(default: --lr)")
     p.add_argument("--steps-per-epoch", type=positive_int,
                    help="batches per epoch, the data repeated (default: one pass)")
     p.add_argument("--out", help="run folder (default: runs/MODEL-DATASET)")

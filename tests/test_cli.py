@@ -412,13 +412,22 @@ def test_digits_run(tmp_path, capsys, data_dir):
 
 
 
-def test_gan_run(tmp_path, data_dir):
+def test_gan_run(tmp_path, data_dir, capsys):
     run = tmp_path / "wgan"
-    assert zoo("train", "wgan_gp", *TINY_WGAN, "--epochs", 1, "--out", run,
-               "--data-dir", data_dir) == 0
+    # Two time-scale updates: the critic at 4x the generator's rate.
+    assert zoo("train", "wgan_gp", *TINY_WGAN, "--epochs", 1, "--out", run, "--lr", "1e-4",
+               "--critic-lr", "4e-4", "--data-dir", data_dir) == 0
+    assert read(run / "run.json")["training"]["critic_learning_rate"] == 4e-4
     assert {"critic_loss", "wasserstein"} <= set(read(run / "history.json")[0])
     model, _, _ = runs.load_checkpoint(run)
     assert int(model.critic_optimizer.iterations) == 3
+    np.testing.assert_allclose(float(model.critic_optimizer.learning_rate.numpy()), 4e-4)
+    np.testing.assert_allclose(float(model.optimizer.learning_rate.numpy()), 1e-4)
+    before = files(run)
+    capsys.readouterr()
+    assert zoo("train", "wgan_gp", "--out", run, "--resume", "--critic-lr", "1e-3") == 2
+    one_error_line(capsys, "critic_learning_rate=0.0004, but critic_learning_rate=0.001")
+    assert files(run) == before
     assert zoo("evaluate", run, "--num-samples", 500) == 0
     metrics = read(run / "metrics.json")
     assert "bits_per_dim" not in metrics and "bound" not in metrics
@@ -457,6 +466,8 @@ def test_compare_gives_a_run_that_cannot_be_evaluated_a_line(moons_run, tmp_path
     (["train", "realnvp", "--epochs", "0"], "--epochs"),
     (["train", "realnvp", "--seed", "-1"], "--seed: expected an integer in [0, 2147483647]"),
     (["train", "realnvp", "--seed", "99999999999"], "--seed: expected an integer"),
+    (["train", "realnvp", "--dataset", "moons", "--critic-lr", "1e-3"],
+     "--critic-lr sets a critic's learning rate, but model 'realnvp' trains no critic"),
     (["sample", "{tmp}/missing"], "no run folder"),
     (["evaluate", "{tmp}/missing"], "no run folder"),
     (["export", "{tmp}/missing"], "no run folder"),

@@ -50,6 +50,12 @@ TINY = {
     "wgan_lp": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
     "fgan": [("moons", dict(hidden_units=8, num_hidden=1, distance="f_pearson"))],
     "sngan": [("digits", dict(latent_dim=4, filters=4, ema_decay=0.9))],
+    "gmmn": [("digits", dict(latent_dim=4, filters=4))],
+    "mmd_gan": [("moons", dict(hidden_units=8, num_hidden=1, critic_outputs=3, n_critic=2))],
+    "sliced_gan": [("moons", dict(hidden_units=8, num_hidden=1, num_projections=4))],
+    "max_sliced_gan": [("digits", dict(latent_dim=4, filters=4))],
+    "sobolev_gan": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
+    "swgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
     "vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="bernoulli"))],
 }
@@ -71,7 +77,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               # every distance but the first, and the registered GANs, whose distances
               # test_gan_distances.py checks
               *(f"gan-moons-{d}" for d in list(DISTANCES)[1:]),
-              "wgan-digits", "wgan_lp-moons", "fgan-moons-f_pearson", "sngan-digits-ema_decay"}
+              "wgan-digits", "wgan_lp-moons", "fgan-moons-f_pearson", "sngan-digits-ema_decay",
+              "mmd_gan-moons", "sliced_gan-moons", "max_sliced_gan-digits", "sobolev_gan-moons",
+              "swgan-digits"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]
@@ -226,34 +234,39 @@ def test_config_round_trip(case):
 
 
 def first_data_method(model):
-    """The first serving signature that takes data (log_prob, elbo, critic...)."""
+    """The first serving signature that takes data (log_prob, elbo, critic...),
+    or for a model that takes none (a GAN without a critic) ``generate``, with
+    the kind of input it takes."""
     for sig, (fn, specs) in model.serving_signatures().items():
         if specs[0].shape[1:] == model.data_shape and specs[0].name == "x":
             extra = [np.asarray(7, np.int32) for _ in specs[1:]]  # a seed
-            return sig, lambda x: fn(x, *extra)
-    raise AssertionError("no serving signature takes data")
+            return sig, lambda x: fn(x, *extra), "data"
+    assert model.family == "gan" and model.critic_network is None, \
+        "no serving signature takes data"
+    return "generate", model.serving_signatures()["generate"][0], "latent"
 
 
 def test_bad_inputs_give_clear_errors(case):
     model = built(case)
-    sig, fn = first_data_method(model)
-    good = raw_batch(model, 2)
+    sig, fn, kind = first_data_method(model)
+    good = raw_batch(model, 2) if kind == "data" else np.zeros((2, model.latent_dim), "float32")
     fn(good)  # fine
     assert all(v.shape[0] == 0 for v in fn(good[:0]).values())  # an empty batch: empty
-    wrong_shape = np.zeros((2,) + tuple(d + 1 for d in model.data_shape), "float32")
-    with pytest.raises(ValueError, match=r"expected shape \(batch,\)"):
+    wrong_shape = np.zeros((2,) + tuple(d + 1 for d in good.shape[1:]), "float32")
+    shape = r"shape \(batch,\)" if kind == "data" else rf"z of shape \(batch, {model.latent_dim}\)"
+    with pytest.raises(ValueError, match=f"expected {shape}"):
         fn(wrong_shape)
-    with pytest.raises(ValueError, match=r"expected shape \(batch,\)"):
+    with pytest.raises(ValueError, match=f"expected {shape}"):
         fn(good[0])  # no batch dimension
     with pytest.raises(TypeError, match="expected a float"):
         fn(np.full(good.shape, "a"))
-    with pytest.raises(TypeError, match=r"expected a float tensor of shape \(batch,\)"):
+    with pytest.raises(TypeError, match=f"expected a float tensor of {shape}"):
         fn(None)
     nan = good.copy()
     nan[0, ...] = np.nan
     with pytest.raises(ValueError, match="expected finite values"):
         fn(nan)
-    if model.num_levels is not None:
+    if model.num_levels is not None and kind == "data":
         with pytest.raises(ValueError, match="expected raw pixel values"):
             fn(good + 10 * model.num_levels)
     for n in (0, -1, None, 2.5, True, tf.constant(-1), tf.constant(0)):

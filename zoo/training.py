@@ -35,7 +35,7 @@ from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, 
 
 SEED_RANGE = (0, INT32_MAX)
 # Settings that a resumed run keeps unless given again (the learning rate may change).
-FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile")
+FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile", "critic_learning_rate")
 DATA_PARAMETERS = ("data_shape", "num_levels")
 
 
@@ -105,7 +105,11 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
         "learning_rate": float(settings["learning_rate"] or defaults.get("learning_rate", 1e-3)),
         "steps_per_epoch": settings["steps_per_epoch"] or defaults.get("steps_per_epoch"),
         "jit_compile": bool(settings["jit_compile"]),
+        "critic_learning_rate": settings["critic_learning_rate"],
     }
+    if training["critic_learning_rate"] is not None:
+        training["critic_learning_rate"] = float(training["critic_learning_rate"])
+        _check_positive("critic_learning_rate", training["critic_learning_rate"], float)
     _check_positive("epochs", training["epochs"], int)
     _check_positive("batch_size", training["batch_size"], int)
     _check_positive("learning_rate", training["learning_rate"], float)
@@ -145,8 +149,8 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
         conflict("seed", stored["seed"], seed)
     for key in FIXED_SETTINGS:
         value = settings[key]
-        if value is not None and value != stored["training"][key]:
-            conflict(key, stored["training"][key], value)
+        if value is not None and value != stored["training"].get(key):
+            conflict(key, stored["training"].get(key), value)
     run = _jsonable(stored)
     if epochs is not None:
         _check_positive("epochs", epochs, int)
@@ -168,9 +172,19 @@ def set_learning_rate(model, old, new):
 
 
 def _compile(model, run):
+    """Compiles with the model's default optimizer at the run's learning rate, and
+    the critics' at ``critic_learning_rate`` if set (two time-scale updates)."""
     training = run["training"]
+    critics = {}
+    critic_rate = training.get("critic_learning_rate")
+    if critic_rate is not None:
+        networks = getattr(model, "critic_networks", ())
+        if not networks:
+            raise RunError(f"--critic-lr sets a critic's learning rate, but model "
+                           f"{run['model']!r} trains no critic; leave it out")
+        critics = {f"{n}_optimizer": model.default_optimizer(critic_rate) for n in networks}
     model.compile(optimizer=model.default_optimizer(training["learning_rate"]),
-                  jit_compile=training["jit_compile"])
+                  jit_compile=training["jit_compile"], **critics)
 
 
 # ------------------------------------------------------------------ callbacks
@@ -331,7 +345,7 @@ def _say(verbose, message):
 
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
-          verbose="auto", data_dir=None, callbacks=()):
+          verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -354,6 +368,10 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             checkpoints is an error.
         seed: data order and random seeds (0 for a new run unless given).
         jit_compile: compile the train step with XLA.
+        critic_learning_rate: an adversarial model's critic learning rate, for
+            two time-scale updates (Heusel et al. 2017,
+            https://arxiv.org/abs/1706.08500); None: `learning_rate`. Fixed for
+            the run (a new `learning_rate` on resume scales both).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch; "auto": 1 when
             stdout is a terminal, else 2.
         data_dir: the tfds data_dir (default ``$ZOO_DATA_DIR``, else tfds').
@@ -371,7 +389,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
-                "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile}
+                "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile,
+                "critic_learning_rate": critic_learning_rate}
     has_run = os.path.isfile(os.path.join(run_dir, RUN_FILE))
     if resume:
         if not has_run:

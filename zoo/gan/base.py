@@ -1,6 +1,7 @@
 """Adversarial training: several networks, each minimising its own loss term."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo.base import GenerativeModel, on_batches
@@ -28,7 +29,13 @@ class AdversarialModel(GenerativeModel):
       latent batch, inside one compiled step (a ``tf.cond``).
     * ``adversarial_loss`` (:mod:`zoo.gan.losses`) and ``regularizer``
       (:mod:`zoo.gan.regularizers`, its term weighted by ``regularizer_weight``)
-      are plug-ins chosen by name.
+      are plug-ins chosen by name. A loss on scores sees one critic score per
+      example; a distance between batches (MMD, sliced Wasserstein) sees the
+      critic's ``critic_outputs`` features of the real and the generated batch,
+      and so does the generator's loss.
+    * ``learned_critic=False``: no critic at all; the generator minimises a
+      distance between batches on the data itself (GMMN, sliced Wasserstein),
+      one generator update per step.
     * ``ema_decay > 0`` keeps an exponential moving average of the generator's
       weights (:class:`~zoo.nn.weight_average.WeightAverage`), which ``sample``,
       ``generate`` and the export use instead of the last iterate.
@@ -58,11 +65,22 @@ class AdversarialModel(GenerativeModel):
         adversarial_loss: a name in ``zoo.gan.losses.ADVERSARIAL_LOSSES``.
         divergence: for ``adversarial_loss="f_divergence"`` only, a name in
             ``zoo.gan.losses.F_DIVERGENCES``.
+        bandwidths: for ``adversarial_loss="mmd"`` only, the RBF kernels'
+            standard deviations; default ``(1, 2, 4, 8, 16)`` on a critic's
+            features (Li et al. 2017), ``(0.1, 0.2, 0.5, 1, 2, 5) * sqrt(D / 2)``
+            on D-dimensional data (model space) without a critic.
+        num_projections: for ``adversarial_loss="sliced_wasserstein"`` only,
+            random directions per estimate (default 128).
+        learned_critic: False for a distance between batches computed on the
+            data itself, with no critic network.
+        critic_outputs: features the critic gives each example (1 for a loss
+            on scores).
         regularizer: a name in ``zoo.gan.regularizers.REGULARIZERS``.
-        regularizer_weight: the weight of its penalty in ``critic_loss``.
-        weight_clip: for the Wasserstein loss only, clip every critic weight to
-            ``[-c, c]`` after each critic update (Arjovsky et al. 2017,
-            Algorithm 1); 0 turns it off.
+        regularizer_weight: the weight of its penalty in ``critic_loss`` (for
+            an augmented Lagrangian, its quadratic weight ``rho``).
+        weight_clip: for a learned Wasserstein or MMD critic only, clip every
+            critic weight to ``[-c, c]`` after each critic update (Arjovsky et
+            al. 2017, Algorithm 1; Li et al. 2017); 0 turns it off.
         spectral_norm: spectrally normalise every critic layer
             (:class:`~zoo.nn.spectral_norm.SpectralNorm`, Miyato et al. 2018).
         ema_decay: decay of the generator's weight average; 0 turns it off.
@@ -74,7 +92,8 @@ class AdversarialModel(GenerativeModel):
 
     def __init__(self, data_shape=(2,), num_levels=None, latent_dim=32, filters=32,
                  hidden_units=128, num_hidden=3, n_critic=1, adversarial_loss="non_saturating",
-                 divergence=None, regularizer="none", regularizer_weight=0.0, weight_clip=0.0,
+                 divergence=None, bandwidths=None, num_projections=None, learned_critic=True,
+                 critic_outputs=1, regularizer="none", regularizer_weight=0.0, weight_clip=0.0,
                  spectral_norm=False, ema_decay=0.0, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         kind = type(self).__name__
@@ -87,6 +106,10 @@ class AdversarialModel(GenerativeModel):
         self.regularizer = regularizer
         self.regularizer_weight = float(regularizer_weight)
         self.divergence = divergence
+        self.bandwidths = None if bandwidths is None else [float(b) for b in bandwidths]
+        self.num_projections = None if num_projections is None else int(num_projections)
+        self.learned_critic = bool(learned_critic)
+        self.critic_outputs = int(critic_outputs)
         self.weight_clip = float(weight_clip)
         self.spectral_norm = bool(spectral_norm)
         self.ema_decay = float(ema_decay)
@@ -103,20 +126,38 @@ class AdversarialModel(GenerativeModel):
             raise ValueError(f"{kind}: divergence goes with adversarial_loss='f_divergence' "
                              f"(one of {sorted(losses.F_DIVERGENCES)}), got "
                              f"adversarial_loss={adversarial_loss!r}, divergence={divergence!r}")
-        if self.weight_clip < 0 or (self.weight_clip > 0 and adversarial_loss != "wasserstein"):
-            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a Wasserstein critic; got "
-                             f"weight_clip={weight_clip} with adversarial_loss="
-                             f"{adversarial_loss!r}")
-        self.objective = losses.get(adversarial_loss, **(
-            {"divergence": divergence} if divergence is not None else {}))
+        options = {"bandwidths": ("mmd", self.bandwidths),
+                   "num_projections": ("sliced_wasserstein", self.num_projections)}
+        for option, (owner, value) in options.items():
+            if value is not None and adversarial_loss != owner:
+                raise ValueError(f"{kind}: {option} goes with adversarial_loss={owner!r}, got "
+                                 f"adversarial_loss={adversarial_loss!r}")
+        clipped = adversarial_loss in ("wasserstein", "mmd") and self.learned_critic
+        if self.weight_clip < 0 or (self.weight_clip > 0 and not clipped):
+            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a learned Wasserstein or MMD "
+                             f"critic; got weight_clip={weight_clip} with adversarial_loss="
+                             f"{adversarial_loss!r}, learned_critic={self.learned_critic}")
+        self.objective = losses.get(adversarial_loss, **self.loss_options(adversarial_loss))
         self.penalty = regularizers.get(regularizer)
+        self.check_critic(kind, adversarial_loss, regularizer)
         if len(self.data_shape) == 3 and self.num_levels is None:
             raise ValueError(f"{kind}: images need num_levels (the raw intensity levels)")
         if len(self.data_shape) not in (1, 3):
             raise ValueError(f"{kind}: expected data_shape (D,) or (H, W, C), got "
                              f"{self.data_shape}")
         self.generator_network = self.build_generator()
-        self.critic_network = self.build_critic()
+        if self.learned_critic:
+            self.critic_network = self.build_critic()
+        else:  # the generator alone, minimising a distance on the data itself
+            self.critic_network = None
+            self.optimizer_terms = {"generator": "generator_loss"}
+            self.critic_networks = ()
+        self.lagrange_multiplier = None
+        if getattr(self.penalty, "lagrangian", False):
+            # Each replica moves it by its own batch's constraint: their mean.
+            self.lagrange_multiplier = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, aggregation="mean",
+                name="lagrange_multiplier")
         self.generator_average = (WeightAverage(self.ema_decay, name="generator_average")
                                   if self.ema_decay > 0 else None)
         for network in list(self.optimizer_terms)[1:]:
@@ -126,9 +167,9 @@ class AdversarialModel(GenerativeModel):
 
     # ------------------------------------------------------------ structure
     @staticmethod
-    def loss_names_for(adversarial_loss, regularizer):
+    def loss_names_for(adversarial_loss, regularizer, learned_critic=True):
         """The loss terms of an adversarial loss and a regularizer, by name."""
-        names = ("critic_loss", "generator_loss")
+        names = ("critic_loss", "generator_loss") if learned_critic else ("generator_loss",)
         penalty = regularizers.REGULARIZERS[regularizer]
         if penalty is not None:
             names += (penalty.name,)
@@ -136,12 +177,47 @@ class AdversarialModel(GenerativeModel):
 
     @property
     def loss_names(self):
-        return self.loss_names_for(self.adversarial_loss, self.regularizer)
+        return self.loss_names_for(self.adversarial_loss, self.regularizer, self.learned_critic)
 
     @classmethod
     def default_loss_names(cls):
         """The loss terms of the class's defaults (what ``zoo list`` shows)."""
         return cls.loss_names_for("non_saturating", "none")
+
+    def loss_options(self, adversarial_loss):
+        """The adversarial loss's options: the f-divergence, the MMD kernels'
+        bandwidths, the sliced distance's projections."""
+        if adversarial_loss == "f_divergence":
+            return {"divergence": self.divergence}
+        if adversarial_loss == "mmd":
+            if self.bandwidths is not None:
+                return {"bandwidths": self.bandwidths}
+            if self.learned_critic:
+                return {}
+            scale = (np.prod(self.data_shape) / 2.0) ** 0.5
+            return {"bandwidths": [b * scale for b in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)]}
+        if adversarial_loss == "sliced_wasserstein" and self.num_projections is not None:
+            return {"num_projections": self.num_projections}
+        return {}
+
+    def check_critic(self, kind, adversarial_loss, regularizer):
+        """The critic's options fit the loss: features for a batch distance, one
+        score otherwise; a critic at all where a setting needs one."""
+        if self.critic_outputs < 1 or (self.critic_outputs > 1 and not self.objective.pairwise):
+            raise ValueError(f"{kind}: expected critic_outputs=1 for a loss on scores "
+                             f"({adversarial_loss!r}), or >= 1 for a distance between batches; "
+                             f"got {self.critic_outputs}")
+        if self.penalty is not None and self.objective.pairwise:
+            raise ValueError(f"{kind}: the regularizer {regularizer!r} penalises a critic's "
+                             f"scores; {adversarial_loss!r} compares batches of features")
+        if not self.learned_critic:
+            if not self.objective.pairwise:
+                raise ValueError(f"{kind}: learned_critic=False needs a distance between "
+                                 f"batches (mmd, sliced_wasserstein), got {adversarial_loss!r}")
+            if self.n_critic != 1 or self.spectral_norm:
+                raise ValueError(f"{kind}: without a critic, n_critic must be 1 and "
+                                 f"spectral_norm False; got n_critic={self.n_critic}, "
+                                 f"spectral_norm={self.spectral_norm}")
 
     def check_optimizer_terms(self):
         """Every network of ``optimizer_terms`` exists and minimises a loss term."""
@@ -156,7 +232,7 @@ class AdversarialModel(GenerativeModel):
                                  f"{list(self.loss_names)}")
         unknown = set(self.critic_networks) - set(self.optimizer_terms)
         if unknown or len(self.critic_networks) == len(self.optimizer_terms):
-            raise ValueError(f"{kind}.critic_networks must name some, not all, networks of "
+            raise ValueError(f"{kind}.critic_networks must name some (or no), not all, networks of "
                              f"optimizer_terms {list(self.optimizer_terms)}; got "
                              f"{list(self.critic_networks)}")
 
@@ -169,8 +245,9 @@ class AdversarialModel(GenerativeModel):
     def build_critic(self):
         # A Wasserstein critic is defined up to a constant that no loss sees, so its
         # score has no bias; the other losses see constants.
-        options = dict(spectral_norm=self.spectral_norm,
-                       score_bias=self.adversarial_loss != "wasserstein", name="critic")
+        options = dict(spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
+                       score_bias=not (self.adversarial_loss == "wasserstein"
+                                       or self.objective.pairwise), name="critic")
         if len(self.data_shape) == 3:
             return DCGANCritic(self.filters, **options)
         return MLPCritic(self.hidden_units, self.num_hidden, **options)
@@ -231,10 +308,27 @@ class AdversarialModel(GenerativeModel):
         training call, which advances a spectral norm's power iteration)."""
         return self.critic_network(y, training=training)[:, 0]
 
+    def features(self, y, training=False):
+        """What a distance between batches compares, shape (batch, k): the
+        critic's features, or without a critic the flattened data."""
+        if self.critic_network is None:
+            return tf.reshape(y, [-1, int(np.prod(self.data_shape))])
+        return self.critic_network(y, training=training)
+
+    def batch_terms(self, real, fake, training):
+        """The terms of a distance between batches (model-space batches)."""
+        terms = self.objective.terms(self.features(real, training),
+                                     self.features(fake, training), self.rng)
+        if not self.learned_critic:
+            del terms["critic_loss"]
+        return terms
+
     def critic_terms(self, real, fake, training=False):
         """Every loss term of one critic step (model-space batches), keyed by
         ``loss_names``: the adversarial loss's two losses and reports, and the
         regularizer's penalty, weighted into ``critic_loss``."""
+        if self.objective.pairwise:
+            return self.batch_terms(real, fake, training)
         real_scores = self.scores(real, training)
         fake_scores = self.scores(fake, training)
         terms = {
@@ -245,7 +339,11 @@ class AdversarialModel(GenerativeModel):
         if self.penalty is not None:
             penalty = self.penalty(lambda y: self.scores(y, training), real, fake, self.rng)
             terms[self.penalty.name] = penalty
-            terms["critic_loss"] += self.regularizer_weight * penalty
+            if self.lagrange_multiplier is None:
+                terms["critic_loss"] += self.regularizer_weight * penalty
+            else:  # an augmented Lagrangian: lambda h + rho / 2 h^2
+                terms["critic_loss"] += self.lagrange_multiplier * penalty + \
+                    0.5 * self.regularizer_weight * tf.square(penalty)
         return terms
 
     def critic_loss(self, real, fake):
@@ -253,7 +351,8 @@ class AdversarialModel(GenerativeModel):
         return self.critic_terms(real, fake)["critic_loss"]
 
     def generator_loss(self, fake):
-        """The generator's loss on a generated batch in model space."""
+        """The generator's loss on a generated batch in model space (a loss on
+        scores; a distance between batches needs the real batch too)."""
         return self.objective.generator_loss(self.scores(fake))
 
     def compute_losses(self, x, training=False):
@@ -262,9 +361,13 @@ class AdversarialModel(GenerativeModel):
         fake = self.generator_network(self.latent_noise(tf.shape(x)[0]), training=training)
         return self.critic_terms(real, fake, training)
 
-    def generator_losses(self, batch_size):
-        """The terms the generator-side networks minimise, on a fresh latent batch."""
-        fake = self.generator_network(self.latent_noise(batch_size), training=True)
+    def generator_losses(self, x):
+        """The terms the generator-side networks minimise, on a fresh latent batch
+        as large as the raw real batch `x` (which a distance between batches
+        compares it with)."""
+        fake = self.generator_network(self.latent_noise(tf.shape(x)[0]), training=True)
+        if self.objective.pairwise:
+            return self.batch_terms(self.to_model_space(x, noise=True), fake, True)
         return {"generator_loss": self.objective.generator_loss(self.scores(fake, True))}
 
     # -------------------------------------------------------------- training
@@ -337,29 +440,34 @@ class AdversarialModel(GenerativeModel):
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]])
                       for n in self.critic_networks}
         self.update(self.critic_networks, scaled, tape)
+        if self.lagrange_multiplier is not None:
+            # lambda <- lambda + rho h: gradient ascent on the multiplier.
+            self.lagrange_multiplier.assign_add(
+                self.regularizer_weight * tf.stop_gradient(terms[self.penalty.name]))
         if self.weight_clip > 0:
             for weight in self.critic_network.trainable_variables:
                 weight.assign(tf.clip_by_value(weight, -self.weight_clip, self.weight_clip))
         return terms
 
-    def generator_step(self, batch_size):
-        """One update of the other networks on a fresh latent batch, then of the
-        generator's weight average; returns the generator's loss."""
+    def generator_step(self, x):
+        """One update of the other networks on a fresh latent batch (and the raw
+        real batch `x`), then of the generator's weight average; returns their
+        loss terms."""
         networks = [n for n in self.optimizer_terms if n not in self.critic_networks]
         with tf.GradientTape(persistent=len(networks) > 1) as tape:
-            terms = self.generator_losses(batch_size)
+            terms = self.generator_losses(x)
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]]) for n in networks}
         self.update(networks, scaled, tape)
         if self.generator_average is not None:
             self.generator_average.update(self.generator_network, self.optimizer.iterations)
-        return terms["generator_loss"]
+        return terms
 
     def generator_turn(self):
         """True after every n_critic-th critic update (WGAN-GP's Algorithm 1, line 2)."""
         counter = self.optimizer_for(self.critic_networks[0]).iterations
         return tf.equal(counter % self.n_critic, 0)
 
-    def maybe_generator_step(self, batch_size):
+    def maybe_generator_step(self, x):
         """A generator update if it is the generator's turn, in one graph (tf.cond).
 
         Under a strategy whose updates synchronise through ``merge_call`` (e.g.
@@ -370,36 +478,51 @@ class AdversarialModel(GenerativeModel):
         """
         turn = self.generator_turn()
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(turn, lambda: self.generator_step(batch_size), lambda: tf.constant(0.0))
+            tf.cond(turn, lambda: self.generator_step(x)["generator_loss"],
+                    lambda: tf.constant(0.0))
             return
 
-        def cross_replica(strategy, turn, batch_size):
+        def cross_replica(strategy, turn, x):
             # Every replica reads the same counter: take the first's decision.
             turn = strategy.experimental_local_results(turn)[0]
 
             def update():
-                strategy.extended.call_for_each_replica(self.generator_step, args=(batch_size,))
+                strategy.extended.call_for_each_replica(self.generator_step, args=(x,))
 
             tf.cond(turn, update, lambda: None)
 
-        tf.distribute.get_replica_context().merge_call(cross_replica, args=(turn, batch_size))
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(turn, x))
 
     def train_step(self, data):
-        """One critic update; every ``n_critic``-th step also a generator update."""
+        """One critic update; every ``n_critic``-th step also a generator update
+        (without a critic, one generator update)."""
         if any(o is None for o in self.all_optimizers()):
             raise RuntimeError(f"{type(self).__name__}: call compile() before fit()")
         x = self.unpack(data)
+        if not self.critic_networks:
+            return self.update_trackers(self.generator_step(x))
         terms = self.critic_step(x)
-        self.maybe_generator_step(tf.shape(x)[0])
+        self.maybe_generator_step(x)
         return self.update_trackers(terms)
 
     # ------------------------------------------------------------ public API
     def call(self, x, training=False):
-        """Critic scores of raw `x` and generated data at z = 0 (touches every weight)."""
-        scores = self.scores(self.to_model_space(x, noise=False))
+        """The critic's view of raw `x` (``critic_output``) and generated data
+        at z = 0 (touches every weight)."""
         z = tf.zeros(tf.stack([tf.shape(x)[0], self.latent_dim]))
-        generated = self.generator_network(z, training=training)
-        return {"score": scores, "generated": self.to_data_space(generated)}
+        outputs = {"generated": self.to_data_space(self.generator_network(z, training=training))}
+        if self.critic_network is not None:
+            outputs[self.critic_output] = self.critic_view(
+                self.to_model_space(x, noise=False))
+        return outputs
+
+    @property
+    def critic_output(self):
+        """The name of the critic's output: ``score`` or ``features``."""
+        return "features" if self.objective.pairwise else "score"
+
+    def critic_view(self, y):
+        return self.features(y) if self.objective.pairwise else self.scores(y)
 
     def generated(self, z):
         """Data from latents, by the sampling weights (the average, if kept)."""
@@ -421,14 +544,21 @@ class AdversarialModel(GenerativeModel):
 
     @on_batches("data")
     def critic(self, x):
-        """Critic scores (batch,) of raw data, preprocessed as in training but
+        """The critic's scores (batch,), or features (batch, critic_outputs) for
+        a distance between batches, of raw data, preprocessed as in training but
         without dequantization noise (images at their bin centres)."""
+        if self.critic_network is None:
+            raise ValueError(f"{type(self).__name__}: this model has no critic "
+                             f"(learned_critic=False)")
         x = self.validate_inputs(x, "critic")
-        return self.scores(self.to_model_space(x, noise=False))
+        return self.critic_view(self.to_model_space(x, noise=False))
 
     def data_signatures(self):
-        return {
+        signatures = {
             "generate": (lambda z: {"samples": self.generate(z)},
                          [tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")]),
-            "critic": (lambda x: {"score": self.critic(x)}, [self.data_spec()]),
         }
+        if self.critic_network is not None:
+            signatures["critic"] = (lambda x: {self.critic_output: self.critic(x)},
+                                    [self.data_spec()])
+        return signatures

@@ -26,13 +26,18 @@ class DCGANCritic(keras.layers.Layer):
         negative_slope: slope of the LeakyReLU for negative inputs.
         spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`.
         score_bias: give the score a bias (for losses that see a constant).
+        outputs: scores (or features) per example (a distance between batches
+            compares features).
     """
 
     def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
-                 spectral_norm=False, score_bias=False, **kwargs):
+                 spectral_norm=False, score_bias=False, outputs=1, **kwargs):
         super().__init__(**kwargs)
         self.spectral_norm = bool(spectral_norm)
         self.score_bias = bool(score_bias)
+        self.outputs = int(outputs)
+        if self.outputs < 1:
+            raise ValueError(f"{type(self).__name__}: expected outputs >= 1, got {outputs}")
         self.filters = int(filters)
         self.num_downsamplings = int(num_downsamplings)
         self.kernel_size = int(kernel_size)
@@ -52,7 +57,8 @@ class DCGANCritic(keras.layers.Layer):
             for i in range(self.num_downsamplings)
         ]
         self.flatten = keras.layers.Flatten(name="flatten")
-        self.score = maybe_spectral(keras.layers.Dense(1, use_bias=self.score_bias, name="score"),
+        self.score = maybe_spectral(keras.layers.Dense(self.outputs, use_bias=self.score_bias,
+                                                       name="score"),
                                     self.spectral_norm)
 
     def build(self, input_shape):
@@ -72,7 +78,7 @@ class DCGANCritic(keras.layers.Layer):
         return self.score(self.flatten(h), training=training)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], 1)
+        return (input_shape[0], self.outputs)
 
     def get_config(self):
         return {
@@ -83,4 +89,5 @@ class DCGANCritic(keras.layers.Layer):
             "negative_slope": self.negative_slope,
             "spectral_norm": self.spectral_norm,
             "score_bias": self.score_bias,
+            "outputs": self.outputs,
         }

@@ -8,7 +8,8 @@ adversarial loss (:mod:`zoo.gan.losses`), the critic's regularizer or
 constraint, the critic updates per generator update, and the optimizer of its
 paper. Registered: ``gan`` (any distance, the non-saturating GAN by default),
 and under their usual names ``wgan`` (weight clipping), ``wgan_lp``, ``fgan``
-(any of the six f-divergences, KL by default) and ``sngan``. ``wgan_gp`` keeps its own class
+(any of the six f-divergences, KL by default), ``sngan``, ``gmmn``, ``mmd_gan``,
+``sliced_gan``, ``max_sliced_gan``, ``sobolev_gan`` and ``swgan``. ``wgan_gp`` keeps its own class
 (:mod:`zoo.gan.wgan_gp`), the same recipe as ``distance="wasserstein_gp"``.
 """
 
@@ -26,6 +27,7 @@ def _adam(beta_1, beta_2=0.999):
 
 DCGAN_ADAM = _adam(0.5)  # Radford et al. 2016
 WGAN_ADAM = _adam(0.0, 0.9)  # Gulrajani et al. 2017, Algorithm 1
+SOBOLEV_ADAM = _adam(0.5, 0.9)  # Xu et al. 2021, reference code
 
 
 def _rmsprop(lr):
@@ -50,13 +52,33 @@ DISTANCES = {
     **{f"f_{name}": (dict(adversarial_loss="f_divergence", divergence=name), DCGAN_ADAM,
                      f"f-divergence {name} (Nowozin et al. 2016)")
        for name in losses.F_DIVERGENCES},
+    "mmd": (dict(adversarial_loss="mmd", learned_critic=False), DCGAN_ADAM,
+            "MMD, a fixed mixture of RBF kernels on the data, no critic (GMMN, Li et al. 2015)"),
+    "mmd_gan": (dict(adversarial_loss="mmd", critic_outputs=16, spectral_norm=True, n_critic=5),
+                DCGAN_ADAM, "MMD on the features of a spectrally normalised critic (MMD-GAN, "
+                "Li et al. 2017)"),
+    "sliced_wasserstein": (dict(adversarial_loss="sliced_wasserstein", learned_critic=False),
+                           DCGAN_ADAM, "sliced Wasserstein-2, random projections of the data, "
+                           "no critic (Deshpande et al. 2018)"),
+    "max_sliced_wasserstein": (dict(adversarial_loss="sliced_wasserstein", spectral_norm=True),
+                               DCGAN_ADAM, "max-sliced Wasserstein-2, a learned unit "
+                               "projection of spectrally normalised features (Deshpande et "
+                               "al. 2019)"),
+    "sobolev": (dict(adversarial_loss="wasserstein", regularizer="sobolev",
+                     regularizer_weight=1e-4, n_critic=5), SOBOLEV_ADAM,
+                "Sobolev IPM, augmented Lagrangian (Mroueh et al. 2018)"),
+    "sobolev_wasserstein": (dict(adversarial_loss="wasserstein",
+                                 regularizer="sobolev_wasserstein", regularizer_weight=1e-4,
+                                 n_critic=5), SOBOLEV_ADAM,
+                            "Wasserstein-1 by the Sobolev duality, augmented Lagrangian "
+                            "(SWGAN, Xu et al. 2021)"),
     "hinge_sn": (dict(adversarial_loss="hinge", spectral_norm=True), DCGAN_ADAM,
                  "hinge loss, spectrally normalised critic (Miyato et al. 2018)"),
 }
 
 # What a distance's recipe sets and a user may not (the recipe is the distance).
-RECIPE = ("adversarial_loss", "divergence", "regularizer", "spectral_norm")
-TUNABLE = {"n_critic": 1, "regularizer_weight": 0.0, "weight_clip": 0.0}
+RECIPE = ("adversarial_loss", "divergence", "regularizer", "spectral_norm", "learned_critic")
+TUNABLE = {"n_critic": 1, "regularizer_weight": 0.0, "weight_clip": 0.0, "critic_outputs": 1}
 
 PRESETS = {
     **for_each_density(latent_dim=2, hidden_units=128, num_hidden=3),
@@ -98,13 +120,28 @@ class GAN(AdversarialModel):
     * ``f_kl``, ``f_reverse_kl``, ``f_pearson``, ``f_squared_hellinger``,
       ``f_jensen_shannon``, ``f_total_variation``: f-GAN (Nowozin et al. 2016,
       https://arxiv.org/abs/1606.00709, Table 2);
+    * ``mmd``: MMD with a fixed mixture of RBF kernels on the data, no critic
+      (GMMN, Li et al. 2015, https://arxiv.org/abs/1502.02761); ``mmd_gan``:
+      MMD on the features of a critic that maximises it, weights clipped to
+      0.01, RMSProp, 5 critic updates (Li et al. 2017,
+      https://arxiv.org/abs/1705.08584, without the paper's autoencoder terms);
+    * ``sliced_wasserstein``: random projections of the data, no critic
+      (Deshpande et al. 2018, https://arxiv.org/abs/1803.11188);
+      ``max_sliced_wasserstein``: the critic learns the projection, a unit
+      vector on spectrally normalised features (Deshpande et al. 2019,
+      https://arxiv.org/abs/1904.05877);
+    * ``sobolev``: the Sobolev IPM (Mroueh et al. 2018,
+      https://arxiv.org/abs/1711.04894) and ``sobolev_wasserstein``: SWGAN's
+      relaxed Lipschitz constraint (Xu et al. 2021,
+      https://arxiv.org/abs/2012.03420), each by an augmented Lagrangian with
+      ``rho = 1e-4`` (``regularizer_weight``), 5 critic updates;
     * ``hinge_sn``: hinge loss with a spectrally normalised critic (Miyato et
       al. 2018, https://arxiv.org/abs/1802.05957).
 
     Args:
         distance: a name in ``DISTANCES``.
-        n_critic, regularizer_weight, weight_clip: the distance's own values
-            unless given.
+        n_critic, regularizer_weight, weight_clip, critic_outputs: the
+            distance's own values unless given.
         Others: as :class:`~zoo.gan.base.AdversarialModel`.
     """
 
@@ -113,7 +150,7 @@ class GAN(AdversarialModel):
     fixed_parameters = RECIPE
 
     def __init__(self, data_shape=(2,), num_levels=None, distance=None, n_critic=None,
-                 regularizer_weight=None, weight_clip=None, **kwargs):
+                 regularizer_weight=None, weight_clip=None, critic_outputs=None, **kwargs):
         distance = distance or self.default_distance
         recipe, _, _ = check_distance(distance)
         kind = type(self).__name__
@@ -125,7 +162,7 @@ class GAN(AdversarialModel):
                 raise ValueError(f"{kind}: {name} comes with the distance ({distance!r}: "
                                  f"{recipe.get(name)!r}); choose another distance instead")
         given = {"n_critic": n_critic, "regularizer_weight": regularizer_weight,
-                 "weight_clip": weight_clip}
+                 "weight_clip": weight_clip, "critic_outputs": critic_outputs}
         settings = {k: recipe.get(k, default) if given[k] is None else given[k]
                     for k, default in TUNABLE.items()}
         kwargs.setdefault("name", type(self).__name__.lower())
@@ -137,7 +174,8 @@ class GAN(AdversarialModel):
     @classmethod
     def default_loss_names(cls):
         recipe = DISTANCES[cls.default_distance][0]
-        return cls.loss_names_for(recipe["adversarial_loss"], recipe.get("regularizer", "none"))
+        return cls.loss_names_for(recipe["adversarial_loss"], recipe.get("regularizer", "none"),
+                                  recipe.get("learned_critic", True))
 
     def default_optimizer(self, learning_rate=2e-4):
         """The optimizer of the distance's paper at `learning_rate`."""
@@ -168,3 +206,14 @@ FGAN = _fixed("FGAN", "f_kl", 1e-3, 2e-4, "f-GAN, by default minimising KL(data 
               "(Nowozin et al. 2016)", choices=[d for d in DISTANCES if d.startswith("f_")])
 SNGAN = _fixed("SNGAN", "hinge_sn", 1e-3, 2e-4,
                "Hinge-loss GAN with spectral normalisation (Miyato et al. 2018)")
+GMMN = _fixed("GMMN", "mmd", 1e-3, 2e-4,
+              "Generative moment matching network: MMD on the data (Li et al. 2015)")
+MMD_GAN = _fixed("MMD_GAN", "mmd_gan", 5e-4, 5e-5,
+                 "MMD-GAN: MMD on a learned critic's features (Li et al. 2017)")
+SLICED_GAN = _fixed("SLICED_GAN", "sliced_wasserstein", 1e-3, 2e-4,
+                    "Sliced Wasserstein generator (Deshpande et al. 2018)")
+MAX_SLICED_GAN = _fixed("MAX_SLICED_GAN", "max_sliced_wasserstein", 1e-3, 2e-4,
+                        "Max-sliced Wasserstein GAN (Deshpande et al. 2019)")
+SOBOLEV_GAN = _fixed("SOBOLEV_GAN", "sobolev", 1e-3, 1e-4, "Sobolev GAN (Mroueh et al. 2018)")
+SWGAN = _fixed("SWGAN", "sobolev_wasserstein", 1e-3, 1e-4,
+               "Sobolev Wasserstein GAN (Xu et al. 2021)")

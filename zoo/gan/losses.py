@@ -11,10 +11,18 @@ import tensorflow as tf
 
 class AdversarialLoss:
     """The interface: ``critic_loss``, ``generator_loss`` and the extra terms it
-    reports (``reported``, each a loss term of the model)."""
+    reports (``reported``, each a loss term of the model).
+
+    A loss on scores (``pairwise = False``) sees one critic score per example,
+    shape ``(batch,)``; the generator's loss needs the generated batch's only.
+    A distance between batches (``pairwise = True``, :class:`BatchDistance`)
+    sees the critic's features of whole batches, shape ``(batch, k)``, and both
+    players' losses need the real batch as well as the generated one.
+    """
 
     name = None
     reported = ()
+    pairwise = False
 
     def critic_loss(self, real_scores, fake_scores):
         raise NotImplementedError
@@ -185,13 +193,145 @@ class FGANLoss(AdversarialLoss):
         return {"divergence": self.objective(real_scores, fake_scores)}
 
 
+class BatchDistance(AdversarialLoss):
+    """A distance between the real and the generated batch's features.
+
+    ``distance(real, fake, rng)`` estimates it from two batches of features
+    ``(batch, k)`` (drawing any randomness from `rng`, the model's stream); the
+    critic (if any) maximises it and the generator minimises it. Reports it
+    under ``reported[0]``.
+    """
+
+    pairwise = True
+
+    def distance(self, real, fake, rng):
+        raise NotImplementedError
+
+    def terms(self, real, fake, rng):
+        """Every term of one step, from one estimate of the distance."""
+        d = self.distance(real, fake, rng)
+        return {"critic_loss": -d, "generator_loss": d, self.reported[0]: d}
+
+
+def squared_distances(x, y):
+    """``||x_i - y_j||^2`` for rows of `x` (n, k) and `y` (m, k), clipped at 0."""
+    cross = tf.matmul(x, y, transpose_b=True)
+    return tf.nn.relu(tf.reduce_sum(tf.square(x), 1)[:, None] - 2.0 * cross +
+                      tf.reduce_sum(tf.square(y), 1)[None, :])
+
+
+def mixture_rbf(x, y, bandwidths):
+    """``sum_s exp(-||x - y||^2 / (2 s^2))`` over the bandwidths `s`, as (n, m)."""
+    d2 = squared_distances(x, y)
+    return tf.add_n([tf.exp(-d2 / (2.0 * float(s) ** 2)) for s in bandwidths])
+
+
+def mmd_squared(x, y, bandwidths):
+    """The unbiased estimate of ``MMD^2`` with a mixture of Gaussian RBF kernels.
+
+    Gretton, Borgwardt, Rasch, Schoelkopf & Smola, "A Kernel Two-Sample Test",
+    JMLR 2012, https://jmlr.org/papers/v13/gretton12a.html, Lemma 6: with
+    ``k`` the kernel, ``mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j)
+    - 2 mean_{i, j} k(x_i, y_j)``, whose expectation is the population MMD^2 (it
+    can be negative). `x` and `y` are (n, k) and (m, k) with n, m >= 2.
+    """
+    def within(a):
+        n = tf.cast(tf.shape(a)[0], a.dtype)
+        k = mixture_rbf(a, a, bandwidths)
+        return (tf.reduce_sum(k) - tf.linalg.trace(k)) / (n * (n - 1.0))
+
+    return within(x) + within(y) - 2.0 * tf.reduce_mean(mixture_rbf(x, y, bandwidths))
+
+
+class MMDLoss(BatchDistance):
+    """Maximum mean discrepancy with a fixed mixture of Gaussian RBF kernels.
+
+    On the data itself (no critic) it is the generative moment matching
+    network: Li, Swersky & Zemel, "Generative Moment Matching Networks", ICML
+    2015, https://arxiv.org/abs/1502.02761 (Sec. 3: a sum of RBF kernels of
+    several bandwidths; we minimise the unbiased MMD^2, whose gradient is an
+    unbiased estimate of the population MMD^2's). On a critic's features that
+    the critic trains to maximise it, it is MMD-GAN: Li, Chang, Cheng, Yang &
+    Poczos, "MMD GAN: Towards Deeper Understanding of Moment Matching
+    Network", NeurIPS 2017, https://arxiv.org/abs/1705.08584, Eq. 5 and
+    Algorithm 1. Reports ``mmd_squared``.
+
+    Args:
+        bandwidths: the kernels' standard deviations ``s``.
+    """
+
+    name = "mmd"
+    reported = ("mmd_squared",)
+
+    def __init__(self, bandwidths=(1.0, 2.0, 4.0, 8.0, 16.0)):
+        self.bandwidths = tuple(float(s) for s in bandwidths)
+        if not self.bandwidths or min(self.bandwidths) <= 0:
+            raise ValueError(f"MMD: expected positive kernel bandwidths, got {bandwidths}")
+
+    def distance(self, real, fake, rng):
+        del rng
+        return mmd_squared(real, fake, self.bandwidths)
+
+
+def wasserstein2_1d(a, b):
+    """The squared 2-Wasserstein distance between the empirical distributions of
+    the columns of `a` and `b` (n, p), column by column: the mean squared
+    difference of the sorted values (the optimal 1-D coupling). Shape (p,)."""
+    a = tf.sort(a, axis=0)
+    b = tf.sort(b, axis=0)
+    return tf.reduce_mean(tf.square(a - b), axis=0)
+
+
+class SlicedWassersteinLoss(BatchDistance):
+    """The squared sliced 2-Wasserstein distance between two batches.
+
+    ``SW_2^2(P, Q) = E_w[W_2^2(w#P, w#Q)]`` over directions ``w`` uniform on the
+    unit sphere, each 1-D distance exact between sorted projections:
+    Deshpande, Zhang & Schwing, "Generative Modeling using the Sliced
+    Wasserstein Distance", CVPR 2018, https://arxiv.org/abs/1803.11188, Eq. 4-5
+    (here on the data, with `num_projections` fresh directions per step).
+
+    Features of a single column are used as they are: with a critic whose last
+    layer is one unit direction (a spectrally normalised ``1 x k`` kernel), the
+    critic maximising the 1-D distance learns the max-sliced distance
+    ``max_w W_2^2(w#P, w#Q)`` of Deshpande et al., "Max-Sliced Wasserstein
+    Distance and its use for GANs", CVPR 2019, https://arxiv.org/abs/1904.05877,
+    Eq. 4. Reports ``sliced_wasserstein_squared``. Both batches have the same
+    size.
+
+    Args:
+        num_projections: random directions per estimate.
+    """
+
+    name = "sliced_wasserstein"
+    reported = ("sliced_wasserstein_squared",)
+
+    def __init__(self, num_projections=128):
+        self.num_projections = int(num_projections)
+        if self.num_projections < 1:
+            raise ValueError(f"sliced Wasserstein: expected num_projections >= 1, got "
+                             f"{num_projections}")
+
+    def directions(self, dim, rng):
+        """`num_projections` unit vectors uniform on the sphere, as (dim, p)."""
+        w = rng.normal(tf.stack([dim, self.num_projections]))
+        return w / tf.norm(w, axis=0, keepdims=True)
+
+    def distance(self, real, fake, rng):
+        if real.shape[-1] != 1:
+            w = self.directions(tf.shape(real)[-1], rng)
+            real, fake = tf.matmul(real, w), tf.matmul(fake, w)
+        return tf.reduce_mean(wasserstein2_1d(real, fake))
+
+
 ADVERSARIAL_LOSSES = {cls.name: cls for cls in (WassersteinLoss, NonSaturatingLoss, MinimaxLoss,
-                                                HingeLoss, FGANLoss)}
+                                                HingeLoss, FGANLoss, MMDLoss,
+                                                SlicedWassersteinLoss)}
 
 
 def get(name, **options):
     """The adversarial loss called `name` (with its `options`, e.g. the f-GAN's
-    ``divergence``), or a clear error naming the known ones."""
+    ``divergence`` or MMD's ``bandwidths``), or a clear error naming the known ones."""
     if name not in ADVERSARIAL_LOSSES:
         raise ValueError(f"unknown adversarial loss {name!r}; known: {sorted(ADVERSARIAL_LOSSES)}")
     return ADVERSARIAL_LOSSES[name](**options)

@@ -21,15 +21,20 @@ class MLPCritic(keras.layers.Layer):
         spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`.
         score_bias: give the score a bias (for losses that see a constant, such
             as the f-GANs' and the non-saturating GAN's).
+        outputs: scores (or features) per example (a distance between batches
+            compares features).
     """
 
     def __init__(self, hidden_units=128, num_hidden=3, spectral_norm=False, score_bias=False,
-                 **kwargs):
+                 outputs=1, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = int(hidden_units)
         self.num_hidden = int(num_hidden)
         self.spectral_norm = bool(spectral_norm)
         self.score_bias = bool(score_bias)
+        self.outputs = int(outputs)
+        if self.outputs < 1:
+            raise ValueError(f"{type(self).__name__}: expected outputs >= 1, got {outputs}")
         if self.num_hidden < 0:
             raise ValueError(f"MLPCritic: expected num_hidden >= 0, got {self.num_hidden}")
         self.hidden = [
@@ -37,7 +42,8 @@ class MLPCritic(keras.layers.Layer):
                                               name=f"dense_{i}"), self.spectral_norm)
             for i in range(self.num_hidden)
         ]
-        self.score = maybe_spectral(keras.layers.Dense(1, use_bias=self.score_bias, name="score"),
+        self.score = maybe_spectral(keras.layers.Dense(self.outputs, use_bias=self.score_bias,
+                                                       name="score"),
                                     self.spectral_norm)
 
     def build(self, input_shape):
@@ -53,7 +59,7 @@ class MLPCritic(keras.layers.Layer):
         return self.score(x, training=training)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (1,)
+        return tuple(input_shape[:-1]) + (self.outputs,)
 
     def get_config(self):
         return {
@@ -62,4 +68,5 @@ class MLPCritic(keras.layers.Layer):
             "num_hidden": self.num_hidden,
             "spectral_norm": self.spectral_norm,
             "score_bias": self.score_bias,
+            "outputs": self.outputs,
         }

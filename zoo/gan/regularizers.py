@@ -2,7 +2,10 @@
 
 ``AdversarialModel(regularizer=NAME, regularizer_weight=W)`` adds ``W * penalty``
 to ``critic_loss`` and reports the penalty (before its weight) as a loss term
-named after it. ``"none"`` adds nothing.
+named after it. A constraint enforced by an augmented Lagrangian
+(``lagrangian = True``) returns the constraint's value ``h`` instead, and the
+model adds ``lambda h + W / 2 h^2`` with a multiplier ``lambda`` it keeps.
+``"none"`` adds nothing.
 """
 
 import tensorflow as tf
@@ -82,8 +85,61 @@ class R1Penalty:
         return tf.reduce_mean(tf.square(gradient_norms(score_fn, real)))
 
 
+class SobolevConstraint:
+    """The Sobolev IPM's constraint, enforced by an augmented Lagrangian.
+
+    Mroueh, Li, Sercu, Raj & Cheng, "Sobolev GAN", ICLR 2018,
+    https://arxiv.org/abs/1711.04894, Eq. 8 and Algorithm 1: the critic's
+    squared gradient norm has mean 1 under the dominant measure
+    ``mu = (P + Q) / 2``. Returns the constraint ``h = Omega - 1``,
+    ``Omega = (mean ||grad D(x)||^2 + mean ||grad D(G(z))||^2) / 2`` over the
+    real and the generated batch. ``lagrangian``: the model adds
+    ``lambda h + rho / 2 h^2`` to the critic's loss (``rho`` its
+    ``regularizer_weight``) and after each critic update moves the multiplier,
+    ``lambda <- lambda + rho h`` (Algorithm 1's ``lambda <- lambda - rho
+    grad_lambda L``).
+    """
+
+    name = "sobolev_constraint"
+    lagrangian = True
+
+    def __call__(self, score_fn, real, fake, rng):
+        del rng
+        both = tf.concat([real, fake], axis=0)
+        return tf.reduce_mean(tf.square(gradient_norms(score_fn, both))) - 1.0
+
+
+class SobolevWassersteinConstraint:
+    """The Sobolev duality's constraint of SWGAN, by an augmented Lagrangian.
+
+    Xu, Zhou, Lu, Tang, Zhang & Yu, "Towards Generalized Implementation of
+    Wasserstein Distance in GANs", AAAI 2021, https://arxiv.org/abs/2012.03420,
+    Sec. 4 and the authors' reference code: for each pair of a real and a
+    generated example, ``Omega_i`` is the mean squared gradient norm at
+    `points_per_pair` points uniform on the segment between them, and the
+    inequality ``Omega_i <= 1`` is enforced through
+    ``h = mean_i max(0, Omega_i - 1)^2`` (zero when it holds), with the
+    multiplier update of :class:`SobolevConstraint`. Relaxes WGAN's Lipschitz
+    constraint (pointwise) to one on the mean over each segment.
+    """
+
+    name = "sobolev_wasserstein_constraint"
+    lagrangian = True
+    points_per_pair = 8
+
+    def __call__(self, score_fn, real, fake, rng):
+        batch, k = tf.shape(real)[0], self.points_per_pair
+        eps_shape = tf.concat([[k, batch], tf.ones([len(real.shape) - 1], tf.int32)], 0)
+        eps = rng.uniform(eps_shape)
+        points = tf.reshape(eps * real[None] + (1.0 - eps) * fake[None],
+                            tf.concat([[k * batch], tf.shape(real)[1:]], 0))
+        squared = tf.reshape(tf.square(gradient_norms(score_fn, points)), [k, batch])
+        return tf.reduce_mean(tf.square(tf.nn.relu(tf.reduce_mean(squared, 0) - 1.0)))
+
+
 REGULARIZERS = {"gradient_penalty": GradientPenalty, "lipschitz_penalty": LipschitzPenalty,
-                "r1": R1Penalty, "none": None}
+                "r1": R1Penalty, "sobolev": SobolevConstraint,
+                "sobolev_wasserstein": SobolevWassersteinConstraint, "none": None}
 
 
 def get(name):

@@ -67,7 +67,8 @@ class WGANGP(AdversarialModel):
 
     loss_names = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
     fixed_parameters = ("adversarial_loss", "divergence", "regularizer", "regularizer_weight",
-                        "weight_clip")
+                        "weight_clip", "bandwidths", "num_projections", "learned_critic",
+                        "critic_outputs")
 
     @staticmethod
     def default_optimizer(learning_rate=1e-4):
