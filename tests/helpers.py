@@ -108,6 +108,14 @@ def raw_batch(model, n=4, seed=0):
     return rng.integers(0, model.num_levels, shape).astype("float32")
 
 
+def training_batch(model, n=4, seed=0):
+    """What ``fit`` takes for `raw_batch`: the batch, with class labels (cycling
+    through the classes) for a class-conditional model."""
+    x = raw_batch(model, n, seed)
+    classes = getattr(model, "num_classes", 0)
+    return (x, np.arange(n) % classes) if classes else x
+
+
 def signature_inputs(model, specs, seed=0):
     """Inputs for one serving signature, as numpy arrays in the order of `specs`.
 
@@ -143,7 +151,9 @@ def signature_inputs(model, specs, seed=0):
             raise ValueError(f"signature_inputs: input {spec.name!r} has unknown dims {shape}")
         shape = [BATCH] + shape[1:]
         is_data = spec.name == data_name and tuple(shape[1:]) == model.data_shape
-        if is_data and model.num_levels is not None:
+        if spec.dtype.is_integer:  # class labels
+            value = rng.integers(0, model.num_classes, shape)
+        elif is_data and model.num_levels is not None:
             value = rng.integers(0, model.num_levels, shape)
         else:
             value = rng.standard_normal(shape)
@@ -180,14 +190,20 @@ def bad_input_probes(model, inputs_by_signature):
             if spec.shape.rank == 0:
                 continue
             x = good[spec.name]
-            nan = x.copy()
-            nan[0] = np.nan
-            probe("nan", spec.name, nan, "expected finite values")
+            if spec.dtype.is_integer:  # class labels
+                probe("out-of-range", spec.name, np.full_like(x, model.num_classes),
+                      r"expected labels: integers of shape \(batch,\) in \[0, ")
+            else:
+                nan = x.copy()
+                nan[0] = np.nan
+                probe("nan", spec.name, nan, "expected finite values")
             probe("shape", spec.name, np.zeros((2,) + tuple(d + 1 for d in x.shape[1:]),
                                                x.dtype), "expected .*shape")
             probe("rank", spec.name, x.reshape(len(x), -1, 1) if x.ndim == 2
                   else x.reshape(len(x), -1), "expected .*shape")
-            probe("empty", spec.name, x[:0], "empty")
+            # An empty batch: every batched input of the signature empty at once.
+            probes[f"{sig}-{spec.name}-empty"] = (sig, {
+                **good, **{s.name: good[s.name][:0] for s in specs if s.shape.rank}}, "empty")
             if spec.name == model.data_spec().name and model.num_levels is not None:
                 probe("above", spec.name, np.full_like(x, 10.0 * model.num_levels),
                       "expected raw pixel values in")
@@ -199,6 +215,9 @@ def bad_input_probes(model, inputs_by_signature):
                 if option.above is not None:
                     probe("at-bound", name, np.asarray(option.above, option.dtype),
                           f"expected {name} > ")
+                if option.below is not None:
+                    probe("at-upper-bound", name, np.asarray(option.below, option.dtype),
+                          f"expected {name} > .* and {name} < ")
     return probes
 
 

@@ -485,6 +485,22 @@ def test_errors_exit_2_with_one_line(argv, expected, tmp_path, capsys, data_dir)
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.parametrize("dataset, expected", [
+    ("moons", "dataset 'moons' has no class labels; a class-conditional model (num_classes=3) "
+              "trains on labelled data"),
+    ("digits", "dataset 'digits' has labels up to 9, but the model has num_classes=3"),
+])
+def test_a_conditional_model_needs_labels_that_fit(dataset, expected, tmp_path, capsys, data_dir):
+    from zoo import datasets
+
+    datasets.arrays(dataset, "train", data_dir=data_dir)  # prepared: stderr holds the error only
+    capsys.readouterr()
+    assert zoo("train", "sngan", "--dataset", dataset, "--set", "num_classes=3", "--out",
+               tmp_path / "run", "--data-dir", data_dir) == 2
+    one_error_line(capsys, expected)
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_out_pointing_at_a_file_is_refused(tmp_path, capsys):
     target = tmp_path / "a_file"
     target.write_text("keep me")

@@ -49,7 +49,8 @@ TINY = {
     "wgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
     "wgan_lp": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
     "fgan": [("moons", dict(hidden_units=8, num_hidden=1, distance="f_pearson"))],
-    "sngan": [("digits", dict(latent_dim=4, filters=4, ema_decay=0.9))],
+    "sngan": [("digits", dict(latent_dim=4, filters=4, num_classes=10)),  # projection critic
+              ("digits", dict(latent_dim=4, filters=4, ema_decay=0.9))],
     "gmmn": [("digits", dict(latent_dim=4, filters=4))],
     "mmd_gan": [("moons", dict(hidden_units=8, num_hidden=1, critic_outputs=3, n_critic=2))],
     "sliced_gan": [("moons", dict(hidden_units=8, num_hidden=1, num_projections=4))],
@@ -63,7 +64,7 @@ TINY = {
 
 def case_id(name, dataset, overrides):
     named = [str(v) for v in overrides.values() if isinstance(v, str)]
-    named += [k for k, v in overrides.items() if v is True or k == "ema_decay"]
+    named += [k for k, v in overrides.items() if v is True or k in ("ema_decay", "num_classes")]
     return "-".join([name, dataset, *named])
 
 
@@ -239,8 +240,12 @@ def first_data_method(model):
     the kind of input it takes."""
     for sig, (fn, specs) in model.serving_signatures().items():
         if specs[0].shape[1:] == model.data_shape and specs[0].name == "x":
-            extra = [np.asarray(7, np.int32) for _ in specs[1:]]  # a seed
-            return sig, lambda x: fn(x, *extra), "data"
+            def call(x, fn=fn, specs=specs):
+                # A seed, or one (valid) class label per example.
+                batch = len(x) if getattr(x, "ndim", 0) >= 1 else 1
+                return fn(x, *[np.zeros(batch, np.int32) if s.shape.rank == 1
+                               else np.asarray(7, np.int32) for s in specs[1:]])
+            return sig, call, "data"
     assert model.family == "gan" and model.critic_network is None, \
         "no serving signature takes data"
     return "generate", model.serving_signatures()["generate"][0], "latent"

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from helpers import raw_batch
+from helpers import training_batch
 from test_contract import CASES, IDS, SLOW, all_outputs, build, perturb
 
 
@@ -25,12 +25,15 @@ def test_fit_step_on_tfds_pipeline(case, data_dir):
     name, dataset, overrides, _ = case
     model = build(*case)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    ds = zoo.datasets.load(dataset, "train", batch_size=16, take=64, data_dir=data_dir)
+    labelled = bool(getattr(model, "num_classes", 0))
+    ds = zoo.datasets.load(dataset, "train", batch_size=16, take=64, data_dir=data_dir,
+                           with_labels=labelled)
     history = model.fit(ds, epochs=1, verbose=0)
     for key, values in history.history.items():
         assert np.isfinite(values[-1]), key
     result = model.evaluate(zoo.datasets.load(dataset, "test", batch_size=16, take=32,
-                                              data_dir=data_dir), verbose=0, return_dict=True)
+                                              data_dir=data_dir, with_labels=labelled),
+                            verbose=0, return_dict=True)
     assert set(result) == set(model.loss_names)
 
 
@@ -45,7 +48,7 @@ JIT_DEFAULT = {"maf-moons", "ffjord-moons", "vae-digits"}
 def test_jit_compiled_fit_step(case):
     model = build(*case)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    ds = tf.data.Dataset.from_tensor_slices(raw_batch(model, 32)).batch(16)
+    ds = tf.data.Dataset.from_tensor_slices(training_batch(model, 32)).batch(16)
     history = model.fit(ds, epochs=1, verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 

@@ -304,3 +304,63 @@ def test_sobolev_constraints_and_multiplier_on_a_linear_critic(distance, constra
     # A critic step moves the multiplier by rho h (the weights stay: lr 0).
     model.critic_step(tf.constant(x))
     np.testing.assert_allclose(float(model.lagrange_multiplier), 0.3 + rho * h, rtol=1e-6)
+
+
+# ------------------------------------------------------ class-conditional GANs
+def test_projection_discriminator_adds_the_class_embedding_times_the_features():
+    model = zoo.get("gan", dataset="moons", hidden_units=3, num_hidden=1, num_classes=4)
+    critic = model.critic_network
+    x = tf.random.stateless_normal([5, 2], seed=[1, 2])
+    labels = tf.constant([0, 1, 2, 3, 1])
+    perturb = np.random.RandomState(0)
+    for w in critic.trainable_weights:
+        w.assign(perturb.randn(*w.shape).astype("float32"))
+    dense, score, projection = critic.hidden[0], critic.score, critic.projection
+    h = np.maximum(x.numpy() @ dense.kernel.numpy() + dense.bias.numpy(), 0.0)
+    v = projection.kernel.numpy()[labels.numpy()]  # V one_hot(y)
+    expected = h @ score.kernel.numpy()[:, 0] + score.bias.numpy()[0] + np.sum(v * h, axis=1)
+    np.testing.assert_allclose(model.scores(x, labels=labels), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_conditional_gan_trains_on_labels_and_samples_each_class():
+    model = zoo.get("sngan", dataset="digits", latent_dim=4, filters=4, num_classes=10)
+    model.compile()
+    x, y = zoo.datasets.arrays("digits", "train")
+    history = model.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0).history
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    z = tf.random.stateless_normal([10, 4], seed=[3, 4])
+    by_label = [model.generate(z[:1], [k]).numpy() for k in range(10)]
+    assert len({b.tobytes() for b in by_label}) == 10  # the label changes the sample
+    # The same seed and label give the same samples; another label, others.
+    np.testing.assert_array_equal(model.sample(3, seed=5, label=7), model.sample(3, seed=5, label=7))
+    assert not np.array_equal(model.sample(3, seed=5, label=7), model.sample(3, seed=5, label=2))
+    assert model.sample(3, seed=5).shape == (3, 8, 8, 1)  # classes at random
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m, u: m.generate(np.zeros((2, 4), "float32")), ValueError,
+     r"sngan.generate: a class-conditional model needs labels: integers of shape \(batch,\) "
+     r"in \[0, 10\), got none"),
+    (lambda m, u: m.generate(np.zeros((2, 4), "float32"), [1, 10]), ValueError,
+     r"expected labels: .* got int64 of shape \(2,\) with values in \[1, 10\]"),
+    (lambda m, u: m.critic(np.zeros((2, 8, 8, 1), "float32"), [1]), ValueError,
+     r"expected labels: integers of shape \(batch,\) in \[0, 10\) \(one per example\), got "
+     r"int64 of shape \(1,\)"),
+    (lambda m, u: m.sample(2, seed=0, label=10), ValueError,
+     "expected label > -2 and label < 10, got 10"),
+    (lambda m, u: m.fit(np.zeros((4, 8, 8, 1), "float32"), batch_size=4, verbose=0),
+     ValueError, r"trains on \(x, label\) batches, got no labels"),
+    (lambda m, u: u.generate(np.zeros((2, 4), "float32"), [1, 2]), ValueError,
+     r"unconditional \(num_classes=0\) and takes no labels"),
+    (lambda m, u: zoo.get("gan", dataset="digits", distance="mmd", num_classes=10),
+     ValueError, "class-conditional generation needs a projection critic .* not 'mmd'"),
+    (lambda m, u: zoo.get("gan", dataset="digits", num_classes=-1), ValueError,
+     "expected num_classes >= 0"),
+])
+def test_labels_where_none_are_taken_and_none_where_they_are_needed(call, error, match):
+    conditional = zoo.get("sngan", dataset="digits", latent_dim=4, filters=4, num_classes=10)
+    unconditional = zoo.get("sngan", dataset="digits", latent_dim=4, filters=4)
+    if "fit" in call.__code__.co_names:
+        conditional.compile()
+    with pytest.raises(error, match=match):
+        call(conditional, unconditional)

@@ -55,32 +55,42 @@ class SampleOption:
         default: the value when the option is not given.
         dtype: ``"float32"`` or ``"int32"``.
         above: values must be greater than this (None: no bound).
+        below: values must be smaller than this (None: no bound).
         doc: one line for ``zoo list`` and the docs.
     """
 
     default: float
     dtype: str = "float32"
     above: float = None
+    below: float = None
     doc: str = ""
+
+    def expected(self, name):
+        """What the values must be, for error messages."""
+        bounds = [f"{name} > {self.above:g}"] if self.above is not None else []
+        bounds += [f"{name} < {self.below:g}"] if self.below is not None else []
+        return " and ".join(bounds) or f"a finite {name}"
 
     def check(self, model, name, value):
         """The value as a Python number (eager) or a checked tensor (traced)."""
         if tf.is_tensor(value) and not tf.executing_eagerly():
             value = tf.cast(value, self.dtype)
+            ok = tf.constant(True)
             if self.above is not None:
-                ok = tf.greater(value, tf.cast(self.above, self.dtype))
-                value = _asserted(value, ok, f"{model.name}.sample: expected {name} > "
-                                             f"{self.above:g}")
-            return value
+                ok = tf.logical_and(ok, tf.greater(value, tf.cast(self.above, self.dtype)))
+            if self.below is not None:
+                ok = tf.logical_and(ok, tf.less(value, tf.cast(self.below, self.dtype)))
+            return _asserted(value, ok, f"{model.name}.sample: expected {self.expected(name)}")
         array = np.asarray(value.numpy() if tf.is_tensor(value) else value,
                            dtype=object if value is None else None)
         if array.ndim != 0 or array.dtype.kind not in "iuf":
             raise TypeError(f"{model.name}.sample: expected {name} to be a number, "
                             f"got {value!r}")
         number = array.item()
-        if not np.isfinite(number) or (self.above is not None and not number > self.above):
-            expected = f"{name} > {self.above:g}" if self.above is not None else f"a finite {name}"
-            raise ValueError(f"{model.name}.sample: expected {expected}, got {value!r}")
+        if not np.isfinite(number) or (self.above is not None and not number > self.above) \
+                or (self.below is not None and not number < self.below):
+            raise ValueError(f"{model.name}.sample: expected {self.expected(name)}, got "
+                             f"{value!r}")
         return number
 
 
@@ -90,9 +100,24 @@ def on_batches(kind):
 
     The method runs on one example of zeros and its outputs are cut to the batch's
     size, 0 (eagerly, and with a ``tf.cond`` inside graphs), since many layers
-    cannot take a batch of none (convolutions, reshapes by -1). Anything else
-    goes to the method as it came, which checks it.
+    cannot take a batch of none (convolutions, reshapes by -1); other batched
+    arguments (class labels) that are empty then become one zero each. Anything
+    else goes to the method as it came, which checks it.
     """
+    def one_if_empty(value, empty):
+        if value is None or isinstance(value, (str, bytes)):
+            return value
+        if tf.is_tensor(value) and not tf.executing_eagerly():
+            if value.shape.rank in (0, None):
+                return value
+            one = tf.zeros(tf.concat([[1], tf.shape(value)[1:]], 0), value.dtype)
+            return tf.cond(tf.logical_and(empty, tf.equal(tf.size(value), 0)),
+                           lambda: one, lambda: value)
+        array = np.asarray(value)
+        if empty and array.ndim >= 1 and array.shape[0] == 0:
+            return np.zeros((1,) + array.shape[1:], array.dtype)
+        return value
+
     def decorate(method):
         @functools.wraps(method)
         def wrapper(self, x, *args, **kwargs):
@@ -107,10 +132,13 @@ def on_batches(kind):
             one = tf.zeros((1,) + event, tf.float32)
             if tf.is_tensor(x) and not tf.executing_eagerly():
                 size = tf.shape(x)[0]
-                x = tf.cond(tf.equal(size, 0), lambda: one, lambda: tf.cast(x, tf.float32))
+                empty = tf.equal(size, 0)
+                x = tf.cond(empty, lambda: one, lambda: tf.cast(x, tf.float32))
+                args = [one_if_empty(a, empty) for a in args]
                 outputs = method(self, x, *args, **kwargs)
                 return tf.nest.map_structure(lambda y: y[:size], outputs)
             if shape[0] == 0:
+                args = [one_if_empty(a, True) for a in args]
                 return tf.nest.map_structure(lambda y: y[:0], method(self, one, *args, **kwargs))
             return method(self, x, *args, **kwargs)
         return wrapper

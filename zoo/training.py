@@ -428,7 +428,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
     training = run["training"]
     data, steps = datasets.training_epochs(
         run["dataset"], training["batch_size"], total, first_epoch=start,
-        steps_per_epoch=training["steps_per_epoch"], seed=run["seed"], data_dir=data_dir)
+        steps_per_epoch=training["steps_per_epoch"], seed=run["seed"], data_dir=data_dir,
+        num_classes=getattr(model, "num_classes", 0))
     reference = runs.reference_points(model, run["dataset"], data_dir)
     probe = next(iter(datasets.load(run["dataset"], "train", training["batch_size"],
                                     shuffle=False, take=training["batch_size"],

@@ -199,7 +199,7 @@ def _whole_split(name, split, batch_size, data_dir):
 
 
 def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=None, seed=0,
-                    data_dir=None, split="train"):
+                    data_dir=None, split="train", num_classes=0):
     """The training pipeline of epochs ``first_epoch`` .. ``epochs - 1``, for one ``fit``.
 
     Epoch ``e`` reads the split in an order drawn statelessly from ``(seed, e)``
@@ -209,11 +209,27 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
     memory as it is stored (Fashion-MNIST's 60,000 images are 47 MB of bytes) and
     converted to float32 batch by batch.
 
+    With ``num_classes > 0`` (a class-conditional model) the batches are
+    ``(x, label)``, and every label must lie in ``[0, num_classes)``.
+
     Returns:
         ``(dataset, steps_per_epoch)``: the batches of all those epochs in a row,
         and how many make one epoch (pass both to ``fit``).
+    Raises:
+        DatasetError: labels asked of a dataset without them, or out of range.
     """
-    values = tf.constant(_whole_split(name, split, batch_size, data_dir)[0])
+    values, labels = _whole_split(name, split, batch_size, data_dir)
+    values = tf.constant(values)
+    if num_classes:
+        labels = np.asarray(labels, np.int64)
+        if labels.size and labels.min() < 0:
+            raise DatasetError(f"dataset {name!r} has no class labels; a class-conditional "
+                               f"model (num_classes={num_classes}) trains on labelled data")
+        if labels.size and labels.max() >= num_classes:
+            raise DatasetError(f"dataset {name!r} has labels up to {labels.max()}, but the "
+                               f"model has num_classes={num_classes}; expected "
+                               f"num_classes >= {labels.max() + 1}")
+        labels = tf.constant(labels)
     size = int(values.shape[0])
     steps = steps_per_epoch or -(-size // batch_size)
     passes = -(-steps * batch_size // size) if steps_per_epoch else 1
@@ -229,8 +245,13 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
         return indices.batch(batch_size).take(steps)
 
     ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch)
-    ds = ds.map(lambda i: tf.cast(tf.gather(values, i), tf.float32),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if num_classes:
+        def gather(i):
+            return tf.cast(tf.gather(values, i), tf.float32), tf.gather(labels, i)
+    else:
+        def gather(i):
+            return tf.cast(tf.gather(values, i), tf.float32)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
 

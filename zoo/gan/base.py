@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import GenerativeModel, on_batches
+from zoo.base import GenerativeModel, SampleOption, _asserted, on_batches
 from zoo.gan import losses, regularizers
 from zoo.gan.dcgan_critic import DCGANCritic
 from zoo.gan.dcgan_generator import DCGANGenerator
@@ -39,6 +39,16 @@ class AdversarialModel(GenerativeModel):
     * ``ema_decay > 0`` keeps an exponential moving average of the generator's
       weights (:class:`~zoo.nn.weight_average.WeightAverage`), which ``sample``,
       ``generate`` and the export use instead of the last iterate.
+    * ``num_classes > 0``: class-conditional generation. The generator sees
+      ``[z, one_hot(y)]`` (Mirza & Osindero 2014,
+      https://arxiv.org/abs/1411.1784); the critic is a projection
+      discriminator, ``D(x, y) = psi(phi(x)) + <V one_hot(y), phi(x)>`` with
+      ``phi`` its last hidden features (Miyato & Koyama, "cGANs with Projection
+      Discriminator", ICLR 2018, https://arxiv.org/abs/1802.05637, Eq. 3).
+      Training batches are ``(x, label)``; each generated batch takes the real
+      batch's labels, so a penalty's interpolates keep one class. ``generate``
+      and ``critic`` take ``labels``; ``sample`` takes ``label`` (-1: classes
+      uniformly at random, the default).
 
     Networks: on images, a DCGAN generator (dense, transposed convolutions with
     batch norm, ``tanh``) and a DCGAN critic (strided convolutions, LeakyReLU, no
@@ -84,6 +94,7 @@ class AdversarialModel(GenerativeModel):
         spectral_norm: spectrally normalise every critic layer
             (:class:`~zoo.nn.spectral_norm.SpectralNorm`, Miyato et al. 2018).
         ema_decay: decay of the generator's weight average; 0 turns it off.
+        num_classes: classes of a class-conditional model; 0: unconditional.
     """
 
     family = "gan"
@@ -94,7 +105,7 @@ class AdversarialModel(GenerativeModel):
                  hidden_units=128, num_hidden=3, n_critic=1, adversarial_loss="non_saturating",
                  divergence=None, bandwidths=None, num_projections=None, learned_critic=True,
                  critic_outputs=1, regularizer="none", regularizer_weight=0.0, weight_clip=0.0,
-                 spectral_norm=False, ema_decay=0.0, **kwargs):
+                 spectral_norm=False, ema_decay=0.0, num_classes=0, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         kind = type(self).__name__
         self.latent_dim = int(latent_dim)
@@ -113,6 +124,14 @@ class AdversarialModel(GenerativeModel):
         self.weight_clip = float(weight_clip)
         self.spectral_norm = bool(spectral_norm)
         self.ema_decay = float(ema_decay)
+        self.num_classes = int(num_classes)
+        if self.num_classes < 0:
+            raise ValueError(f"{kind}: expected num_classes >= 0 (0: unconditional), got "
+                             f"{num_classes}")
+        if self.num_classes:
+            self.sample_options = {"label": SampleOption(
+                -1, "int32", above=-2, below=self.num_classes,
+                doc="the class of every sample; -1: classes uniformly at random")}
         if self.latent_dim < 1:
             raise ValueError(f"{kind}: expected latent_dim >= 1, got {self.latent_dim}")
         if self.n_critic < 1:
@@ -210,6 +229,10 @@ class AdversarialModel(GenerativeModel):
         if self.penalty is not None and self.objective.pairwise:
             raise ValueError(f"{kind}: the regularizer {regularizer!r} penalises a critic's "
                              f"scores; {adversarial_loss!r} compares batches of features")
+        if self.num_classes and (self.objective.pairwise or not self.learned_critic):
+            raise ValueError(f"{kind}: class-conditional generation needs a projection "
+                             f"critic that scores (x, label) pairs: a loss on scores, not "
+                             f"{adversarial_loss!r}")
         if not self.learned_critic:
             if not self.objective.pairwise:
                 raise ValueError(f"{kind}: learned_critic=False needs a distance between "
@@ -246,6 +269,7 @@ class AdversarialModel(GenerativeModel):
         # A Wasserstein critic is defined up to a constant that no loss sees, so its
         # score has no bias; the other losses see constants.
         options = dict(spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
+                       num_classes=self.num_classes,
                        score_bias=not (self.adversarial_loss == "wasserstein"
                                        or self.objective.pairwise), name="critic")
         if len(self.data_shape) == 3:
@@ -303,10 +327,92 @@ class AdversarialModel(GenerativeModel):
         return tf.random.stateless_normal(shape, seed=self.stateless_seed(seed))
 
     # ------------------------------------------------------------ the losses
-    def scores(self, y, training=False):
+    def scores(self, y, training=False, labels=None):
         """Critic scores, shape (batch,), of data in model space (`training`: a
-        training call, which advances a spectral norm's power iteration)."""
-        return self.critic_network(y, training=training)[:, 0]
+        training call, which advances a spectral norm's power iteration), of the
+        classes `labels` for a conditional model (the batch's labels repeated if
+        `y` holds several batches' worth, as a penalty's points may)."""
+        if labels is not None:
+            labels = tf.tile(labels, [tf.shape(y)[0] // tf.shape(labels)[0]])
+        return self.critic_network(y, labels=labels, training=training)[:, 0]
+
+    # ------------------------------------------------------------ classes
+    def check_labels(self, labels, batch, where):
+        """`labels` as int32 (batch,) in ``[0, num_classes)`` for a conditional
+        model (checked eagerly, or by a graph assertion), None for an
+        unconditional one; else a clear error."""
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(f"{self.name}.{where}: this model is unconditional "
+                                 f"(num_classes=0) and takes no labels, got some")
+            return None
+        expected = f"labels: integers of shape (batch,) in [0, {self.num_classes})"
+        if labels is None:
+            raise ValueError(f"{self.name}.{where}: a class-conditional model needs "
+                             f"{expected}, got none")
+        if tf.is_tensor(labels) and not tf.executing_eagerly():
+            if not labels.dtype.is_integer or labels.shape.rank not in (1, None):
+                raise ValueError(f"{self.name}.{where}: expected {expected}, got "
+                                 f"{labels.dtype.name} of shape {labels.shape}")
+            labels = tf.cast(labels, tf.int32)
+            # Only ops whose results keep their rank whatever the input's: an
+            # exported signature's graph is specialised to its spec's rank
+            # (tf.rank, reshapes and reduction axes), while a caller may feed
+            # any. The shape is (batch,) iff its max, sum and product are all
+            # `batch`; tf.where counts the labels out of range.
+            shape = tf.shape(labels)
+            batch = tf.cast(batch, tf.int32)
+            outside = tf.where(tf.expand_dims((labels < 0) | (labels >= self.num_classes), 0))
+            ok = tf.reduce_all(tf.stack([
+                tf.reduce_max(tf.concat([shape, [-1]], 0)) == batch,
+                tf.reduce_sum(shape) == batch, tf.reduce_prod(shape) == batch,
+                tf.shape(outside)[0] == 0]))
+            return _asserted(labels, ok, f"{self.name}.{where}: expected {expected} (one "
+                                         f"per example)")
+        array = np.asarray(labels.numpy() if tf.is_tensor(labels) else labels)
+        if array.dtype.kind not in "iu" or array.ndim != 1 or array.shape[0] != int(batch) \
+                or np.any(array < 0) or np.any(array >= self.num_classes):
+            raise ValueError(f"{self.name}.{where}: expected {expected} (one per example), "
+                             f"got {array.dtype.name} of shape {array.shape}"
+                             + (f" with values in [{array.min()}, {array.max()}]"
+                                if array.size and array.dtype.kind in "iuf" else ""))
+        return tf.constant(array, tf.int32)
+
+    def random_labels(self, batch):
+        """Classes uniformly at random from the training stream (None if
+        unconditional)."""
+        if not self.num_classes:
+            return None
+        return tf.random.stateless_uniform(tf.stack([batch]), seed=self.rng.next_seed(),
+                                           minval=0, maxval=self.num_classes, dtype=tf.int32)
+
+    def generator_input(self, z, labels):
+        """``z``, and for a conditional model ``[z, one_hot(labels)]``."""
+        if not self.num_classes:
+            return z
+        return tf.concat([z, tf.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
+
+    def generate_from(self, z, labels, training):
+        """The generator's output (model space) for latents and labels."""
+        return self.generator_network(self.generator_input(z, labels), training=training)
+
+    def unpack_labels(self, data, required=True):
+        """``(x, labels)`` of a batch; labels None for an unconditional model (a
+        conditional one needs them when `required`, else draws them)."""
+        labels = None
+        if isinstance(data, (list, tuple)) and len(data) > 1:
+            labels = data[1]
+        elif isinstance(data, dict):
+            labels = data.get("label")
+        x = self.unpack(data)
+        if not self.num_classes:
+            return x, None
+        if labels is None:
+            if required:
+                raise ValueError(f"{self.name}.train_step: a class-conditional model trains "
+                                 f"on (x, label) batches, got no labels")
+            return x, None
+        return x, self.check_labels(labels, tf.shape(x)[0], "train_step")
 
     def features(self, y, training=False):
         """What a distance between batches compares, shape (batch, k): the
@@ -323,21 +429,23 @@ class AdversarialModel(GenerativeModel):
             del terms["critic_loss"]
         return terms
 
-    def critic_terms(self, real, fake, training=False):
-        """Every loss term of one critic step (model-space batches), keyed by
-        ``loss_names``: the adversarial loss's two losses and reports, and the
-        regularizer's penalty, weighted into ``critic_loss``."""
+    def critic_terms(self, real, fake, training=False, labels=None):
+        """Every loss term of one critic step (model-space batches, both of the
+        classes `labels` for a conditional model), keyed by ``loss_names``: the
+        adversarial loss's two losses and reports, and the regularizer's
+        penalty, weighted into ``critic_loss``."""
         if self.objective.pairwise:
             return self.batch_terms(real, fake, training)
-        real_scores = self.scores(real, training)
-        fake_scores = self.scores(fake, training)
+        real_scores = self.scores(real, training, labels)
+        fake_scores = self.scores(fake, training, labels)
         terms = {
             "critic_loss": self.objective.critic_loss(real_scores, fake_scores),
             "generator_loss": self.objective.generator_loss(fake_scores),
             **self.objective.report(real_scores, fake_scores),
         }
         if self.penalty is not None:
-            penalty = self.penalty(lambda y: self.scores(y, training), real, fake, self.rng)
+            penalty = self.penalty(lambda y: self.scores(y, training, labels), real, fake,
+                                   self.rng)
             terms[self.penalty.name] = penalty
             if self.lagrange_multiplier is None:
                 terms["critic_loss"] += self.regularizer_weight * penalty
@@ -355,20 +463,23 @@ class AdversarialModel(GenerativeModel):
         scores; a distance between batches needs the real batch too)."""
         return self.objective.generator_loss(self.scores(fake))
 
-    def compute_losses(self, x, training=False):
-        """The loss terms on a raw batch `x` and as many generated examples."""
+    def compute_losses(self, x, training=False, labels=None):
+        """The loss terms on a raw batch `x` and as many generated examples (for
+        a conditional model, of the classes `labels`, drawn at random if None)."""
+        if self.num_classes and labels is None:
+            labels = self.random_labels(tf.shape(x)[0])
         real = self.to_model_space(x, noise=True)
-        fake = self.generator_network(self.latent_noise(tf.shape(x)[0]), training=training)
-        return self.critic_terms(real, fake, training)
+        fake = self.generate_from(self.latent_noise(tf.shape(x)[0]), labels, training)
+        return self.critic_terms(real, fake, training, labels)
 
-    def generator_losses(self, x):
+    def generator_losses(self, x, labels=None):
         """The terms the generator-side networks minimise, on a fresh latent batch
         as large as the raw real batch `x` (which a distance between batches
-        compares it with)."""
-        fake = self.generator_network(self.latent_noise(tf.shape(x)[0]), training=True)
+        compares it with), of the real batch's classes `labels`."""
+        fake = self.generate_from(self.latent_noise(tf.shape(x)[0]), labels, True)
         if self.objective.pairwise:
             return self.batch_terms(self.to_model_space(x, noise=True), fake, True)
-        return {"generator_loss": self.objective.generator_loss(self.scores(fake, True))}
+        return {"generator_loss": self.objective.generator_loss(self.scores(fake, True, labels))}
 
     # -------------------------------------------------------------- training
     @staticmethod
@@ -433,10 +544,11 @@ class AdversarialModel(GenerativeModel):
             grads = tape.gradient(terms[network], weights)
             self.optimizer_for(network).apply_gradients(zip(grads, weights))
 
-    def critic_step(self, x):
-        """One update of the critic networks on a raw real batch; all loss terms."""
+    def critic_step(self, x, labels=None):
+        """One update of the critic networks on a raw real batch (of classes
+        `labels`); all loss terms."""
         with tf.GradientTape(persistent=len(self.critic_networks) > 1) as tape:
-            terms = self.compute_losses(x, training=True)
+            terms = self.compute_losses(x, training=True, labels=labels)
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]])
                       for n in self.critic_networks}
         self.update(self.critic_networks, scaled, tape)
@@ -449,13 +561,13 @@ class AdversarialModel(GenerativeModel):
                 weight.assign(tf.clip_by_value(weight, -self.weight_clip, self.weight_clip))
         return terms
 
-    def generator_step(self, x):
+    def generator_step(self, x, labels=None):
         """One update of the other networks on a fresh latent batch (and the raw
-        real batch `x`), then of the generator's weight average; returns their
-        loss terms."""
+        real batch `x`, of classes `labels`), then of the generator's weight
+        average; returns their loss terms."""
         networks = [n for n in self.optimizer_terms if n not in self.critic_networks]
         with tf.GradientTape(persistent=len(networks) > 1) as tape:
-            terms = self.generator_losses(x)
+            terms = self.generator_losses(x, labels)
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]]) for n in networks}
         self.update(networks, scaled, tape)
         if self.generator_average is not None:
@@ -467,7 +579,7 @@ class AdversarialModel(GenerativeModel):
         counter = self.optimizer_for(self.critic_networks[0]).iterations
         return tf.equal(counter % self.n_critic, 0)
 
-    def maybe_generator_step(self, x):
+    def maybe_generator_step(self, x, labels=None):
         """A generator update if it is the generator's turn, in one graph (tf.cond).
 
         Under a strategy whose updates synchronise through ``merge_call`` (e.g.
@@ -478,42 +590,49 @@ class AdversarialModel(GenerativeModel):
         """
         turn = self.generator_turn()
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(turn, lambda: self.generator_step(x)["generator_loss"],
+            tf.cond(turn, lambda: self.generator_step(x, labels)["generator_loss"],
                     lambda: tf.constant(0.0))
             return
 
-        def cross_replica(strategy, turn, x):
+        def cross_replica(strategy, turn, x, labels):
             # Every replica reads the same counter: take the first's decision.
             turn = strategy.experimental_local_results(turn)[0]
 
             def update():
-                strategy.extended.call_for_each_replica(self.generator_step, args=(x,))
+                strategy.extended.call_for_each_replica(self.generator_step, args=(x, labels))
 
             tf.cond(turn, update, lambda: None)
 
-        tf.distribute.get_replica_context().merge_call(cross_replica, args=(turn, x))
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(turn, x, labels))
 
     def train_step(self, data):
         """One critic update; every ``n_critic``-th step also a generator update
         (without a critic, one generator update)."""
         if any(o is None for o in self.all_optimizers()):
             raise RuntimeError(f"{type(self).__name__}: call compile() before fit()")
-        x = self.unpack(data)
+        x, labels = self.unpack_labels(data)
         if not self.critic_networks:
             return self.update_trackers(self.generator_step(x))
-        terms = self.critic_step(x)
-        self.maybe_generator_step(x)
+        terms = self.critic_step(x, labels)
+        self.maybe_generator_step(x, labels)
         return self.update_trackers(terms)
+
+    def test_step(self, data):
+        """The loss terms on a batch (a conditional model's at the batch's labels
+        if it has them, else at random ones)."""
+        x, labels = self.unpack_labels(data, required=False)
+        return self.update_trackers(self.compute_losses(x, labels=labels))
 
     # ------------------------------------------------------------ public API
     def call(self, x, training=False):
         """The critic's view of raw `x` (``critic_output``) and generated data
         at z = 0 (touches every weight)."""
         z = tf.zeros(tf.stack([tf.shape(x)[0], self.latent_dim]))
-        outputs = {"generated": self.to_data_space(self.generator_network(z, training=training))}
+        labels = tf.zeros([tf.shape(x)[0]], tf.int32) if self.num_classes else None
+        outputs = {"generated": self.to_data_space(self.generate_from(z, labels, training))}
         if self.critic_network is not None:
             outputs[self.critic_output] = self.critic_view(
-                self.to_model_space(x, noise=False))
+                self.to_model_space(x, noise=False), labels)
         return outputs
 
     @property
@@ -521,44 +640,67 @@ class AdversarialModel(GenerativeModel):
         """The name of the critic's output: ``score`` or ``features``."""
         return "features" if self.objective.pairwise else "score"
 
-    def critic_view(self, y):
-        return self.features(y) if self.objective.pairwise else self.scores(y)
+    def critic_view(self, y, labels=None):
+        return self.features(y) if self.objective.pairwise else self.scores(y, labels=labels)
 
-    def generated(self, z):
-        """Data from latents, by the sampling weights (the average, if kept)."""
+    def generated(self, z, labels=None):
+        """Data from latents (and labels), by the sampling weights (the average,
+        if kept)."""
+        inputs = self.generator_input(z, labels)
         if self.generator_average is None:
-            y = self.generator_network(z, training=False)
+            y = self.generator_network(inputs, training=False)
         else:
-            y = self.generator_average.call_averaged(self.generator_network, z, training=False)
+            y = self.generator_average.call_averaged(self.generator_network, inputs,
+                                                     training=False)
         return self.to_data_space(y)
 
     @on_batches("latent")
-    def generate(self, z):
+    def generate(self, z, labels=None):
         """Latent z (batch, latent_dim) -> data: images as raw levels in
-        ``[0, num_levels - 1]`` (continuous), vectors as they are."""
-        return self.generated(self.check_batch(z, "generate", (self.latent_dim,), what="z"))
+        ``[0, num_levels - 1]`` (continuous), vectors as they are. A conditional
+        model needs `labels`, ints (batch,) in ``[0, num_classes)``."""
+        z = self.check_batch(z, "generate", (self.latent_dim,), what="z")
+        batch = tf.shape(z)[0] if not tf.executing_eagerly() else z.shape[0]
+        return self.generated(z, self.check_labels(labels, batch, "generate"))
 
-    def draw_samples(self, n, seed):
-        return self.generated(tf.random.stateless_normal(tf.stack([n, self.latent_dim]),
-                                                         seed=seed))
+    def draw_samples(self, n, seed, label=-1):
+        z = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seed)
+        if not self.num_classes:
+            return self.generated(z)
+        shape = tf.stack([n])
+        drawn = tf.random.stateless_uniform(
+            shape, seed=tf.random.experimental.stateless_fold_in(seed, 1), minval=0,
+            maxval=self.num_classes, dtype=tf.int32)
+        label = tf.cast(label, tf.int32)
+        labels = tf.where(tf.broadcast_to(label >= 0, shape), tf.broadcast_to(label, shape),
+                          drawn)
+        return self.generated(z, labels)
 
     @on_batches("data")
-    def critic(self, x):
+    def critic(self, x, labels=None):
         """The critic's scores (batch,), or features (batch, critic_outputs) for
-        a distance between batches, of raw data, preprocessed as in training but
-        without dequantization noise (images at their bin centres)."""
+        a distance between batches, of raw data (of classes `labels` for a
+        conditional model), preprocessed as in training but without
+        dequantization noise (images at their bin centres)."""
         if self.critic_network is None:
             raise ValueError(f"{type(self).__name__}: this model has no critic "
                              f"(learned_critic=False)")
         x = self.validate_inputs(x, "critic")
-        return self.critic_view(self.to_model_space(x, noise=False))
+        batch = tf.shape(x)[0] if not tf.executing_eagerly() else x.shape[0]
+        labels = self.check_labels(labels, batch, "critic")
+        return self.critic_view(self.to_model_space(x, noise=False), labels)
 
     def data_signatures(self):
-        signatures = {
-            "generate": (lambda z: {"samples": self.generate(z)},
-                         [tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")]),
-        }
+        z = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
+        if self.num_classes:
+            label = tf.TensorSpec((None,), tf.int32, name="label")
+            signatures = {"generate": (lambda z, label: {"samples": self.generate(z, label)},
+                                       [z, label])}
+            critic = (lambda x, label: {self.critic_output: self.critic(x, label)},
+                      [self.data_spec(), label])
+        else:
+            signatures = {"generate": (lambda z: {"samples": self.generate(z)}, [z])}
+            critic = (lambda x: {self.critic_output: self.critic(x)}, [self.data_spec()])
         if self.critic_network is not None:
-            signatures["critic"] = (lambda x: {self.critic_output: self.critic(x)},
-                                    [self.data_spec()])
+            signatures["critic"] = critic
         return signatures

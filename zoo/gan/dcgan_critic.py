@@ -2,6 +2,7 @@
 
 import keras
 
+from zoo.gan.mlp_critic import projected, projection
 from zoo.nn.spectral_norm import maybe_spectral
 
 
@@ -28,14 +29,20 @@ class DCGANCritic(keras.layers.Layer):
         score_bias: give the score a bias (for losses that see a constant).
         outputs: scores (or features) per example (a distance between batches
             compares features).
+        num_classes: > 0 makes it a projection discriminator (Miyato & Koyama
+            2018, https://arxiv.org/abs/1802.05637, Eq. 3): the score of
+            ``(x, y)`` adds ``<V one_hot(y), h(x)>``, h the last hidden
+            features; ``call`` then takes ``labels``.
     """
 
     def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
-                 spectral_norm=False, score_bias=False, outputs=1, **kwargs):
+                 spectral_norm=False, score_bias=False, outputs=1, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         self.spectral_norm = bool(spectral_norm)
         self.score_bias = bool(score_bias)
         self.outputs = int(outputs)
+        self.num_classes = int(num_classes)
+        self.projection = None  # built with the layer when num_classes > 0
         if self.outputs < 1:
             raise ValueError(f"{type(self).__name__}: expected outputs >= 1, got {outputs}")
         self.filters = int(filters)
@@ -66,16 +73,19 @@ class DCGANCritic(keras.layers.Layer):
         for conv in self.convs:
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
-        self.score.build(self.flatten.compute_output_shape(shape))
+        features = self.flatten.compute_output_shape(shape)
+        self.score.build(features)
+        self.projection = projection(self.num_classes, features[-1], self.spectral_norm)
 
-    def call(self, x, training=None):
+    def call(self, x, labels=None, training=None):
         h = x
         for conv in self.convs:
             h = conv(h, training=training)
             # max(h, a h) is LeakyReLU for a < 1; written out, it keeps grappler
             # from fusing the op away from the gradient penalty's second derivative.
             h = keras.ops.maximum(h, self.negative_slope * h)
-        return self.score(self.flatten(h), training=training)
+        h = self.flatten(h)
+        return projected(self, h, self.score(h, training=training), labels, training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.outputs)
@@ -90,4 +100,5 @@ class DCGANCritic(keras.layers.Layer):
             "spectral_norm": self.spectral_norm,
             "score_bias": self.score_bias,
             "outputs": self.outputs,
+            "num_classes": self.num_classes,
         }

@@ -5,6 +5,28 @@ import keras
 from zoo.nn.spectral_norm import maybe_spectral
 
 
+def projection(num_classes, features, spectral_norm):
+    """The class embedding V of a projection discriminator (None without
+    classes), built: a bias-free Dense on one-hot labels."""
+    if not num_classes:
+        return None
+    layer = maybe_spectral(keras.layers.Dense(features, use_bias=False, name="projection"),
+                           spectral_norm)
+    layer.build((None, num_classes))
+    return layer
+
+
+def projected(critic, h, score, labels, training):
+    """``score + <V one_hot(labels), h>`` for a projection discriminator."""
+    if critic.projection is None:
+        return score
+    if labels is None:
+        raise ValueError(f"{type(critic).__name__}: a projection discriminator "
+                         f"(num_classes={critic.num_classes}) needs labels")
+    v = critic.projection(keras.ops.one_hot(labels, critic.num_classes), training=training)
+    return score + keras.ops.sum(v * h, axis=-1, keepdims=True)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class MLPCritic(keras.layers.Layer):
     """Maps vectors to one unbounded score each, shape ``(batch, 1)``.
@@ -23,16 +45,22 @@ class MLPCritic(keras.layers.Layer):
             as the f-GANs' and the non-saturating GAN's).
         outputs: scores (or features) per example (a distance between batches
             compares features).
+        num_classes: > 0 makes it a projection discriminator (Miyato & Koyama
+            2018, https://arxiv.org/abs/1802.05637, Eq. 3): the score of
+            ``(x, y)`` adds ``<V one_hot(y), h(x)>``, h the last hidden
+            features; ``call`` then takes ``labels``.
     """
 
     def __init__(self, hidden_units=128, num_hidden=3, spectral_norm=False, score_bias=False,
-                 outputs=1, **kwargs):
+                 outputs=1, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = int(hidden_units)
         self.num_hidden = int(num_hidden)
         self.spectral_norm = bool(spectral_norm)
         self.score_bias = bool(score_bias)
         self.outputs = int(outputs)
+        self.num_classes = int(num_classes)
+        self.projection = None  # built with the layer when num_classes > 0
         if self.outputs < 1:
             raise ValueError(f"{type(self).__name__}: expected outputs >= 1, got {outputs}")
         if self.num_hidden < 0:
@@ -52,11 +80,12 @@ class MLPCritic(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.score.build(shape)
+        self.projection = projection(self.num_classes, shape[-1], self.spectral_norm)
 
-    def call(self, x, training=None):
+    def call(self, x, labels=None, training=None):
         for layer in self.hidden:
             x = layer(x, training=training)
-        return self.score(x, training=training)
+        return projected(self, x, self.score(x, training=training), labels, training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.outputs,)
@@ -69,4 +98,5 @@ class MLPCritic(keras.layers.Layer):
             "spectral_norm": self.spectral_norm,
             "score_bias": self.score_bias,
             "outputs": self.outputs,
+            "num_classes": self.num_classes,
         }
