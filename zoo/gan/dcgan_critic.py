@@ -2,20 +2,19 @@
 
 import keras
 
-from zoo.gan.mlp_critic import projected, projection
+from zoo.gan.critic import Critic
 from zoo.nn.spectral_norm import maybe_spectral
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class DCGANCritic(keras.layers.Layer):
-    """Maps images to one unbounded score each, shape ``(batch, 1)``.
+class DCGANCritic(Critic):
+    """Maps images to unbounded scores, shape ``(batch, outputs)``.
 
     The DCGAN discriminator (Radford, Metz & Chintala 2016,
     https://arxiv.org/abs/1511.06434) as the WGAN-GP critic (Gulrajani et al.
     2017, https://arxiv.org/abs/1704.00028): ``num_downsamplings`` stride-2
-    convolutions with ``filters * 2**i`` channels and LeakyReLU, then a linear
-    dense output without bias (a Wasserstein critic is defined up to a constant,
-    which no loss sees, so such a bias would never get a gradient). No batch
+    convolutions with ``filters * 2**i`` channels and LeakyReLU, then the linear
+    head of :class:`~zoo.gan.critic.Critic`. No batch
     normalization: the gradient penalty is taken per
     example, which batch norm would couple across the batch (Sec. 4, "No critic
     batch normalization").
@@ -25,26 +24,12 @@ class DCGANCritic(keras.layers.Layer):
         num_downsamplings: number of stride-2 convolutions.
         kernel_size: kernel size of the convolutions.
         negative_slope: slope of the LeakyReLU for negative inputs.
-        spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`.
-        score_bias: give the score a bias (for losses that see a constant).
-        outputs: scores (or features) per example (a distance between batches
-            compares features).
-        num_classes: > 0 makes it a projection discriminator (Miyato & Koyama
-            2018, https://arxiv.org/abs/1802.05637, Eq. 3): the score of
-            ``(x, y)`` adds ``<V one_hot(y), h(x)>``, h the last hidden
-            features; ``call`` then takes ``labels``.
+        **kwargs: the head's, :class:`~zoo.gan.critic.Critic`.
     """
 
     def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
-                 spectral_norm=False, score_bias=False, outputs=1, num_classes=0, **kwargs):
+                 **kwargs):
         super().__init__(**kwargs)
-        self.spectral_norm = bool(spectral_norm)
-        self.score_bias = bool(score_bias)
-        self.outputs = int(outputs)
-        self.num_classes = int(num_classes)
-        self.projection = None  # built with the layer when num_classes > 0
-        if self.outputs < 1:
-            raise ValueError(f"{type(self).__name__}: expected outputs >= 1, got {outputs}")
         self.filters = int(filters)
         self.num_downsamplings = int(num_downsamplings)
         self.kernel_size = int(kernel_size)
@@ -64,28 +49,22 @@ class DCGANCritic(keras.layers.Layer):
             for i in range(self.num_downsamplings)
         ]
         self.flatten = keras.layers.Flatten(name="flatten")
-        self.score = maybe_spectral(keras.layers.Dense(self.outputs, use_bias=self.score_bias,
-                                                       name="score"),
-                                    self.spectral_norm)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
         for conv in self.convs:
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
-        features = self.flatten.compute_output_shape(shape)
-        self.score.build(features)
-        self.projection = projection(self.num_classes, features[-1], self.spectral_norm)
+        self.build_head(self.flatten.compute_output_shape(shape))
 
-    def call(self, x, labels=None, training=None):
+    def features(self, x, training=None):
         h = x
         for conv in self.convs:
             h = conv(h, training=training)
             # max(h, a h) is LeakyReLU for a < 1; written out, it keeps grappler
             # from fusing the op away from the gradient penalty's second derivative.
             h = keras.ops.maximum(h, self.negative_slope * h)
-        h = self.flatten(h)
-        return projected(self, h, self.score(h, training=training), labels, training)
+        return self.flatten(h)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.outputs)
@@ -97,8 +76,4 @@ class DCGANCritic(keras.layers.Layer):
             "num_downsamplings": self.num_downsamplings,
             "kernel_size": self.kernel_size,
             "negative_slope": self.negative_slope,
-            "spectral_norm": self.spectral_norm,
-            "score_bias": self.score_bias,
-            "outputs": self.outputs,
-            "num_classes": self.num_classes,
         }

@@ -1,0 +1,75 @@
+"""What every critic of the zoo shares: its head on the features of a trunk."""
+
+import keras
+
+from zoo.nn.spectral_norm import maybe_spectral
+
+
+class Critic(keras.layers.Layer):
+    """The base of the zoo's critics: a subclass computes features ``h(x)``
+    (``features``) and this class adds the head, ``score``, a linear layer with
+    `outputs` units.
+
+    Args:
+        spectral_norm: wrap every layer in :class:`~zoo.nn.spectral_norm.SpectralNorm`
+            (subclasses wrap theirs with ``self.spectral_norm``).
+        score_bias: give the score a bias. A Wasserstein critic is defined up to
+            a constant that neither player's loss sees, so its bias would never
+            get a gradient; the f-GANs' and the non-saturating GAN's losses see
+            constants.
+        outputs: scores (or features, which a distance between batches
+            compares) per example.
+        num_classes: > 0 makes it a projection discriminator (Miyato & Koyama,
+            "cGANs with Projection Discriminator", ICLR 2018,
+            https://arxiv.org/abs/1802.05637, Eq. 3): the score of ``(x, y)``
+            adds ``<V one_hot(y), h(x)>``, V a bias-free linear map of one-hot
+            labels; ``call`` then takes ``labels``.
+    """
+
+    def __init__(self, spectral_norm=False, score_bias=False, outputs=1, num_classes=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.spectral_norm = bool(spectral_norm)
+        self.score_bias = bool(score_bias)
+        self.outputs = int(outputs)
+        self.num_classes = int(num_classes)
+        if self.outputs < 1 or self.num_classes < 0:
+            raise ValueError(f"{type(self).__name__}: expected outputs >= 1 and num_classes "
+                             f">= 0, got {outputs} and {num_classes}")
+        # Made by build_head, after the subclass's layers (the order of the
+        # weights, which optimizer slots and checkpoints of zoo 0.1 follow).
+        self.score = self.projection = None
+
+    def build_head(self, features_shape):
+        """Makes the score (and the class embedding) on features of this shape."""
+        self.score = maybe_spectral(keras.layers.Dense(self.outputs, use_bias=self.score_bias,
+                                                       name="score"), self.spectral_norm)
+        self.score.build(features_shape)
+        if self.num_classes:
+            self.projection = maybe_spectral(
+                keras.layers.Dense(features_shape[-1], use_bias=False, name="projection"),
+                self.spectral_norm)
+            self.projection.build((None, self.num_classes))
+
+    def features(self, x, training=None):
+        raise NotImplementedError
+
+    def call(self, x, labels=None, training=None):
+        h = self.features(x, training=training)
+        score = self.score(h, training=training)
+        if self.projection is None:
+            return score
+        if labels is None:
+            raise ValueError(f"{type(self).__name__}: a projection discriminator "
+                             f"(num_classes={self.num_classes}) needs labels")
+        v = self.projection(keras.ops.one_hot(labels, self.num_classes), training=training)
+        return score + keras.ops.sum(v * h, axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "spectral_norm": self.spectral_norm,
+            "score_bias": self.score_bias,
+            "outputs": self.outputs,
+            "num_classes": self.num_classes,
+        }
