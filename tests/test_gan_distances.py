@@ -322,7 +322,7 @@ def test_projection_discriminator_adds_the_class_embedding_times_the_features():
     np.testing.assert_allclose(model.scores(x, labels=labels), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_conditional_gan_trains_on_labels_and_samples_each_class():
+def test_conditional_gan_trains_on_labels_and_samples_each_class(tmp_path):
     model = zoo.get("sngan", dataset="digits", latent_dim=4, filters=4, num_classes=10)
     model.compile()
     x, y = zoo.datasets.arrays("digits", "train")
@@ -335,6 +335,13 @@ def test_conditional_gan_trains_on_labels_and_samples_each_class():
     np.testing.assert_array_equal(model.sample(3, seed=5, label=7), model.sample(3, seed=5, label=7))
     assert not np.array_equal(model.sample(3, seed=5, label=7), model.sample(3, seed=5, label=2))
     assert model.sample(3, seed=5).shape == (3, 8, 8, 1)  # classes at random
+    # The epoch's sample grid: a row per class, 64 // 10 = 6 samples each.
+    from PIL import Image
+    from zoo import plotting
+
+    grid = np.asarray(Image.open(plotting.save_samples(model, str(tmp_path / "g.png"), 64, 0)))
+    tile = 32 + plotting.PADDING  # 8x8 digits are drawn x4
+    assert grid.shape[:2] == (10 * tile + plotting.PADDING, 6 * tile + plotting.PADDING)
 
 
 @pytest.mark.parametrize("call, error, match", [

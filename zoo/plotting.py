@@ -208,7 +208,14 @@ def save_picture(model, samples, path, reference=None):
 
 def save_samples(model, path, n, seed, reference=None):
     """Draws `n` samples of `model` with `seed` and writes them with
-    :func:`save_picture`. Returns `path`."""
+    :func:`save_picture`: for a class-conditional model of images, one row per
+    class (``n // num_classes`` samples each, at least one). Returns `path`."""
+    classes = getattr(model, "num_classes", 0)
+    if classes and model.data_kind == "images":
+        per_class = max(1, n // classes)
+        rows = [np.asarray(model.sample(per_class, seed=seed, label=label))
+                for label in range(classes)]
+        return image_grid(np.concatenate(rows), model.num_levels, path, cols=per_class)
     return save_picture(model, np.asarray(model.sample(n, seed=seed)), path, reference)
 
 
