@@ -255,8 +255,8 @@ class AdversarialModel(GenerativeModel):
                                  f"{list(self.loss_names)}")
         unknown = set(self.critic_networks) - set(self.optimizer_terms)
         if unknown or len(self.critic_networks) == len(self.optimizer_terms):
-            raise ValueError(f"{kind}.critic_networks must name some (or no), not all, networks of "
-                             f"optimizer_terms {list(self.optimizer_terms)}; got "
+            raise ValueError(f"{kind}.critic_networks must name some (or no), not all, "
+                             f"networks of optimizer_terms {list(self.optimizer_terms)}; got "
                              f"{list(self.critic_networks)}")
 
     def build_generator(self):
@@ -397,8 +397,9 @@ class AdversarialModel(GenerativeModel):
         return self.generator_network(self.generator_input(z, labels), training=training)
 
     def unpack_labels(self, data, required=True):
-        """``(x, labels)`` of a batch; labels None for an unconditional model (a
-        conditional one needs them when `required`, else draws them)."""
+        """``(x, labels)`` of a batch, the labels checked; None for an
+        unconditional model, and for a conditional one whose batch has none when
+        not `required` (``compute_losses`` then draws them)."""
         labels = None
         if isinstance(data, (list, tuple)) and len(data) > 1:
             labels = data[1]
@@ -641,6 +642,7 @@ class AdversarialModel(GenerativeModel):
         return "features" if self.objective.pairwise else "score"
 
     def critic_view(self, y, labels=None):
+        """What the critic signature returns for model-space `y`: scores or features."""
         return self.features(y) if self.objective.pairwise else self.scores(y, labels=labels)
 
     def generated(self, z, labels=None):
