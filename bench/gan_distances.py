@@ -14,7 +14,8 @@ fraction on 8gaussians; FID, KID, precision and recall on images) and one PNG of
 every distance's samples side by side; this script adds wall time and what was
 seen about stability: a run that met NaN/Inf ("diverged"), fewer than 8 modes
 covered on 8gaussians ("mode collapse"), recall under 0.1 on images ("mode
-dropping"). Prints one table and writes RUNS_DIR/gan-distances.md.
+dropping"), a sliced W2 over 5 times the dataset's median on 2-D data ("far
+off"). Prints one table and writes RUNS_DIR/gan-distances.md.
 """
 
 import argparse
@@ -22,17 +23,21 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from zoo import compare, runs, training
 from zoo.gan.distances import DISTANCES
 
 
-def stability(row, dataset, failure):
+def stability(row, dataset, failure, median_sw=None):
     if failure:
         return f"diverged ({failure})"
     if dataset == "8gaussians" and row.get("modes_covered", 8) < 8:
         return f"mode collapse ({row['modes_covered']}/8 modes)"
     if "recall" in row and row["recall"] < 0.1:
         return f"mode dropping (recall {row['recall']:.2f})"
+    if median_sw and row.get("sliced_wasserstein", 0) > 5 * median_sw:
+        return f"far off (sliced W2 {row['sliced_wasserstein'] / median_sw:.0f}x the median)"
     return "stable"
 
 
@@ -77,12 +82,14 @@ def main():
                   f"samples: {paths[-1]}", "",
                   "| distance | " + " | ".join(metrics) + " | wall s | stability |",
                   "|---" * (len(metrics) + 3) + "|"]
+        distances = [r["sliced_wasserstein"] for r in rows if "sliced_wasserstein" in r]
+        median_sw = float(np.median(distances)) if distances else None
         for distance in args.distances:
             row = by_distance.get(distance, {})
             cells = [compare.cell(row.get(m), "{:.4g}") for m in metrics]
             lines.append(f"| {distance} | " + " | ".join(cells) +
                          f" | {seconds[distance]:.0f} | "
-                         f"{stability(row, dataset, failures.get(distance))} |")
+                         f"{stability(row, dataset, failures.get(distance), median_sw)} |")
     text = "\n".join(lines)
     print(text)
     os.makedirs(args.runs_dir, exist_ok=True)
