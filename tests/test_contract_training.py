@@ -14,8 +14,12 @@ from test_contract import CASES, IDS, SLOW, all_outputs, build, perturb
 
 # The fit steps of NSF, Glow and FFJORD, whose first trace is long, run in the slow
 # suite: their own test files fit them (test_neural_spline.py, test_nice_glow.py,
-# test_ffjord.py).
-FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons"}
+# test_ffjord.py). So do those of the GANs registered under a distance's name but
+# gmmn (the critic-free step) and sngan (the conditional one): test_gan_distances.py
+# checks their distances.
+FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced_gan-moons",
+            "max_sliced_gan-digits", "sobolev_gan-moons", "swgan-digits", "wgan-digits",
+            "wgan_lp-moons", "fgan-moons-f_pearson"}
 
 
 @pytest.mark.parametrize("case", [
