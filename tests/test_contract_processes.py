@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import all_signature_inputs, export_and_compare, export_models, raw_batch
-from test_contract import CASES, PRIMARY, all_outputs, build, case_id, perturb
+from test_contract import CASES, PRIMARY, SLOW_CASES, all_outputs, build, case_id, perturb
 
 
 # Loads every primary case's .keras file in one fresh process that imports only zoo and
@@ -41,12 +41,16 @@ for key, path in json.loads(sys.stdin.read()):
 """
 
 
-@pytest.fixture(scope="module")
-def keras_reloads(tmp_path_factory):
-    """Case id -> (expected outputs, the fresh process's outputs or error)."""
-    folder = tmp_path_factory.mktemp("keras_reload")
+# The registered models whose contract cases are slow (the GANs registered under a
+# distance's name among them) reload in the slow suite, in a process of their own.
+RELOAD_SLOW = {case_id(*c[:3]) for c in PRIMARY} & SLOW_CASES
+
+
+def reload_in_fresh_process(cases, folder):
+    """Case id -> (expected outputs, the fresh process's outputs or error), for
+    `cases` saved under `folder` and loaded in one fresh process; and the process."""
     jobs, expected = [], {}
-    for case in PRIMARY:
+    for case in cases:
         case_key = case_id(*case[:3])
         model = build(*case)
         perturb(model)
@@ -68,10 +72,27 @@ def keras_reloads(tmp_path_factory):
     return expected, got, proc
 
 
-@pytest.mark.parametrize("case", PRIMARY, ids=[case_id(*c[:3]) for c in PRIMARY])
-def test_keras_file_loads_after_import_zoo_alone(case, keras_reloads):
+@pytest.fixture(scope="module")
+def keras_reloads(tmp_path_factory):
+    return reload_in_fresh_process(
+        [c for c in PRIMARY if case_id(*c[:3]) not in RELOAD_SLOW],
+        tmp_path_factory.mktemp("keras_reload"))
+
+
+@pytest.fixture(scope="module")
+def keras_reloads_slow(tmp_path_factory):
+    return reload_in_fresh_process([c for c in PRIMARY if case_id(*c[:3]) in RELOAD_SLOW],
+                                   tmp_path_factory.mktemp("keras_reload_slow"))
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=case_id(*c[:3]),
+                 marks=pytest.mark.slow if case_id(*c[:3]) in RELOAD_SLOW else ())
+    for c in PRIMARY])
+def test_keras_file_loads_after_import_zoo_alone(case, request):
     """Every registered model's .keras file loads after `import zoo` alone."""
-    expected, got, proc = keras_reloads
+    expected, got, proc = request.getfixturevalue(
+        "keras_reloads_slow" if case_id(*case[:3]) in RELOAD_SLOW else "keras_reloads")
     key = case_id(*case[:3])
     assert key in got, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
     assert "error" not in got[key], got[key].get("error")
