@@ -337,10 +337,10 @@ class AdversarialModel(GenerativeModel):
         return self.critic_network(y, labels=labels, training=training)[:, 0]
 
     # ------------------------------------------------------------ classes
-    def check_labels(self, labels, batch, where):
-        """`labels` as int32 (batch,) in ``[0, num_classes)`` for a conditional
-        model (checked eagerly, or by a graph assertion), None for an
-        unconditional one; else a clear error."""
+    def check_labels(self, labels, x, where):
+        """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
+        the batch `x`, for a conditional model (checked eagerly, or by a graph
+        assertion), None for an unconditional one; else a clear error."""
         if not self.num_classes:
             if labels is not None:
                 raise ValueError(f"{self.name}.{where}: this model is unconditional "
@@ -350,6 +350,7 @@ class AdversarialModel(GenerativeModel):
         if labels is None:
             raise ValueError(f"{self.name}.{where}: a class-conditional model needs "
                              f"{expected}, got none")
+        batch = x.shape[0] if tf.executing_eagerly() else tf.shape(x)[0]
         if tf.is_tensor(labels) and not tf.executing_eagerly():
             if not labels.dtype.is_integer or labels.shape.rank not in (1, None):
                 raise ValueError(f"{self.name}.{where}: expected {expected}, got "
@@ -413,7 +414,7 @@ class AdversarialModel(GenerativeModel):
                 raise ValueError(f"{self.name}.train_step: a class-conditional model trains "
                                  f"on (x, label) batches, got no labels")
             return x, None
-        return x, self.check_labels(labels, tf.shape(x)[0], "train_step")
+        return x, self.check_labels(labels, x, "train_step")
 
     def features(self, y, training=False):
         """What a distance between batches compares, shape (batch, k): the
@@ -662,8 +663,7 @@ class AdversarialModel(GenerativeModel):
         ``[0, num_levels - 1]`` (continuous), vectors as they are. A conditional
         model needs `labels`, ints (batch,) in ``[0, num_classes)``."""
         z = self.check_batch(z, "generate", (self.latent_dim,), what="z")
-        batch = tf.shape(z)[0] if not tf.executing_eagerly() else z.shape[0]
-        return self.generated(z, self.check_labels(labels, batch, "generate"))
+        return self.generated(z, self.check_labels(labels, z, "generate"))
 
     def draw_samples(self, n, seed, label=-1):
         z = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seed)
@@ -688,8 +688,7 @@ class AdversarialModel(GenerativeModel):
             raise ValueError(f"{type(self).__name__}: this model has no critic "
                              f"(learned_critic=False)")
         x = self.validate_inputs(x, "critic")
-        batch = tf.shape(x)[0] if not tf.executing_eagerly() else x.shape[0]
-        labels = self.check_labels(labels, batch, "critic")
+        labels = self.check_labels(labels, x, "critic")
         return self.critic_view(self.to_model_space(x, noise=False), labels)
 
     def data_signatures(self):
