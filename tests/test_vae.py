@@ -167,7 +167,7 @@ def test_rejects_non_integer_levels_and_bad_settings():
     with pytest.raises(ValueError, match="expected integer pixel levels"):
         model.elbo(np.full((2, 8, 8, 1), 3.5, "float32"))
     with pytest.raises(ValueError, match="expected observation in"):
-        zoo.get("vae", observation="gaussian")
+        zoo.get("vae", observation="poisson")
     with pytest.raises(ValueError, match=r"expected z of shape \(batch, 1\)"):
         model.decode(np.zeros((2, 3), "float32"))
 

@@ -1,5 +1,7 @@
 """Decoder likelihoods over discrete pixel levels, as log-probabilities in nats."""
 
+import math
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -52,3 +54,11 @@ def discretized_logistic_sample(loc, log_scale, num_levels, seed):
 def bernoulli_log_prob(bits, logits):
     """log P(bits) of Bernoulli(sigmoid(logits)) per pixel, bits in {0, 1}."""
     return -tf.nn.sigmoid_cross_entropy_with_logits(labels=bits, logits=logits)
+
+
+def gaussian_log_prob(y, loc, log_scale):
+    """log N(y; loc, exp(log_scale)^2) per pixel (a density; the log-scale is
+    clipped below at -7 as the logistic's)."""
+    log_scale = tf.maximum(log_scale, MIN_LOG_SCALE)
+    return -0.5 * (tf.square((y - loc) * tf.exp(-log_scale)) + math.log(2.0 * math.pi)) \
+        - log_scale
