@@ -168,7 +168,7 @@ class VariationalAutoencoder(GenerativeModel):
         """The decoded posterior (touches every weight; used to build)."""
         observed = self.observed(x, seed=tf.constant([0, 0]))
         latents = self.infer(observed, tf.constant([0, 0]), 1)
-        return self.decoder(latents["z"][0])
+        return self.decoder_params(latents["z"][0])
 
     @property
     def latent_shape(self):
@@ -218,11 +218,15 @@ class VariationalAutoencoder(GenerativeModel):
         """
         samples = z.shape.rank == len(self.latent_shape) + 2
         flat = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], 0)) if samples else z
-        params = self.decoder(flat)
+        params = self.decoder_params(flat)
         if samples:
             params = tf.reshape(params, tf.concat([tf.shape(z)[:2], tf.shape(params)[1:]], 0))
         log_p = self.observation_log_prob(observed, params)
         return tf.reduce_sum(log_p, axis=[-3, -2, -1])
+
+    def decoder_params(self, z):
+        """The decoder's per-pixel parameters for a batch of latents (B, ...)."""
+        return self.decoder(z)
 
     def observation_log_prob(self, observed, params):
         """log p per pixel of `observed` under the decoder's `params` (broadcasting)."""
@@ -297,8 +301,11 @@ class VariationalAutoencoder(GenerativeModel):
             return {"kl": tf.broadcast_to(self.kl_divergence(mean, log_scale), tf.shape(log_q))}
         return {"kl": log_q - log_p}
 
-    def infer(self, observed, seed, num_samples):
+    def infer(self, observed, seed, num_samples, training=False):
         """`num_samples` draws from q(z|x) for each example of `observed`.
+
+        `training` is True in the training step (a relaxed posterior may differ
+        there from the one the bounds use).
 
         Returns a dict of ``z`` (S, B, latent_dim), ``log_q`` and ``log_prior``
         (S, B), and one (S, B) estimate per name of ``kl_names``, whose sum has the
@@ -328,7 +335,7 @@ class VariationalAutoencoder(GenerativeModel):
         return tf.unstack(tf.random.experimental.stateless_split(self.stateless_seed(seed),
                                                                  count))
 
-    def elbo_terms(self, x, seed=None):
+    def elbo_terms(self, x, seed=None, training=False):
         """(reconstruction, {kl name: kl}) per example, from one z ~ q(z|x).
 
         The draws (data noise, posterior sample) come from the stateless `seed`
@@ -336,7 +343,7 @@ class VariationalAutoencoder(GenerativeModel):
         """
         data_seed, z_seed = self.split_seed(seed, 2)
         observed = self.observed(x, seed=data_seed)
-        latents = self.infer(observed, z_seed, 1)
+        latents = self.infer(observed, z_seed, 1, training=training)
         log_likelihood = self.decoder_log_prob(observed, latents["z"])[0]
         return -log_likelihood, {k: latents[k][0] for k in self.kl_names}
 
@@ -348,7 +355,7 @@ class VariationalAutoencoder(GenerativeModel):
         return self.beta * tf.minimum(1.0, step / float(self.kl_warmup_steps))
 
     def compute_losses(self, x, training=False):
-        reconstruction, kls = self.elbo_terms(x)
+        reconstruction, kls = self.elbo_terms(x, training=training)
         reconstruction = tf.reduce_mean(reconstruction)
         kls = {k: tf.reduce_mean(v) for k, v in kls.items()}
         kl = tf.add_n(list(kls.values()))
@@ -442,13 +449,13 @@ class VariationalAutoencoder(GenerativeModel):
     def decode(self, z):
         """Latents -> the decoder's mean image in levels [0, num_levels - 1]
         (logistic: its location; Bernoulli: (L - 1) times the pixel's probability)."""
-        return self.decoder_mean(self.decoder(self.check_latents(z, "decode")))
+        return self.decoder_mean(self.decoder_params(self.check_latents(z, "decode")))
 
     @on_batches("data")
     def reconstruct(self, x):
         """The decoder's mean image at the posterior's mean (mode) of raw levels `x`."""
         x = self.validate_levels(x, "reconstruct")
-        return self.decoder_mean(self.decoder(self.posterior_mode(
+        return self.decoder_mean(self.decoder_params(self.posterior_mode(
             self.deterministic_observed(x))))
 
     def posterior_mode(self, observed):
@@ -463,7 +470,7 @@ class VariationalAutoencoder(GenerativeModel):
         """Images drawn from the model: z ~ p(z), then x ~ p(x|z), as integer
         levels (Bernoulli: 0 or num_levels - 1)."""
         z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        return self.decoder_sample(self.decoder(self.draw_prior(n, z_seed)), x_seed)
+        return self.decoder_sample(self.decoder_params(self.draw_prior(n, z_seed)), x_seed)
 
     def latent_spec(self):
         return tf.TensorSpec((None,) + tuple(self.latent_shape), tf.float32, name="z")
