@@ -75,6 +75,11 @@ class MADE(keras.layers.Layer):
             that a config rebuilds the same masks).
         activation: activation of the hidden layers.
         zero_init: start the output layer at zero (an affine step starts as identity).
+        context_size: width of an optional context input (0: none) that every
+            unit of the first hidden layer sees through an unmasked kernel, so
+            the outputs depend on it and, autoregressively, on the inputs
+            (the context h of IAF, Kingma et al. 2016, Sec. 4). Needs
+            ``num_hidden >= 1``.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class MADE(keras.layers.Layer):
         seed=None,
         activation="relu",
         zero_init=True,
+        context_size=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +107,10 @@ class MADE(keras.layers.Layer):
         self.seed = seed
         self.activation = activation
         self.zero_init = zero_init
+        self.context_size = int(context_size)
+        if self.context_size < 0 or (self.context_size and self.num_hidden < 1):
+            raise ValueError(f"MADE: expected context_size >= 0, and num_hidden >= 1 with a "
+                             f"context, got {self.context_size} and {self.num_hidden}")
         if self.event_size < 1 or self.params < 1 or self.num_hidden < 0:
             raise ValueError(
                 f"MADE: expected event_size >= 1, params >= 1, num_hidden >= 0, got "
@@ -147,14 +157,24 @@ class MADE(keras.layers.Layer):
                                                 initializer=init))
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(mask.shape[1],),
                                                initializer="zeros"))
+        if self.context_size:
+            self.context_kernel = self.add_weight(
+                name="context_kernel", shape=(self.context_size, self.hidden_units),
+                initializer="glorot_uniform")
         self.built = True
 
-    def call(self, x):
+    def call(self, x, context=None):
+        """Input ``(..., D)`` (and, with ``context_size``, a context ``(..., C)`` of the
+        same batch shape) -> ``(..., D, params)``."""
+        if self.context_size and context is None:
+            raise ValueError(f"{self.name}: expected a context of size {self.context_size}")
         # A 2-D matmul per layer: on CPU, einsum and its gradient over "..." batch
         # dimensions cost several times more (bench/flows_speed.py).
         h = tf.reshape(x, [-1, self.event_size]) if x.shape.rank != 2 else x
         for i, (kernel, bias, mask) in enumerate(zip(self.kernels, self.biases, self.masks)):
             h = tf.nn.bias_add(tf.matmul(h, kernel * tf.constant(mask)), bias)
+            if i == 0 and self.context_size:
+                h += tf.matmul(tf.reshape(context, [-1, self.context_size]), self.context_kernel)
             if i < len(self.masks) - 1:
                 h = self.activation_fn(h)
         shape = tf.concat([tf.shape(x)[:-1], [self.event_size, self.params]], 0)
@@ -177,4 +197,5 @@ class MADE(keras.layers.Layer):
             "seed": self.seed,
             "activation": self.activation,
             "zero_init": self.zero_init,
+            "context_size": self.context_size,
         }

@@ -88,6 +88,6 @@ class BetaVAE(GaussianVAE):
     presets set beta = 4 and a warm-up.
     """
 
-    def __init__(self, *args, beta=4.0, **kwargs):
+    def __init__(self, beta=4.0, **kwargs):
         kwargs.setdefault("name", "beta_vae")
-        super().__init__(*args, beta=beta, **kwargs)
+        super().__init__(beta=beta, **kwargs)

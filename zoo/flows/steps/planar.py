@@ -25,6 +25,11 @@ class PlanarBijector(LayerBijector):
     ``[w^T y + b - |c|, w^T y + b + |c|]`` (outside the gradient), then one Newton
     step that carries the implicit-function gradient; ``z = y - u_hat tanh(a)``.
 
+    The parameters may be batched, one set per example (a flow on a VAE's
+    posterior whose parameters the encoder gives, as in the paper's Sec. 4.1):
+    ``w`` and ``u`` of shape (..., D) and ``b`` of shape (...), broadcasting
+    against the inputs' batch dimensions.
+
     Args:
         w, u: vectors of the event size (u is the raw, unconstrained parameter).
         b: scalar bias.
@@ -44,10 +49,10 @@ class PlanarBijector(LayerBijector):
     def constrained(self):
         """(u_hat, c = w^T u_hat, softplus(w^T u) = 1 + c)."""
         w, u, _ = (tf.convert_to_tensor(p) for p in self._params)
-        wu = tf.reduce_sum(w * u)
+        wu = tf.reduce_sum(w * u, axis=-1)
         softplus = tf.nn.softplus(wu)
         c = softplus - 1.0  # m(w^T u)
-        u_hat = u + (c - wu) * w / tf.reduce_sum(w**2)
+        u_hat = u + ((c - wu) / tf.reduce_sum(w**2, axis=-1))[..., None] * w
         return u_hat, c, softplus
 
     def _preactivation(self, z):
