@@ -157,7 +157,8 @@ def cmd_evaluate(args):
 
     path, metrics = runs.evaluate_run(args.run, split=args.split, batch_size=args.batch_size,
                                       data_dir=args.data_dir, num_samples=args.num_samples,
-                                      features=args.features)
+                                      features=args.features, iwae_samples=args.iwae_samples,
+                                      iwae_examples=args.iwae_examples)
     print(json.dumps(metrics, indent=2))
     print(f"metrics: {path}")
     return 0
@@ -269,6 +270,12 @@ def build_parser():
     p.add_argument("run", help="a run folder")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=positive_int, help="default: the run's")
+    p.add_argument("--iwae-samples", type=positive_int, default=1000,
+                   help="k of the importance-weighted bound of latent-variable models "
+                        "(default 1000)")
+    p.add_argument("--iwae-examples", type=positive_int, default=1000,
+                   help="test examples the importance-weighted bound averages over "
+                        "(default 1000)")
     add_quality_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -412,6 +412,27 @@ def test_digits_run(tmp_path, capsys, data_dir):
 
 
 
+def test_vae_run_reports_its_bounds_and_pictures(tmp_path, data_dir):
+    run = tmp_path / "vae"
+    assert zoo("train", "planar_vae", "--dataset", "digits", "--set", "latent_dim=2",
+               "--set", "filters=4", "--set", "hidden_units=8", "--set", "num_flows=2",
+               "--steps-per-epoch", "2", "--batch-size", "32", "--epochs", 1, "--out", run,
+               "--data-dir", data_dir) == 0
+    assert zoo("evaluate", run, "--num-samples", 100, "--iwae-samples", 20,
+               "--iwae-examples", 50, "--data-dir", data_dir) == 0
+    metrics = read(run / "metrics.json")
+    assert metrics["likelihood"] == "bound" and metrics["num_examples"] == 297
+    iwae = metrics["importance_weighted"]
+    assert iwae["num_samples"] == 20 and iwae["num_examples"] == 50
+    assert "upper bound" in iwae["bound"] and math.isfinite(iwae["bits_per_dim"])
+    assert metrics["active_units"]["dimensions"] == 2
+    assert set(metrics["pictures"]) == {"reconstructions", "traversals"}
+    with Image.open(run / metrics["pictures"]["reconstructions"]) as image:
+        assert image.size[1] > image.size[0] / 8  # 16 examples: 4 rows of 8
+    with Image.open(run / metrics["pictures"]["traversals"]) as image:
+        assert image.size[0] > 4 * image.size[1]  # 2 dimensions x 9 steps
+
+
 def test_gan_run(tmp_path, data_dir, capsys):
     run = tmp_path / "wgan"
     # Two time-scale updates: the critic at 4x the generator's rate.

@@ -253,3 +253,26 @@ def test_gaussian_observation_counts_the_scaling_jacobian():
         samples = tiny("vae", observation=observation).sample(8, seed=0).numpy()
         assert np.array_equal(samples, np.round(samples))
         assert samples.min() >= 0 and samples.max() <= 16
+
+
+# ------------------------------------------------------------- evaluation
+def test_latent_metrics_over_a_dataset():
+    from zoo.metrics import latent
+
+    model = tiny("planar_vae", num_flows=2)
+    x = levels(10, seed=3)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(4)
+    result = latent.evaluate_importance_weighted(model, data, num_samples=7, max_examples=6,
+                                                 batch_size=4, seed=2)
+    expected = -np.concatenate([
+        model.importance_weighted_bound(x[:4], 7, seed=tf.constant([2, 0])).numpy(),
+        model.importance_weighted_bound(x[4:6], 7, seed=tf.constant([2, 1])).numpy()]).mean()
+    assert result["num_examples"] == 6 and result["num_samples"] == 7
+    np.testing.assert_allclose(result["nll_nats"], expected, rtol=1e-5)
+    np.testing.assert_allclose(result["bits_per_dim"], expected / (64 * math.log(2)), rtol=1e-5)
+    units = latent.active_units(model, data, threshold=0.01)
+    variances = np.asarray(model.latent_mean(tf.constant(x))).var(axis=0)
+    assert units["dimensions"] == 3 and units["active"] == int(np.sum(variances > 0.01))
+    np.testing.assert_allclose(units["variances"], variances, atol=1e-5)
+    pictures = latent.traversals(model, x, steps=5)
+    assert pictures.shape == (15, 8, 8, 1)  # 3 dimensions x 5 steps

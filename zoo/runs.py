@@ -281,7 +281,7 @@ def load_newest(run_dir):
 
 # ------------------------------------------------------------------ what is done with a run
 def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
-                 num_samples=10_000, features=None):
+                 num_samples=10_000, features=None, iwae_samples=1000, iwae_examples=1000):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
 
     Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
@@ -294,6 +294,13 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     (None: the zoo's network of the dataset, where it ships one; or a Keras model
     or ``.keras`` path; :func:`zoo.metrics.sample_quality.evaluate_images`).
 
+    A latent-variable model gets more, by what it has: ``importance_weighted``,
+    the bound with k = `iwae_samples` over the first `iwae_examples` examples
+    (``importance_weighted_bound``); ``active_units`` (``latent_mean``); and the
+    pictures ``RUN/evaluation/reconstructions.png`` (each example's row above
+    its reconstruction, ``reconstruct``) and ``traversals.png`` (``decode`` along
+    each latent dimension), listed under ``pictures``.
+
     Returns:
         ``(path, metrics)``.
     Raises:
@@ -304,7 +311,7 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     from zoo.datasets import toy
     from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
     from zoo.metrics import features as feature_networks
-    from zoo.metrics import sample_quality
+    from zoo.metrics import latent, sample_quality
 
     model, run, checkpoint = load_checkpoint(run_dir)
     network = None
@@ -348,12 +355,44 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
             real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_points(
                 model, real, num_samples, seed, **mixture)
+        if hasattr(model, "importance_weighted_bound"):
+            metrics["importance_weighted"] = latent.evaluate_importance_weighted(
+                model, data, num_samples=iwae_samples, max_examples=iwae_examples,
+                batch_size=batch_size, seed=seed)
+        if hasattr(model, "latent_mean"):
+            metrics["active_units"] = latent.active_units(model, data)
+        if model.data_kind == "images" and hasattr(model, "reconstruct"):
+            metrics["pictures"] = latent_pictures(model, data, run_dir)
     except NonFiniteMetricError as e:
         raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
     except (ValueError, feature_networks.FeatureError) as e:
         raise RunError(f"{run_dir}: {e}") from None
     path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
     return path, metrics
+
+
+def latent_pictures(model, data, run_dir, count=16):
+    """Writes RUN/evaluation/reconstructions.png (originals in the odd rows, their
+    reconstructions below) and, for a model with ``latent_mean`` and ``decode`` of
+    vectors, traversals.png; returns {name: path relative to the run}."""
+    from zoo import plotting
+    from zoo.metrics import latent
+
+    folder = os.path.join(os.fspath(run_dir), "evaluation")
+    x = latent.examples(data, count)
+    cols = min(8, len(x))
+    rows = []
+    for start in range(0, len(x), cols):
+        rows += [x[start:start + cols], np.asarray(model.reconstruct(x[start:start + cols]))]
+    paths = {"reconstructions": plotting.image_grid(
+        np.concatenate(rows), model.num_levels, os.path.join(folder, "reconstructions.png"),
+        cols=cols)}
+    if hasattr(model, "latent_mean") and len(model.latent_shape) == 1:
+        steps = 9
+        paths["traversals"] = plotting.image_grid(
+            latent.traversals(model, x, steps=steps), model.num_levels,
+            os.path.join(folder, "traversals.png"), cols=steps)
+    return {k: os.path.relpath(v, run_dir) for k, v in paths.items()}
 
 
 def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,
