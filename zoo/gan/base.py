@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.adversarial import MultiNetworkTraining
 from zoo.base import GenerativeModel, SampleOption, _asserted, on_batches
 from zoo.gan import losses, regularizers
 from zoo.gan.dcgan_critic import DCGANCritic
@@ -14,16 +15,15 @@ from zoo.nn.weight_average import WeightAverage
 from zoo.preprocessing import dequantize
 
 
-class AdversarialModel(GenerativeModel):
+class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     """A generator G trained against a critic D, each by its own optimizer.
 
     The mechanism every adversarial model of the zoo shares (GANs under each
     distance, later the adversarial autoencoder and VAE-GAN):
 
-    * ``optimizer_terms``: network name -> the loss term its optimizer minimises.
-      The first network's optimizer is ``self.optimizer``; each other network
-      ``N`` has its own, ``self.N_optimizer`` (``compile(N_optimizer=...)``,
-      default a fresh copy of the first). Each network lives in ``self.N_network``.
+    * ``optimizer_terms``: network name -> the loss term its optimizer minimises,
+      each network with its own optimizer (:class:`~zoo.adversarial.MultiNetworkTraining`).
+      Each network lives in ``self.N_network``.
     * The schedule: each ``train_step`` updates the ``critic_networks`` on the
       real batch, and every ``n_critic``-th step the other networks on a fresh
       latent batch, inside one compiled step (a ``tf.cond``).
@@ -242,23 +242,6 @@ class AdversarialModel(GenerativeModel):
                                  f"spectral_norm False; got n_critic={self.n_critic}, "
                                  f"spectral_norm={self.spectral_norm}")
 
-    def check_optimizer_terms(self):
-        """Every network of ``optimizer_terms`` exists and minimises a loss term."""
-        kind = type(self).__name__
-        for network, term in self.optimizer_terms.items():
-            if not isinstance(getattr(self, f"{network}_network", None), keras.layers.Layer):
-                raise ValueError(f"{kind}.optimizer_terms names the network {network!r}, "
-                                 f"but the model has no {network}_network layer")
-            if term not in self.loss_names:
-                raise ValueError(f"{kind}.optimizer_terms: network {network!r} minimises "
-                                 f"{term!r}, which is not one of its loss terms "
-                                 f"{list(self.loss_names)}")
-        unknown = set(self.critic_networks) - set(self.optimizer_terms)
-        if unknown or len(self.critic_networks) == len(self.optimizer_terms):
-            raise ValueError(f"{kind}.critic_networks must name some (or no), not all, "
-                             f"networks of optimizer_terms {list(self.optimizer_terms)}; got "
-                             f"{list(self.critic_networks)}")
-
     def build_generator(self):
         if len(self.data_shape) == 3:
             return DCGANGenerator(self.data_shape, self.filters, name="generator")
@@ -284,18 +267,6 @@ class AdversarialModel(GenerativeModel):
     @property
     def latent_shape(self):
         return (self.latent_dim,)
-
-    def network(self, name):
-        return getattr(self, f"{name}_network")
-
-    def optimizer_for(self, name):
-        """The optimizer of network `name` (None before ``compile``)."""
-        if name == next(iter(self.optimizer_terms)):
-            return getattr(self, "optimizer", None)
-        return getattr(self, f"{name}_optimizer")
-
-    def all_optimizers(self):
-        return [self.optimizer_for(name) for name in self.optimizer_terms]
 
     # ------------------------------------------------------------ data spaces
     def to_model_space(self, x, noise=True):
@@ -488,63 +459,6 @@ class AdversarialModel(GenerativeModel):
     def default_optimizer(learning_rate=2e-4):
         """Adam(learning_rate, beta_1=0.5), the DCGAN optimizer (Radford et al. 2016)."""
         return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.5)
-
-    def compile(self, optimizer=None, **kwargs):
-        """Configures training with one optimizer per network.
-
-        Args:
-            optimizer: the first network's optimizer (name, config or instance);
-                default ``default_optimizer()``.
-            **kwargs: ``N_optimizer`` for each other network ``N`` of
-                ``optimizer_terms`` (default: a fresh optimizer of the same class
-                and config as `optimizer`); the rest goes to ``keras.Model.compile``
-                (``jit_compile``, ``steps_per_execution``, ...).
-        """
-        first, *others = self.optimizer_terms
-        optimizer = keras.optimizers.get(optimizer if optimizer is not None
-                                         else self.default_optimizer())
-        chosen = {}
-        for network in others:
-            given = kwargs.pop(f"{network}_optimizer", None)
-            if given is None:
-                config = optimizer.get_config()
-                config["name"] = f"{network}_{config.get('name') or 'optimizer'}"
-                chosen[network] = type(optimizer).from_config(config)
-            else:
-                chosen[network] = keras.optimizers.get(given)
-            if chosen[network] is optimizer:
-                raise ValueError(f"{type(self).__name__}.compile: the {network} needs its own "
-                                 f"optimizer instance, got the {first}'s optimizer as "
-                                 f"{network}_optimizer")
-        super().compile(optimizer=optimizer, **kwargs)
-        for network, network_optimizer in chosen.items():
-            setattr(self, f"{network}_optimizer", network_optimizer)
-        # Each optimizer owns slots for its own network only; building them now
-        # (not lazily inside the first step) also lets a reload restore them.
-        for network in self.optimizer_terms:
-            self.optimizer_for(network).build(self.network(network).trainable_variables)
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:
-            for network in list(self.optimizer_terms)[1:]:
-                network_optimizer = self.optimizer_for(network)
-                if network_optimizer is not None:
-                    config[f"{network}_optimizer"] = keras.saving.serialize_keras_object(
-                        network_optimizer)
-        return config
-
-    def compile_from_config(self, config):
-        """Recompiles a reloaded model with every optimizer (their state is then
-        restored by Keras from the ``optimizer`` and ``N_optimizer`` attributes)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-
-    def update(self, networks, terms, tape):
-        """Applies each network's optimizer to the gradient of its loss term."""
-        for network in networks:
-            weights = self.network(network).trainable_variables
-            grads = tape.gradient(terms[network], weights)
-            self.optimizer_for(network).apply_gradients(zip(grads, weights))
 
     def critic_step(self, x, labels=None):
         """One update of the critic networks on a raw real batch (of classes
