@@ -116,14 +116,30 @@ def training_batch(model, n=4, seed=0):
     return (x, np.arange(n) % classes) if classes else x
 
 
+def integer_ranges(model):
+    """{input name: (low, high)}: the integer batched inputs whose range [low, high)
+    the model gives itself (``integer_input_ranges``, e.g. code indices)."""
+    return dict(getattr(model, "integer_input_ranges", {}))
+
+
+def integer_range(model, name):
+    """[low, high) of the integer batched input `name`: the model's own range for
+    it, else class labels [0, num_classes)."""
+    return integer_ranges(model).get(name, (0, getattr(model, "num_classes", 0)))
+
+
 def signature_inputs(model, specs, seed=0):
     """Inputs for one serving signature, as numpy arrays in the order of `specs`.
 
     Data inputs (named like ``model.data_spec()``, shaped like the data) are
     integer levels in ``[0, num_levels - 1]`` as float32 for images and standard
-    normal for continuous data; other float inputs (latents) are standard normal;
-    int32 scalars ``n`` and ``seed`` are 3 and 7; sampler options take their
-    defaults. Batches have 3 examples.
+    normal for continuous data; other float inputs (latents) are standard normal,
+    or Dirichlet(1) distributions over the last axis for a model whose
+    ``latent_support`` is ``"simplex"`` (one-hot or relaxed categorical codes);
+    integer batched inputs are class labels in ``[0, num_classes)``, or lie in the
+    range ``[low, high)`` the model gives for them in ``integer_input_ranges``
+    (code indices); int32 scalars ``n`` and ``seed`` are 3 and 7; sampler options
+    take their defaults. Batches have 3 examples.
     """
     rng = np.random.default_rng(seed)
     data_name = model.data_spec().name
@@ -151,10 +167,12 @@ def signature_inputs(model, specs, seed=0):
             raise ValueError(f"signature_inputs: input {spec.name!r} has unknown dims {shape}")
         shape = [BATCH] + shape[1:]
         is_data = spec.name == data_name and tuple(shape[1:]) == model.data_shape
-        if spec.dtype.is_integer:  # class labels
-            value = rng.integers(0, model.num_classes, shape)
+        if spec.dtype.is_integer:  # class labels, or the model's own (code indices)
+            value = rng.integers(*integer_range(model, spec.name), shape)
         elif is_data and model.num_levels is not None:
             value = rng.integers(0, model.num_levels, shape)
+        elif not is_data and getattr(model, "latent_support", "real") == "simplex":
+            value = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])  # distributions
         else:
             value = rng.standard_normal(shape)
         values.append(value.astype(spec.dtype.as_numpy_dtype))
@@ -190,7 +208,11 @@ def bad_input_probes(model, inputs_by_signature):
             if spec.shape.rank == 0:
                 continue
             x = good[spec.name]
-            if spec.dtype.is_integer:  # class labels
+            if spec.dtype.is_integer and spec.name in integer_ranges(model):
+                low, high = integer_range(model, spec.name)
+                probe("out-of-range", spec.name, np.full_like(x, high),
+                      rf"expected .*in \[{low}, {high}\)")
+            elif spec.dtype.is_integer:  # class labels
                 probe("out-of-range", spec.name, np.full_like(x, model.num_classes),
                       r"expected labels: integers of shape \(batch,\) in \[0, ")
             else:

@@ -276,3 +276,42 @@ def test_latent_metrics_over_a_dataset():
     np.testing.assert_allclose(units["variances"], variances, atol=1e-5)
     pictures = latent.traversals(model, x, steps=5)
     assert pictures.shape == (15, 8, 8, 1)  # 3 dimensions x 5 steps
+
+
+# ------------------------------------------------------ adversarial autoencoder
+@pytest.mark.parametrize("name, overrides", [("aae", dict(discriminator_units=8)),
+                                             ("vae_gan", dict(critic_filters=4))])
+def test_each_network_is_updated_by_its_own_term(name, overrides):
+    """The adversarial autoencoder and VAE-GAN: one step of SGD moves each network
+    by minus the learning rate times the gradient of its own loss term."""
+    model = tiny(name, **overrides)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    x = tf.constant(levels(8))
+    stream = model.rng.state.numpy()
+    networks = {n: model.network(n).trainable_variables for n in model.optimizer_terms}
+    before = {n: [v.numpy() for v in vs] for n, vs in networks.items()}
+    with tf.GradientTape(persistent=True) as tape:
+        terms = model.compute_losses(x, training=True)
+    expected = {n: [b - 0.1 * g.numpy() for b, g in zip(
+        before[n], tape.gradient(terms[model.optimizer_terms[n]], networks[n]))]
+        for n in networks}
+    model.rng.state.assign(stream)  # the step draws what compute_losses drew
+    model.train_step(x)
+    for n, values in expected.items():
+        for v, value in zip(networks[n], values):
+            np.testing.assert_allclose(v.numpy(), value, rtol=1e-5, atol=1e-6, err_msg=n)
+    assert {n: len(v) for n, v in networks.items()} == {
+        "encoder": 8, "decoder": 8, "discriminator": 6}
+    if name == "aae":
+        np.testing.assert_allclose(
+            float(terms["loss"]), float(terms["reconstruction"] + terms["generator_loss"]),
+            rtol=1e-6)
+        with pytest.raises(ValueError, match="no KL term is trained"):
+            tiny("aae", beta=2.0)
+    else:
+        np.testing.assert_allclose(float(terms["encoder_loss"]),
+                                   float(terms["kl"] + terms["feature_reconstruction"]), rtol=1e-6)
+        with pytest.raises(TypeError, match="has no likelihood"):
+            model.nll(levels())
+        with pytest.raises(ValueError, match="cannot be set"):
+            tiny("vae_gan", observation="bernoulli")

@@ -28,6 +28,14 @@ MODEL_MODULES = (
     "zoo.gan.wgan_gp",
     "zoo.gan.distances",
     "zoo.vae.gaussian_vae",
+    "zoo.vae.gumbel_vae",
+    "zoo.vae.ladder_vae",
+    "zoo.vae.vq_vae",
+    "zoo.vae.iwae",
+    "zoo.vae.priors",
+    "zoo.vae.flow_posteriors",
+    "zoo.vae.aae",
+    "zoo.vae.vae_gan",
 )
 
 

@@ -355,7 +355,7 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
             real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_points(
                 model, real, num_samples, seed, **mixture)
-        if hasattr(model, "importance_weighted_bound"):
+        if model.likelihood == "bound" and hasattr(model, "importance_weighted_bound"):
             metrics["importance_weighted"] = latent.evaluate_importance_weighted(
                 model, data, num_samples=iwae_samples, max_examples=iwae_examples,
                 batch_size=batch_size, seed=seed)

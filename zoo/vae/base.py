@@ -99,9 +99,11 @@ class VariationalAutoencoder(GenerativeModel):
     analytic_kl = True
 
     def __init_subclass__(cls, **kwargs):
+        # The terms of the bound, unless the class names its own.
         super().__init_subclass__(**kwargs)
-        cls.loss_names = ("loss", "reconstruction", *cls.kl_names, "bits_per_dim",
-                          *cls.extra_loss_names)
+        if "loss_names" not in cls.__dict__:
+            cls.loss_names = ("loss", "reconstruction", *cls.kl_names, "bits_per_dim",
+                              *cls.extra_loss_names)
 
     def __init__(
         self,
