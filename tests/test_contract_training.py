@@ -16,10 +16,13 @@ from test_contract import CASES, IDS, SLOW, all_outputs, build, perturb
 # suite: their own test files fit them (test_neural_spline.py, test_nice_glow.py,
 # test_ffjord.py). So do those of the GANs registered under a distance's name but
 # gmmn (the critic-free step) and sngan (the conditional one): test_gan_distances.py
-# checks their distances.
+# checks their distances. And those of the VAE variants that test_vae_variants.py,
+# test_ladder_vae.py and test_vq_vae.py train or step.
 FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced_gan-moons",
             "max_sliced_gan-digits", "sobolev_gan-moons", "swgan-digits", "wgan-digits",
-            "wgan_lp-moons", "fgan-moons-f_pearson"}
+            "wgan_lp-moons", "fgan-moons-f_pearson", "beta_vae-digits", "iwae-digits",
+            "mixture_vae-digits", "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits",
+            "vae_gan-digits"}
 
 
 @pytest.mark.parametrize("case", [

@@ -245,7 +245,9 @@ def test_samples_decode_uniform_codes_to_levels():
     np.testing.assert_array_equal(samples, model.sample(6, seed=0).numpy())
 
 
-@pytest.mark.parametrize("ema", [False, True])
+# The codebook-loss variant trains in the slow suite (the EMA one's step is the
+# one with state of its own).
+@pytest.mark.parametrize("ema", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_training_lowers_the_reconstruction(ema):
     keras.utils.set_random_seed(1)
     model = zoo.get("vq_vae", dataset="digits", latent_dim=4, num_embeddings=16, filters=16,

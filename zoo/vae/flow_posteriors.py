@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from zoo.flows.steps.planar import PlanarBijector
+from zoo.flows.steps.planar import PlanarBijector, PlanarTransform
 from zoo.nn.made import MADE
 from zoo.registry import register
 from zoo.vae.base import VariationalAutoencoder
@@ -65,8 +65,12 @@ class PlanarVAE(FlowPosteriorVAE):
     Sec. 6 (the flow's parameters are outputs of the inference network, one set
     per example). Each step is the zoo's :class:`PlanarBijector`
     ``f(z) = z + u_hat tanh(w^T z + b)`` with the invertibility constraint of
-    Appendix A.1, given the encoder's per-example (w, u, b); its log-det is
-    ``log |1 + u_hat^T psi(z)|`` (eq. 12).
+    Appendix A.1; its log-det is ``log |1 + u_hat^T psi(z)|`` (eq. 12). Step k's
+    (w, u, b) are a learned set shared by all examples (a
+    :class:`PlanarTransform`, which starts as the identity with w a random unit
+    vector) plus the encoder's per-example offsets: the constraint divides by
+    ``||w||^2``, and an encoder output alone is exactly 0 wherever its last
+    ReLU layer is (which made NaNs at initialisation).
 
     Args: as :class:`FlowPosteriorVAE`.
     """
@@ -79,13 +83,19 @@ class PlanarVAE(FlowPosteriorVAE):
         """The Gaussian's mean and log-scale, then (w, u, b) for each step."""
         return 2 * self.latent_dim + self.num_flows * (2 * self.latent_dim + 1)
 
+    def make_networks(self):
+        super().make_networks()
+        self.flows = [PlanarTransform(self.latent_dim, name=f"planar_{k}")
+                      for k in range(self.num_flows)]
+
     def transform_posterior(self, z, observed, context):
         d = self.latent_dim
-        flows = tf.reshape(context[:, 2 * d:], [-1, self.num_flows, 2 * d + 1])
+        offsets = tf.reshape(context[:, 2 * d:], [-1, self.num_flows, 2 * d + 1])
         log_det = tf.zeros(tf.shape(z)[:-1])
-        for k in range(self.num_flows):
-            step = PlanarBijector(flows[:, k, :d], flows[:, k, d:2 * d], flows[:, k, 2 * d],
-                                  name=f"planar_{k}")
+        for k, shared in enumerate(self.flows):
+            step = PlanarBijector(shared.w + offsets[:, k, :d],
+                                  shared.u + offsets[:, k, d:2 * d],
+                                  shared.b + offsets[:, k, 2 * d], name=f"planar_{k}")
             log_det += step.forward_log_det_jacobian(z, event_ndims=1)
             z = step.forward(z)
         return z, log_det
