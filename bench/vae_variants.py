@@ -7,7 +7,8 @@
 Trains each model (its preset for the dataset, ``--set``-style overrides in
 `--observations`: "logistic" models the 256- or 17-level data, "bernoulli" its
 dynamic binarization) for `--steps` optimizer steps at the preset's batch size and
-learning rate, from seed 0, into ``RUNS_DIR/MODEL-DATASET-OBSERVATION`` (resumed
+learning rate, from seed 0 (VAE-GAN, which has no pixel model, under the first
+observation only), into ``RUNS_DIR/MODEL-DATASET-OBSERVATION`` (resumed
 if there), then evaluates it with ``zoo evaluate``'s code on the test split:
 the negative ELBO and the importance-weighted bound (k = `--iwae-samples` over the
 first `--iwae-examples` test examples) in nats and bits/dim, FID of
@@ -24,7 +25,7 @@ import time
 from zoo import registry, runs, training
 
 MODELS = ("vae", "beta_vae", "iwae", "mixture_vae", "vamp_vae", "planar_vae", "iaf_vae",
-          "ladder_vae", "gumbel_vae", "vq_vae")
+          "ladder_vae", "gumbel_vae", "vq_vae", "aae", "vae_gan")
 
 
 def cell(value, fmt="{:.2f}"):
@@ -52,15 +53,21 @@ def main():
         for observation in args.observations:
             rows = []
             for name in models:
+                entry = registry.entry(name)
+                overrides = {"observation": observation}
+                if "observation" in entry.cls.fixed_parameters:  # VAE-GAN: no pixel model
+                    if observation != args.observations[0]:
+                        continue
+                    overrides = {}
                 out = os.path.join(args.runs_dir, f"{name}-{dataset}-{observation}")
                 resume = os.path.isfile(os.path.join(out, runs.RUN_FILE))
-                batch = registry.entry(name).training_for(dataset)["batch_size"]
+                batch = entry.training_for(dataset)["batch_size"]
                 per_epoch = min(args.steps, 500)
                 began = time.time()
                 try:
                     training.train(name, dataset, out, epochs=math.ceil(args.steps / per_epoch),
                                    steps_per_epoch=per_epoch, batch_size=batch,
-                                   overrides={"observation": observation}, resume=resume,
+                                   overrides=overrides, resume=resume,
                                    verbose=0)
                 except (runs.RunError, ValueError) as e:
                     rows.append((name, None, None, f"failed: {e}"))

@@ -1,6 +1,7 @@
 """Training several networks of one model, each by its own optimizer."""
 
 import keras
+import tensorflow as tf
 
 
 class MultiNetworkTraining:
@@ -15,7 +16,9 @@ class MultiNetworkTraining:
     * ``critic_networks``: the networks that are updated on their own first in a
       step (critics, discriminators); some of ``optimizer_terms``, not all.
     * ``update(networks, terms, tape)`` applies each network's optimizer to the
-      gradient of its term. The model's ``train_step`` says when.
+      gradient of its term. The ``train_step`` here updates every network from
+      one forward pass (simultaneous updates: the adversarial autoencoder,
+      VAE-GAN); a model with a schedule (a GAN's ``n_critic``) has its own.
 
     A model mixes it in before its base: ``class M(MultiNetworkTraining,
     GenerativeModel)``, sets the two attributes, sets ``N_optimizer = None`` for
@@ -111,3 +114,14 @@ class MultiNetworkTraining:
             weights = self.network(network).trainable_variables
             grads = tape.gradient(terms[network], weights)
             self.optimizer_for(network).apply_gradients(zip(grads, weights))
+
+    def train_step(self, data):
+        """Every network's update from one forward pass on the batch."""
+        if any(o is None for o in self.all_optimizers()):
+            raise RuntimeError(f"{type(self).__name__}: call compile() before fit()")
+        x = self.unpack(data)
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self.compute_losses(x, training=True)
+            scaled = {n: self.replica_scaled(terms[t]) for n, t in self.optimizer_terms.items()}
+        self.update(list(self.optimizer_terms), scaled, tape)
+        return self.update_trackers(terms)

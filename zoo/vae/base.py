@@ -15,7 +15,6 @@ A subclass overrides :meth:`VariationalAutoencoder.infer` (or the hooks it calls
 
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 

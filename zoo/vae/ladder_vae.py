@@ -125,29 +125,13 @@ class LadderVAE(VariationalAutoencoder):
 
     kl_names = ("kl_z1", "kl_z2")
 
-    def __init__(
-        self,
-        data_shape=(8, 8, 1),
-        num_levels=17,
-        latent_dim=8,
-        top_latent_dim=4,
-        filters=32,
-        hidden_units=256,
-        observation="logistic",
-        beta=1.0,
-        kl_warmup_steps=0,
-        observation_scale=0.1,
-        **kwargs,
-    ):
+    def __init__(self, top_latent_dim=4, **kwargs):  # and VariationalAutoencoder's
         kwargs.setdefault("name", "ladder_vae")
         self.top_latent_dim = int(top_latent_dim)
         if self.top_latent_dim < 1:
             raise ValueError(f"{type(self).__name__}: expected top_latent_dim >= 1, got "
                              f"{top_latent_dim}")
-        super().__init__(data_shape=data_shape, num_levels=num_levels, latent_dim=latent_dim,
-                         filters=filters, hidden_units=hidden_units, observation=observation,
-                         beta=beta, kl_warmup_steps=kl_warmup_steps,
-                         observation_scale=observation_scale, **kwargs)
+        super().__init__(**kwargs)
 
     # ------------------------------------------------------------- networks
     def make_networks(self):

@@ -1,7 +1,5 @@
 """VAEs with learned priors: a Gaussian mixture, and the VampPrior."""
 
-import math
-
 import keras
 import tensorflow as tf
 

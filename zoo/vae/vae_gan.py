@@ -148,15 +148,6 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
             "generator_loss": generator_loss,
         }
 
-    def train_step(self, data):
-        if any(o is None for o in self.all_optimizers()):
-            raise RuntimeError(f"{type(self).__name__}: call compile() before fit()")
-        x = self.unpack(data)
-        with tf.GradientTape(persistent=True) as tape:
-            terms = self.compute_losses(x, training=True)
-            scaled = {n: self.replica_scaled(terms[t]) for n, t in self.optimizer_terms.items()}
-        self.update(list(self.optimizer_terms), scaled, tape)
-        return self.update_trackers(terms)
 
     # --------------------------------------------------- no likelihood here
     def no_likelihood(self, *args, **kwargs):
