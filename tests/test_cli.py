@@ -412,6 +412,7 @@ def test_digits_run(tmp_path, capsys, data_dir):
 
 
 
+@pytest.mark.slow  # by default: test_vae_variants.py's latent metrics and pictures
 def test_vae_run_reports_its_bounds_and_pictures(tmp_path, data_dir):
     run = tmp_path / "vae"
     assert zoo("train", "planar_vae", "--dataset", "digits", "--set", "latent_dim=2",

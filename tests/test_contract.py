@@ -100,12 +100,11 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "mmd_gan-moons", "sliced_gan-moons", "max_sliced_gan-digits", "sobolev_gan-moons",
               "swgan-digits",
               # the VAE variants whose pieces their own files check (test_vae_variants.py,
-              # test_ladder_vae.py, test_vq_vae.py); by default the contract runs on a
-              # flow posterior (iaf_vae), simplex latents (gumbel_vae), integer codes
-              # (vq_vae) and several networks (aae)
+              # test_gumbel_vae.py, test_ladder_vae.py, test_vq_vae.py); by default the
+              # contract runs on a flow posterior (iaf_vae) and integer codes (vq_vae)
               "vae-digits-gaussian", "beta_vae-digits", "iwae-digits", "mixture_vae-digits",
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
-              "vq_vae-digits-ema"}
+              "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

@@ -200,6 +200,7 @@ def test_encode_decode_and_samples():
                                rtol=1e-6)
 
 
+@pytest.mark.slow  # by default the contract's fit step trains it
 def test_training_lowers_the_negative_elbo(data_dir):
     model = zoo.get("gumbel_vae", dataset="digits", num_variables=4, num_categories=4,
                     filters=8, hidden_units=32)

@@ -286,7 +286,8 @@ def test_presets_config_and_errors():
         NeuralSplineFlow(num_bins=1)
 
 
-@pytest.mark.parametrize("variant", ["coupling", "autoregressive"])
+@pytest.mark.parametrize("variant", ["coupling",
+                                     pytest.param("autoregressive", marks=pytest.mark.slow)])
 def test_fit_lowers_nll_on_moons(variant):
     """Tracing TFP's spline (and its gradient) takes seconds per layer: one layer,
     no XLA (the contract test covers a jit-compiled step)."""

@@ -386,7 +386,7 @@ def test_act_norm_init_under_mirrored_strategy_uses_the_global_batch():
 # ------------------------------------------------------------------ fitting
 @pytest.mark.parametrize("name,overrides", [
     ("nice", dict(hidden_units=32, num_hidden=2)),
-    ("glow", dict(hidden_units=8, num_steps=1)),
+    pytest.param("glow", dict(hidden_units=8, num_steps=1), marks=pytest.mark.slow),
 ])
 def test_short_fit_on_digits_lowers_the_nll(name, overrides):
     from sklearn.datasets import load_digits

@@ -278,6 +278,23 @@ def test_latent_metrics_over_a_dataset():
     assert pictures.shape == (15, 8, 8, 1)  # 3 dimensions x 5 steps
 
 
+def test_evaluation_pictures(tmp_path):
+    from PIL import Image
+
+    from zoo.runs import latent_pictures
+
+    model = tiny("vae")
+    data = tf.data.Dataset.from_tensor_slices(levels(12)).batch(5)
+    paths = latent_pictures(model, data, tmp_path, count=12)
+    assert paths == {"reconstructions": "evaluation/reconstructions.png",
+                     "traversals": "evaluation/traversals.png"}
+    tile = 8 * 4 + 2  # 8x8 digits at x4, and a border (plotting.PADDING)
+    with Image.open(tmp_path / paths["reconstructions"]) as image:
+        assert image.size == (8 * tile + 2, 2 * tile + 2)  # 12 examples: one whole row of 8
+    with Image.open(tmp_path / paths["traversals"]) as image:
+        assert image.size == (9 * tile + 2, 3 * tile + 2)  # 3 dimensions x 9 steps
+
+
 # ------------------------------------------------------ adversarial autoencoder
 @pytest.mark.parametrize("name, overrides", [("aae", dict(discriminator_units=8)),
                                              ("vae_gan", dict(critic_filters=4))])

@@ -185,6 +185,7 @@ print("RESULT " + json.dumps([a.tolist() for a in before + after]))
 """
 
 
+@pytest.mark.slow  # a fresh process (the EMA update's closed form runs by default)
 def test_ema_update_sums_counts_over_replicas():
     config = {**TINY, "ema": True, "ema_decay": 0.5}
     x = digits_batch(8, start=10)
@@ -245,9 +246,9 @@ def test_samples_decode_uniform_codes_to_levels():
     np.testing.assert_array_equal(samples, model.sample(6, seed=0).numpy())
 
 
-# The codebook-loss variant trains in the slow suite (the EMA one's step is the
-# one with state of its own).
-@pytest.mark.parametrize("ema", [pytest.param(False, marks=pytest.mark.slow), True])
+# Slow: the contract's fit step and the EMA step's closed form run by default.
+@pytest.mark.slow
+@pytest.mark.parametrize("ema", [False, True])
 def test_training_lowers_the_reconstruction(ema):
     keras.utils.set_random_seed(1)
     model = zoo.get("vq_vae", dataset="digits", latent_dim=4, num_embeddings=16, filters=16,

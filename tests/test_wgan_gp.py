@@ -123,7 +123,7 @@ def test_generator_updates_once_every_n_critic_steps(dataset):
     assert int(model.optimizer.iterations) == 2
 
 
-@pytest.mark.parametrize("dataset", ["moons", "digits"])
+@pytest.mark.parametrize("dataset", ["moons", pytest.param("digits", marks=pytest.mark.slow)])
 def test_jit_compiled_fit_steps(dataset):
     model = build(dataset, n_critic=2)
     model.compile(jit_compile=True)

@@ -381,6 +381,7 @@ def latent_pictures(model, data, run_dir, count=16):
     folder = os.path.join(os.fspath(run_dir), "evaluation")
     x = latent.examples(data, count)
     cols = min(8, len(x))
+    x = x[:len(x) - len(x) % cols]  # whole rows, so each reconstruction is below its image
     rows = []
     for start in range(0, len(x), cols):
         rows += [x[start:start + cols], np.asarray(model.reconstruct(x[start:start + cols]))]
