@@ -72,7 +72,9 @@ def data_batch(model, n=3, seed=0):
     return (rng.integers(0, model.num_levels, shape) + rng.uniform(size=shape)).astype("float32")
 
 
-@pytest.fixture(scope="module", params=MODELS, ids=[f"{n}-{d}" for n, d in MODELS])
+# IAF on digits (its density takes 64 sequential passes) in the slow suite.
+@pytest.fixture(scope="module", ids=[f"{n}-{d}" for n, d in MODELS], params=[
+    pytest.param(m, marks=pytest.mark.slow) if m == ("iaf", "digits") else m for m in MODELS])
 def model(request):
     return build(*request.param)
 

@@ -168,7 +168,11 @@ MODELS = [("coupling", "moons", {}), ("autoregressive", "moons", {}),
           ("autoregressive", "digits", dict(data_shape=(4, 4, 1)))]
 
 
-@pytest.fixture(scope="module", params=MODELS, ids=[f"{v}-{d}" for v, d, _ in MODELS])
+# The autoregressive variant on digits in the slow suite (the coupling one checks
+# the image preprocessing by default).
+@pytest.fixture(scope="module", ids=[f"{v}-{d}" for v, d, _ in MODELS], params=[
+    pytest.param(m, marks=pytest.mark.slow) if m[:2] == ("autoregressive", "digits") else m
+    for m in MODELS])
 def model(request):
     variant, dataset, overrides = request.param
     return build(variant, dataset, **overrides)

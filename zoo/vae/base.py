@@ -153,10 +153,6 @@ class VariationalAutoencoder(GenerativeModel):
         """Encoder outputs: the Gaussian's mean and log-scale (subclasses add more)."""
         return 2 * self.latent_dim
 
-    def decoder_input_units(self):
-        """The width of what the decoder takes (z, flattened)."""
-        return self.latent_dim
-
     def make_networks(self):
         """The encoder and decoder (subclasses add their own layers after them)."""
         h, w, c = self.data_shape

@@ -178,9 +178,6 @@ class GumbelSoftmaxVAE(VariationalAutoencoder):
         """Encoder outputs: N * K logits."""
         return self.num_variables * self.num_categories
 
-    def decoder_input_units(self):
-        return self.num_variables * self.num_categories
-
     def decoder_params(self, z):
         """The decoder's parameters for latents (B, N, K), flattened to N * K."""
         return self.decoder(tf.reshape(z, [-1, self.num_variables * self.num_categories]))
