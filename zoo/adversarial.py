@@ -21,9 +21,8 @@ class MultiNetworkTraining:
       VAE-GAN); a model with a schedule (a GAN's ``n_critic``) has its own.
 
     A model mixes it in before its base: ``class M(MultiNetworkTraining,
-    GenerativeModel)``, sets the two attributes, sets ``N_optimizer = None`` for
-    each other network, and calls ``check_optimizer_terms()`` once its networks
-    exist.
+    GenerativeModel)``, sets the two attributes and calls
+    ``check_optimizer_terms()`` once its networks exist.
     """
 
     optimizer_terms = {}
@@ -53,7 +52,7 @@ class MultiNetworkTraining:
         """The optimizer of network `name` (None before ``compile``)."""
         if name == next(iter(self.optimizer_terms)):
             return getattr(self, "optimizer", None)
-        return getattr(self, f"{name}_optimizer")
+        return getattr(self, f"{name}_optimizer", None)
 
     def all_optimizers(self):
         return [self.optimizer_for(name) for name in self.optimizer_terms]

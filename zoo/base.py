@@ -458,13 +458,23 @@ class GenerativeModel(keras.Model):
             tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype
         )
 
+    def training_terms(self, x):
+        """The loss terms of a training step, and what :meth:`after_update` needs
+        of its forward pass (None here)."""
+        return self.compute_losses(x, training=True), None
+
+    def after_update(self, state):
+        """Runs after the optimizer's update with what ``training_terms`` returned
+        beside the terms (e.g. a codebook's moving averages); nothing here."""
+
     def train_step(self, data):
         x = self.unpack(data)
         with tf.GradientTape() as tape:
-            terms = self.compute_losses(x, training=True)
+            terms, state = self.training_terms(x)
             loss = self.replica_scaled(terms["loss"])
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self.after_update(state)
         return self.update_trackers(terms)
 
     def test_step(self, data):

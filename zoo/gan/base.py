@@ -179,8 +179,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
                 name="lagrange_multiplier")
         self.generator_average = (WeightAverage(self.ema_decay, name="generator_average")
                                   if self.ema_decay > 0 else None)
-        for network in list(self.optimizer_terms)[1:]:
-            setattr(self, f"{network}_optimizer", None)
         self.check_optimizer_terms()
         self.build_model()
 

@@ -78,7 +78,6 @@ class AdversarialAutoencoder(MultiNetworkTraining, VariationalAutoencoder):
             raise ValueError(f"AdversarialAutoencoder: expected adversarial_weight >= 0, got "
                              f"{adversarial_weight}")
         self.game = NonSaturatingLoss()
-        self.decoder_optimizer = self.discriminator_optimizer = None
         super().__init__(**kwargs)
         self.check_optimizer_terms()
 
@@ -86,14 +85,6 @@ class AdversarialAutoencoder(MultiNetworkTraining, VariationalAutoencoder):
         super().make_networks()
         self.discriminator_network = MLP(self.discriminator_units, 2, 1, zero_init=False,
                                          name="discriminator")
-
-    @property
-    def encoder_network(self):
-        return self.encoder
-
-    @property
-    def decoder_network(self):
-        return self.decoder
 
     def call(self, x):
         """The decoded posterior and the discriminator's score of it (builds every

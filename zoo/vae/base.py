@@ -161,6 +161,15 @@ class VariationalAutoencoder(GenerativeModel):
         self.decoder = ConvDecoder((h, w, OBSERVATIONS[self.observation] * c), self.filters,
                                    self.hidden_units, name="decoder")
 
+    @property
+    def encoder_network(self):
+        """The encoder, by the name ``optimizer_terms`` uses (aae, vae_gan)."""
+        return self.encoder
+
+    @property
+    def decoder_network(self):
+        return self.decoder
+
     def call(self, x):
         """The decoded posterior (touches every weight; used to build)."""
         observed = self.observed(x, seed=tf.constant([0, 0]))

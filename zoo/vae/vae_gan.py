@@ -85,7 +85,6 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
             raise ValueError(f"VAEGAN: {unknown} cannot be set: the model trains no pixel "
                              "likelihood and no KL weight")
         self.game = NonSaturatingLoss()
-        self.decoder_optimizer = self.discriminator_optimizer = None
         super().__init__(observation="gaussian_fixed", **kwargs)
         self.check_optimizer_terms()
 
@@ -93,14 +92,6 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
         super().make_networks()
         self.discriminator_network = DCGANCritic(self.critic_filters, score_bias=True,
                                                  name="discriminator")
-
-    @property
-    def encoder_network(self):
-        return self.encoder
-
-    @property
-    def decoder_network(self):
-        return self.decoder
 
     # ----------------------------------------------------------- the images
     def generated(self, z):

@@ -470,18 +470,14 @@ class VQVAE(VariationalAutoencoder):
     def compute_losses(self, x, training=False):
         return self.vq_terms(x, training=training)[0]
 
-    def train_step(self, data):
-        """The step of eq. 3; with ``ema``, then the codebook's moving averages."""
-        if not self.ema:
-            return super().train_step(data)
-        x = self.unpack(data)
-        with tf.GradientTape() as tape:
-            terms, latents = self.vq_terms(x, training=True)
-            loss = self.replica_scaled(terms["loss"])
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.update_codebook(latents["z_e"], latents["codes"])
-        return self.update_trackers(terms)
+    def training_terms(self, x):
+        """The terms of eq. 3, and the latents the EMA update needs."""
+        return self.vq_terms(x, training=True)
+
+    def after_update(self, latents):
+        """With ``ema``, the codebook's moving averages after the step of eq. 3."""
+        if self.ema:
+            self.update_codebook(latents["z_e"], latents["codes"])
 
     def update_codebook(self, z_e, codes):
         """One EMA step of the codebook (Appendix A.1) from encoder outputs `z_e`
