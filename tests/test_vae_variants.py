@@ -295,6 +295,33 @@ def test_evaluation_pictures(tmp_path):
         assert image.size == (9 * tile + 2, 3 * tile + 2)  # 3 dimensions x 9 steps
 
 
+def test_vae_gan_feature_distance_is_scale_free():
+    """VAE-GAN's L_llike standardizes the critic's features over the batch, so
+    it does not depend on their scale (raw features a few nats apart let the KL
+    collapse the posterior): scaling the critic's last convolution by 10, then
+    by 10 again, scales the raw features (LeakyReLU is positively homogeneous),
+    and leaves the loss as it was (the tiny critic's features are small enough
+    at initialization for the epsilon in the variance to count, so the test starts
+    from scale 10); the standardized features have mean 0 and variance 1."""
+    from zoo.vae.vae_gan import VAEGAN
+
+    model = tiny("vae_gan", critic_filters=4)
+    x = tf.constant(levels(8))
+    stream = model.rng.state.numpy()
+    last = model.discriminator_network.convs[-1]
+    losses = []
+    for _ in range(2):
+        for v in last.trainable_variables:
+            v.assign(10.0 * v)
+        model.rng.state.assign(stream)
+        losses.append(model.compute_losses(x)["feature_reconstruction"].numpy())
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    features = np.random.default_rng(0).normal(3.0, 5.0, (24, 6)).astype(np.float32)
+    standardized = VAEGAN.standardized(tf.constant(features)).numpy()
+    np.testing.assert_allclose(standardized.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(standardized.std(0), 1.0, rtol=1e-4)
+
+
 # ------------------------------------------------------ adversarial autoencoder
 @pytest.mark.parametrize("name, overrides", [("aae", dict(discriminator_units=8)),
                                              ("vae_gan", dict(critic_filters=4))])
