@@ -41,6 +41,22 @@ from tensorflow.core.protobuf import saved_model_pb2
 def describe(spec):
     return [spec.dtype.name, None if spec.shape.rank is None else spec.shape.as_list()]
 
+def session_run(folder, by_sig):
+    # TF Serving's path: the TF1 session loader (the C++ SavedModelBundle's,
+    # and saved_model_cli run's), feeding and fetching tensors by SignatureDef name.
+    out = {}
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], folder)
+        for sig, signature in meta.signature_def.items():
+            if sig == "__saved_model_init_op":  # the loader has run it
+                continue
+            feed = {t.name: np.asarray(by_sig[sig][k], tf.as_dtype(t.dtype).as_numpy_dtype)
+                    for k, t in signature.inputs.items()}
+            fetches = {k: t.name for k, t in signature.outputs.items()}
+            for k, v in session.run(fetches, feed).items():
+                out["session/" + sig + "/" + k] = v
+    return out
+
 def call(loaded, sig, feed):
     fn = loaded.signatures[sig]
     _, specs = fn.structured_input_signature
@@ -55,6 +71,7 @@ for job in json.load(open(sys.argv[1])):
         sig, name = key.split("/")
         by_sig.setdefault(sig, {})[name] = value
     outputs, report = {}, {"signatures": {}, "deterministic": {}, "probes": {}}
+    outputs.update(session_run(job["folder"], by_sig))
     for sig, fn in loaded.signatures.items():
         _, specs = fn.structured_input_signature
         report["signatures"][sig] = {
@@ -340,7 +357,9 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
     Every signature of ``serving_signatures()`` plus ``serving_default`` (the
     first) is in the SavedModel with the same input names, a batch dimension on
     non-scalar inputs and on every output; each returns the Keras model's numbers
-    (to float32 round-off) and the same numbers when called twice; sampler options
+    (to float32 round-off) and the same numbers when called twice, both through
+    TF2's loader and through the TF1 session loader that TF Serving's C++
+    ``SavedModelBundle`` and ``saved_model_cli run`` use; sampler options
     have their defaults in the SignatureDef (for TF Serving); the trainable
     variables are saved as variables with the model's values, and the graph reads
     them; ``zoo.json`` describes the model.
@@ -369,6 +388,12 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
             assert_close(actual, value, f"{sig}/{key}")
     for key, value in expected[first].items():
         assert_close(outputs[f"output/serving_default/{key}"], value, f"serving_default/{key}")
+    # The same signatures through the TF1 session loader (TF Serving's path).
+    session = {k[len("session/"):]: v for k, v in outputs.items() if k.startswith("session/")}
+    assert {k.split("/")[0] for k in session} == set(signatures) | {"serving_default"}
+    for sig in set(signatures) | {"serving_default"}:
+        for key, value in expected[first if sig == "serving_default" else sig].items():
+            assert_close(session[f"{sig}/{key}"], value, f"session loader {sig}/{key}")
     assert report["defaults"]["sample"] == {
         name: option.default for name, option in model.sample_options.items()}
 
