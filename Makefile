@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/zoo: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,serving]"
 	touch $(BIN)/zoo
 
 install: $(BIN)/zoo

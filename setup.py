@@ -33,7 +33,12 @@ setup(
     py_modules=["zoo_cli"],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # gRPC requests to TF Serving (zoo.savedmodels.predict_request, `zoo serve`'s
+        # client); the tests check them, so `make install` installs it too.
+        "serving": ["tensorflow-serving-api==2.21.0"],
+    },
     entry_points={"console_scripts": ["zoo = zoo_cli:main"]},
     license="Apache-2.0",
 )

@@ -6,6 +6,7 @@ good and bad inputs, by test_contract_processes.py."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.savedmodels.serve import SERVER
 
 MOONS = dict(dataset="moons", hidden_units=8, num_couplings=2)
 DIGITS = dict(dataset="digits", hidden_units=4, num_blocks=1, num_scales=2,
@@ -199,3 +201,203 @@ def test_serve_runs_the_server_with_its_flags(base, tmp_path, monkeypatch, capsy
     ]
     with pytest.raises(ValueError, match="port"):
         zoo.savedmodels.serve(base, port=9100, rest_port=9100)
+
+
+# ------------------------------------------------- TF Serving's requests
+def signature_defs(folder):
+    """The SignatureDefs of a SavedModel, as TF Serving reads them."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((folder / "saved_model.pb").read_bytes())
+    return {k: v for k, v in proto.meta_graphs[0].signature_def.items()
+            if k != "__saved_model_init_op"}
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, moons_model):
+    """An export base path with a flow on points and a VAE on images (float
+    images, int32 scalars, the sampler's optional inputs)."""
+    path = tmp_path_factory.mktemp("two_models")
+    zoo.savedmodels.export(moons_model, path / "realnvp")
+    zoo.savedmodels.export(zoo.get("vae", "digits", latent_dim=2, filters=4, hidden_units=8),
+                           path / "vae")
+    return path
+
+
+def test_rest_and_grpc_requests_encode_each_signature(two_models):
+    """The example REST bodies and gRPC PredictRequests `zoo serve` prints carry,
+    for every signature but serving_default, every input without a default in the
+    SignatureDef, each with the signature's dtype and a shape it accepts; the
+    SavedModel answers them with the outputs its SignatureDef names."""
+    import tensorflow as tf
+
+    requests = zoo.savedmodels.example_requests(two_models)
+    for model in ("realnvp", "vae"):
+        folder = two_models / model / "1"
+        defs = signature_defs(folder)
+        loaded = zoo.savedmodels.load(two_models / model)
+        asked = {sig for (name, sig) in requests if name == model}
+        assert asked == set(defs) - {"serving_default"}
+        for sig in asked:
+            inputs, definition = requests[model, sig], defs[sig]
+            assert {k for k in definition.inputs if k not in definition.defaults} \
+                <= set(inputs) <= set(definition.inputs), sig
+            body = json.loads(json.dumps(zoo.savedmodels.rest_body(sig, inputs)))
+            request = zoo.savedmodels.predict_request(model, sig, inputs)
+            assert (request.model_spec.name, request.model_spec.signature_name) == (model, sig)
+            assert body["signature_name"] == sig and set(body["inputs"]) == set(inputs)
+            assert set(request.inputs) == set(inputs)
+            feed = {}
+            for name in inputs:
+                info = definition.inputs[name]
+                tensor = request.inputs[name]
+                dtype = tf.as_dtype(info.dtype)
+                assert tensor.dtype == info.dtype, (sig, name)
+                wanted = [d.size for d in info.tensor_shape.dim]
+                shape = [d.size for d in tensor.tensor_shape.dim]
+                assert len(shape) == len(wanted) and all(
+                    w in (-1, s) for w, s in zip(wanted, shape)), (sig, name, shape, wanted)
+                value = np.asarray(body["inputs"][name])
+                assert list(value.shape) == shape, (sig, name)
+                assert value.dtype.kind == ("i" if dtype.is_integer else "f"), (sig, name)
+                np.testing.assert_array_equal(value, tf.make_ndarray(tensor))
+                feed[name] = tf.constant(tf.make_ndarray(tensor))
+            for name in set(definition.inputs) - set(inputs):  # TF Serving fills these in
+                feed[name] = tf.constant(tf.make_ndarray(definition.defaults[name]))
+            outputs = loaded.signatures[sig](**feed)
+            assert set(outputs) == set(definition.outputs), sig
+
+
+def test_printed_grpc_client_is_served_by_the_session_loader(two_models, monkeypatch, capsys):
+    """The gRPC program `zoo serve` prints, run with its stub answering through the
+    TF1 session loader (the loading path of TF Serving's C++ SavedModelBundle):
+    one PredictRequest per signature, each served, its outputs of the shapes the
+    SavedModel gives."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    received = []
+
+    class SessionStub:
+        def __init__(self, channel):
+            pass
+
+        def Predict(self, request, timeout):
+            name, sig = request.model_spec.name, request.model_spec.signature_name
+            received.append((name, sig))
+            folder = str(two_models / name / "1")
+            reply = predict_pb2.PredictResponse()
+            with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+                meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], folder)
+                definition = meta.signature_def[sig]
+                feed = {definition.inputs[k].name: tf.make_ndarray(v)
+                        for k, v in request.inputs.items()}
+                fetched = session.run({k: t.name for k, t in definition.outputs.items()}, feed)
+            for k, v in fetched.items():
+                reply.outputs[k].CopyFrom(tf.make_tensor_proto(v))
+            return reply
+
+    monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", SessionStub)
+    script = zoo.savedmodels.grpc_client(two_models, port=9000)
+    exec(compile(script, "grpc_client", "exec"), {"__name__": "__main__"})
+    assert sorted(received) == sorted(zoo.savedmodels.example_requests(two_models))
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(received)
+    assert "realnvp log_prob {'log_prob': (1,)}" in printed
+    assert "vae sample {'samples': (4, 8, 8, 1)}" in printed
+
+
+def test_serve_prints_the_grpc_client(two_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert zoo.savedmodels.serve(two_models, port=9200, rest_port=9201, dry_run=True) == 0
+    err = capsys.readouterr().err
+    assert zoo.savedmodels.grpc_client(two_models, port=9200) in err
+    # Each printed curl request (the large ones built by a python3 one-liner) sends
+    # the REST body of the same example inputs.
+    import shlex
+
+    bodies = {}
+    for line in err.splitlines():
+        match = re.search(r"(?:curl -d '(.*)'|python3 -c (.*) \| curl -d @-) "
+                          r"localhost:9201/v1/models/(\w+):predict$", line)
+        if match:
+            inline, program, model = match.groups()
+            text = inline if inline else subprocess.run(
+                [sys.executable, "-c", shlex.split(program)[0]], capture_output=True,
+                text=True, check=True).stdout
+            body = json.loads(text)
+            bodies[model, body["signature_name"]] = body
+    requests = zoo.savedmodels.example_requests(two_models)
+    assert set(bodies) == set(requests)
+    for key, inputs in requests.items():
+        assert bodies[key] == zoo.savedmodels.rest_body(key[1], inputs), key
+    assert 'grpc.insecure_channel("localhost:9200")' in err
+    with pytest.raises(ImportError, match="tensorflow-serving-api"):
+        monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
+        zoo.savedmodels.predict_request("vae", "sample", {})
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.serving
+@pytest.mark.skipif(shutil.which(SERVER) is None,
+                    reason=f"{SERVER} is not on PATH (TF Serving's apt repository or its "
+                           "docker image; see `zoo serve`)")
+def test_tensorflow_model_server_answers_each_signature(two_models):
+    """TF Serving itself, where installed: the server on the exports, on loopback
+    ports, answers each example REST request with the SavedModel's own outputs."""
+    import time
+    import urllib.request
+
+    import tensorflow as tf
+
+    server = shutil.which(SERVER)
+    config = zoo.savedmodels.write_model_config(two_models)
+    port, rest_port = free_port(), free_port()
+    process = subprocess.Popen([server, f"--port={port}", f"--rest_api_port={rest_port}",
+                                f"--model_config_file={config}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{rest_port}/v1/models"
+    try:
+        deadline = time.time() + 120
+        for model in ("realnvp", "vae"):
+            while True:
+                assert process.poll() is None, process.stderr.read().decode()[-3000:]
+                assert time.time() < deadline, f"{model} not available after 120 s"
+                try:
+                    with urllib.request.urlopen(f"{url}/{model}", timeout=5) as reply:
+                        states = [v["state"] for v in json.load(reply)["model_version_status"]]
+                    if "AVAILABLE" in states:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.5)
+        for (model, sig), inputs in zoo.savedmodels.example_requests(two_models).items():
+            body = json.dumps(zoo.savedmodels.rest_body(sig, inputs)).encode()
+            with urllib.request.urlopen(f"{url}/{model}:predict", body, timeout=60) as reply:
+                got = json.load(reply)["outputs"]
+            fn = zoo.savedmodels.load(two_models / model).signatures[sig]
+            _, specs = fn.structured_input_signature
+            defaults = signature_defs(two_models / model / "1")[sig].defaults
+            feed = {k: tf.constant(inputs[k] if k in inputs else tf.make_ndarray(defaults[k]),
+                                   s.dtype) for k, s in specs.items()}
+            expected = {k: v.numpy() for k, v in fn(**feed).items()}
+            if len(expected) == 1:  # TF Serving unwraps a single output
+                got = {next(iter(expected)): got}
+            for k, v in expected.items():
+                np.testing.assert_allclose(np.asarray(got[k]), v, rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{model}/{sig}/{k}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

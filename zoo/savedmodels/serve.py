@@ -102,28 +102,75 @@ def write_model_config(base_path, filename="models.config", container_base=None)
     return config
 
 
-def _example_value(spec):
-    """A JSON-ready example for one input: scalars n=4, seed=0; zero batches of one."""
+def _example_array(spec):
+    """An example for one input, as NumPy of the signature's dtype: scalars n=4,
+    seed=0, other integers 0 and floats 1.0 (a temperature); zero batches of one."""
+    import numpy as np
+
     name, dtype, shape = spec["name"], spec["dtype"], spec["shape"]
     if not shape:
-        if name == "n":
-            return 4
-        return 0 if dtype.startswith("int") else 1.0
-    dims = [1] + [d if d is not None else 1 for d in shape[1:]]
-    zero = 0 if dtype.startswith("int") else 0.0
-    value = zero
-    for d in reversed(dims):
-        value = [value] * d
-    return value
+        value = 4 if name == "n" else 0 if dtype.startswith("int") else 1.0
+        return np.asarray(value, dtype)
+    return np.zeros([1] + [d if d is not None else 1 for d in shape[1:]], dtype)
 
 
 def _python_literal(spec):
-    """A short Python expression building the same zero batch, for large inputs."""
+    """A short Python expression building the same example, for large inputs."""
+    if not spec["shape"]:
+        return json.dumps(_example_array(spec).item())
     dims = [d if d is not None else 1 for d in spec["shape"][1:]]
     inner = "0.0" if not spec["dtype"].startswith("int") else "0"
     for d in reversed(dims):
         inner = f"[{inner}]*{d}"
     return f"[{inner}]"
+
+
+def _signatures(folder):
+    """[(signature, [input specs with names])] of the latest version's metadata,
+    without ``serving_default`` and without the sampler's optional inputs (their
+    defaults are in the SignatureDef); None if the metadata is unreadable."""
+    try:
+        with open(os.path.join(folder, str(latest_version(folder)), METADATA)) as f:
+            metadata = json.load(f)
+        signatures = metadata["signatures"]
+    except (OSError, ValueError, KeyError):
+        return None
+    optional = set(metadata.get("sample_options", {}))
+    return [(sig, [dict(spec, name=k) for k, spec in described["inputs"].items()
+                   if not (sig == "sample" and k in optional)])
+            for sig, described in signatures.items() if sig != "serving_default"]
+
+
+def example_requests(base_path):
+    """{(model, signature): {input name: NumPy example}} for every served model:
+    the inputs of the example requests `zoo serve` prints."""
+    return {(name, sig): {s["name"]: _example_array(s) for s in specs}
+            for name, folder in served_models(base_path).items()
+            for sig, specs in (_signatures(folder) or [])}
+
+
+def rest_body(signature, inputs):
+    """TF Serving's REST predict body (the columnar ``inputs`` format) for
+    {name: NumPy value}: ``{"signature_name": ..., "inputs": {name: nested lists}}``."""
+    return {"signature_name": signature, "inputs": {k: v.tolist() for k, v in inputs.items()}}
+
+
+def predict_request(model, signature, inputs):
+    """TF Serving's gRPC ``PredictRequest`` for {name: NumPy value} (needs
+    ``tensorflow-serving-api``: ``pip install "zoo[serving]"``)."""
+    try:
+        from tensorflow_serving.apis import predict_pb2
+    except ImportError:
+        raise ImportError('predict_request needs tensorflow-serving-api: pip install '
+                          '"zoo[serving]" (or tensorflow-serving-api)') from None
+    import tensorflow as tf
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
 
 
 def curl_examples(base_path, rest_port=8501):
@@ -132,37 +179,61 @@ def curl_examples(base_path, rest_port=8501):
     for name, folder in served_models(base_path).items():
         url = f"localhost:{rest_port}/v1/models/{name}"
         lines.append(f"  curl {url}/metadata")
-        try:
-            with open(os.path.join(folder, str(latest_version(folder)), METADATA)) as f:
-                metadata = json.load(f)
-            signatures = metadata["signatures"]
-        except (OSError, ValueError, KeyError):
-            continue
-        optional = set(metadata.get("sample_options", {}))  # defaults in the SignatureDef
-        for sig, described in signatures.items():
-            if sig == "serving_default":
-                continue
-            inputs = [dict(spec, name=k) for k, spec in described["inputs"].items()
-                      if not (sig == "sample" and k in optional)]
-            small = all(len(json.dumps(_example_value(s))) <= 80 for s in inputs)
-            if small:
-                body = {"signature_name": sig,
-                        "inputs": {s["name"]: _example_value(s) for s in inputs}}
+        for sig, specs in _signatures(folder) or []:
+            body = rest_body(sig, {s["name"]: _example_array(s) for s in specs})
+            if len(json.dumps(body)) <= 120:
                 lines.append(f"  curl -d '{json.dumps(body)}' {url}:predict")
             else:
-                parts = ", ".join(f"{json.dumps(s['name'])}: {_python_literal(s)}" for s in inputs)
+                parts = ", ".join(f"{json.dumps(s['name'])}: {_python_literal(s)}" for s in specs)
                 script = (f'import json; print(json.dumps({{"signature_name": {json.dumps(sig)}, '
                           f'"inputs": {{{parts}}}}}))')
                 lines.append(f"  python3 -c {shlex.quote(script)} | curl -d @- {url}:predict")
     return lines
 
 
-def _usage(base_path, rest_port):
+GRPC_CLIENT = """\
+import grpc, numpy as np, tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("localhost:{port}"))
+
+def predict(model, signature, **inputs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    reply = stub.Predict(request, 60.0)
+    print(model, signature, {{k: tf.make_ndarray(v).shape for k, v in reply.outputs.items()}})
+"""
+
+
+def _numpy_literal(value):
+    if value.ndim == 0:
+        return f"np.{value.dtype.name}({value.item()!r})"
+    return f"np.zeros({tuple(value.shape)!r}, np.{value.dtype.name})"
+
+
+def grpc_client(base_path, port=8500):
+    """A Python program that sends one gRPC ``PredictRequest`` per signature of
+    each served model (the inputs of :func:`example_requests`) and prints the
+    shapes of the replies; needs ``tensorflow-serving-api``."""
+    calls = [f"predict({model!r}, {sig!r}"
+             + "".join(f", {k}={_numpy_literal(v)}" for k, v in inputs.items()) + ")"
+             for (model, sig), inputs in example_requests(base_path).items()]
+    return GRPC_CLIENT.format(port=port) + "\n" + "\n".join(calls) + "\n"
+
+
+def _usage(base_path, port, rest_port):
     return "\n".join([
-        "Requests (TF Serving's columnar \"inputs\" format: scalars such as n and seed "
-        "have no batch dimension, so the row \"instances\" format does not fit them; "
+        "REST requests (TF Serving's columnar \"inputs\" format: scalars such as n and "
+        "seed have no batch dimension, so the row \"instances\" format does not fit them; "
         "the reply is {\"outputs\": ...}):",
         *curl_examples(base_path, rest_port),
+        "gRPC requests, one PredictRequest per signature (pip install \"zoo[serving]\", "
+        "or tensorflow-serving-api):",
+        "  python3 - <<'EOF'",
+        grpc_client(base_path, port) + "EOF",
     ])
 
 
@@ -214,12 +285,12 @@ def serve(base_path, port=8500, rest_port=8501, dry_run=False):
             f"then run:\n  {shlex.join(command)}\n"
             f"or run TF Serving in docker instead:\n  {shlex.join(docker)}\n"
             f"Models: {models} (config: {config})\n"
-            f"{_usage(base_path, rest_port)}",
+            f"{_usage(base_path, port, rest_port)}",
             file=sys.stderr,
         )
         return 0 if dry_run else 127
     print(f"{'would run' if dry_run else 'running'}: {shlex.join(command)}\n"
-          f"Models: {models}\n{_usage(base_path, rest_port)}", file=sys.stderr)
+          f"Models: {models}\n{_usage(base_path, port, rest_port)}", file=sys.stderr)
     if dry_run:
         return 0
     process = subprocess.Popen(command)
