@@ -30,6 +30,8 @@ EXIT_INTERRUPTED = 130
 DEMO_MODEL = "realnvp"
 DEMO_DATASET = "digits"
 SEED_MAX = 2**31 - 1
+# zoo.distribute.STRATEGIES, without importing TensorFlow to parse (a test checks them equal)
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 class UsageError(Exception):
@@ -135,6 +137,7 @@ def cmd_train(args):
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
+        strategy=args.strategy,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -250,6 +253,10 @@ def build_parser():
                    help="continue the run in --out from its last good checkpoint")
     p.add_argument("--seed", type=seed, help="data order and random seed (default 0)")
     p.add_argument("--jit", action="store_true", default=None, help="XLA-compile the step")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="default: one device; mirrored: every GPU here; multi_worker: "
+                        "the machines of TF_CONFIG (the chief writes the run); tpu: the TPU "
+                        "of TPU_NAME or of this Cloud TPU VM")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")

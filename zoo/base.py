@@ -447,9 +447,18 @@ class GenerativeModel(keras.Model):
         return self.validate_inputs(data, "train_step", values=False)
 
     def update_trackers(self, terms):
+        """Updates each term's running mean; returns the means, the step's logs."""
         for name, value in terms.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        # Keras (3.15) reduces a step's logs under a multi-worker strategy with
+        # strategy.reduce(MEAN, axis=0), which fails on scalars
+        # (tensorflow/tensorflow#72388): give it a batch axis of one to average over.
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                strategy.extended._in_multi_worker_mode():
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     @staticmethod
     def replica_scaled(loss):

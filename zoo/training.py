@@ -21,14 +21,17 @@ every record of ``history.json``.
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import zoo
-from zoo import datasets, plotting, registry, runs
+from zoo import datasets, distribute, plotting, registry, runs
 from zoo.base import INT32_MAX
 from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
                       RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
@@ -345,7 +348,8 @@ def _say(verbose, message):
 
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
-          verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None):
+          verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
+          strategy="default"):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -376,16 +380,27 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             stdout is a terminal, else 2.
         data_dir: the tfds data_dir (default ``$ZOO_DATA_DIR``, else tfds').
         callbacks: more Keras callbacks for ``fit``.
+        strategy: where to train, one of :data:`zoo.distribute.STRATEGIES`
+            (``default``, ``mirrored``, ``multi_worker`` configured by
+            ``TF_CONFIG``, ``tpu``). Under ``multi_worker`` every worker calls
+            this with the same arguments and `out` on a shared file system; the
+            chief writes the run, the other workers resume from it alike but
+            write to temporary folders that are removed when they return.
     Returns:
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
             with checkpoints without `resume`, nothing to resume, settings
-            conflicting with the run, damaged run files.
+            conflicting with the run, damaged run files; an unknown strategy, a
+            missing or bad ``TF_CONFIG``, no TPU.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
     run_dir = runs.check_folder(out)
+    try:  # before anything is written
+        writer = distribute.writes_run(distribute.check_name(strategy))
+    except ValueError as e:
+        raise RunError(str(e)) from None
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
@@ -399,20 +414,44 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         stored = runs.read_run(run_dir)
         run = resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings)
         history = runs.read_history(run_dir)
-        model, checkpoint = runs.load_newest(run_dir)
     else:
         if runs.has_checkpoints(run_dir):
             raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
                            "to continue it, or choose another --out")
         run = new_run(name, dataset, epochs, overrides, seed, settings)
-        model = checkpoint = None
-        history = []
-    # Once per process: a new global TF seed makes Keras retrace the train step.
-    keras.utils.set_random_seed(run["seed"])
-    if model is None:
-        model = build_model(run["model"], run["dataset"], run["overrides"])
-        _compile(model, run)
-    elif resume and run["training"]["learning_rate"] != stored["training"]["learning_rate"]:
+        stored, history = None, []
+    run["strategy"] = strategy
+    try:  # first of all TensorFlow: collective ops are configured at start-up
+        scope = distribute.make_strategy(strategy).scope()
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    with scope:
+        model, checkpoint = runs.load_newest(run_dir) if resume else (None, None)
+        # Once per process: a new global TF seed makes Keras retrace the train step.
+        keras.utils.set_random_seed(run["seed"])
+        if model is None:
+            model = build_model(run["model"], run["dataset"], run["overrides"])
+            _compile(model, run)
+    if writer:
+        return _fit(model, run, run_dir, run_dir, checkpoint, history, stored, verbose,
+                    data_dir, callbacks)
+    scratch = tempfile.mkdtemp(prefix="zoo-worker-")
+    try:
+        result = _fit(model, run, run_dir, scratch, checkpoint, history, stored, 0,
+                      data_dir, callbacks)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.checkpoint = None  # it was in the scratch folder: the chief's is the run's
+    return result
+
+
+def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, data_dir,
+         callbacks):
+    """Fits from `checkpoint` (None: the start) to the run's epochs, writing run.json,
+    checkpoints, history, samples and logs under `write_dir` (`run_dir` except on a
+    multi-worker run's non-chief workers)."""
+    if checkpoint is not None and \
+            run["training"]["learning_rate"] != stored["training"]["learning_rate"]:
         set_learning_rate(model, stored["training"]["learning_rate"],
                           run["training"]["learning_rate"])
         run.setdefault("learning_rate_changes", []).append({
@@ -430,20 +469,23 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         run["dataset"], training["batch_size"], total, first_epoch=start,
         steps_per_epoch=training["steps_per_epoch"], seed=run["seed"], data_dir=data_dir,
         num_classes=getattr(model, "num_classes", 0))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = distribute.shard_policy()
+    data = data.with_options(options)
     reference = runs.reference_points(model, run["dataset"], data_dir)
     probe = next(iter(datasets.load(run["dataset"], "train", training["batch_size"],
                                     shuffle=False, take=training["batch_size"],
                                     data_dir=data_dir)))
     run["config"] = _jsonable(model.get_config())
-    runs.write_json(os.path.join(run_dir, RUN_FILE), run)
+    runs.write_json(os.path.join(write_dir, RUN_FILE), run)
     if start:
         _say(verbose, f"resuming {run_dir} at epoch {start + 1} of {total} "
                       f"(from {checkpoint.path})")
     guard = NonFiniteStop()
-    checkpointer = RunCheckpoint(run_dir, history, guard, probe=probe, last=checkpoint)
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS), write_graph=False)
+    checkpointer = RunCheckpoint(write_dir, history, guard, probe=probe, last=checkpoint)
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS), write_graph=False)
     model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps, shuffle=False,
-              callbacks=[guard, checkpointer, SampleGrid(run_dir, guard, run["seed"], reference),
+              callbacks=[guard, checkpointer, SampleGrid(write_dir, guard, run["seed"], reference),
                          tensorboard, *callbacks],
               verbose=verbose)
     if guard.failure is not None:

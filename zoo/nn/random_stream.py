@@ -47,8 +47,21 @@ class RandomStream(keras.layers.Layer):
             self.generator = keras.random.SeedGenerator(self.seed, name="state")
 
     def next_seed(self):
-        """The next stateless seed, shape ``[2]``; advances the stream."""
-        return self.generator.next()
+        """The next stateless seed, shape ``[2]``; advances the stream.
+
+        Under a strategy with several replicas in sync, each replica advances its
+        copy of the stream alike (they stay equal) but folds its replica id into
+        the seed it returns, so replicas draw independent noise for their parts
+        of the global batch instead of the same noise twice. With one replica
+        the seed is the stream's own.
+        """
+        seed = self.generator.next()
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            context = tf.distribute.get_replica_context()
+            if context is not None:  # None: cross-replica context, one draw
+                seed = tf.random.experimental.stateless_fold_in(
+                    seed, tf.cast(context.replica_id_in_sync_group, tf.int32))
+        return seed
 
     def normal(self, shape, dtype="float32"):
         """Standard normal noise of `shape`."""

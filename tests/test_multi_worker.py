@@ -1,0 +1,262 @@
+"""Strategy choice: TF_CONFIG checks, and a real two-worker run on loopback ports.
+
+The two workers are separate processes (MultiWorkerMirroredStrategy's collectives
+over gRPC on 127.0.0.1, ports chosen free at run time), each training the same
+tiny model for a few steps through :func:`zoo.training.train`; the test stops
+them if they outlive their time. The default suite runs the flow's two-worker
+run against one process; resuming it and a GAN on two workers run in the slow
+suite (about a minute each on 2 cores).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zoo import distribute, training
+from zoo.runs import RunError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKER_TIMEOUT = 300
+
+# One worker: trains `model` on `dataset` into `out` under the strategy given, then
+# saves every weight of the trained model (in the model's order) to `weights`.
+WORKER = r"""
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+from zoo import training
+job = json.loads(sys.argv[1])
+result = training.train(job["model"], job["dataset"], job["out"], epochs=job["epochs"],
+                        steps_per_epoch=job["steps"], batch_size=job["batch"],
+                        overrides=job["overrides"], strategy=job["strategy"], verbose=0,
+                        resume=job.get("resume", False))
+np.savez(job["weights"], *[np.asarray(w) for w in result.model.weights])
+print("RESULT " + json.dumps({"checkpoint": result.checkpoint, "epoch": result.epoch}),
+      flush=True)
+"""
+
+FLOW = dict(model="realnvp", dataset="moons", overrides=dict(hidden_units=8, num_couplings=2))
+GAN = dict(model="gan", dataset="moons", overrides=dict(hidden_units=8, num_hidden=1))
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_worker(job, tf_config=None):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + sys.path)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(job)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process):
+    """(exit code, RESULT dict or None, stderr) of a worker; kills it after
+    WORKER_TIMEOUT seconds."""
+    try:
+        out, err = process.communicate(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        return None, None, f"killed after {WORKER_TIMEOUT} s\n{err}"
+    results = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+    return process.returncode, (results or [None])[0], err
+
+
+def weights(path):
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def two_workers(tmp_path, spec, epochs=2, steps=3, batch=16):
+    """Runs `spec` on two workers; returns the jobs and their outcomes."""
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    jobs = [dict(spec, out=str(tmp_path / "run"), epochs=epochs, steps=steps, batch=batch,
+                 strategy="multi_worker", weights=str(tmp_path / f"worker{i}.npz"))
+            for i in range(2)]
+    processes = [start_worker(job, {"cluster": {"worker": addresses},
+                                    "task": {"type": "worker", "index": i}})
+                 for i, job in enumerate(jobs)]
+    return jobs, [finish(p) for p in processes]
+
+
+@pytest.fixture(scope="module")
+def flow_runs(tmp_path_factory):
+    """The tiny flow on two workers, and alone in one process on the same batches."""
+    tmp = tmp_path_factory.mktemp("flow")
+    jobs, outcomes = two_workers(tmp, FLOW)
+    single = dict(jobs[0], out=str(tmp / "single"), strategy="default",
+                  weights=str(tmp / "single.npz"))
+    return tmp, jobs, outcomes, finish(start_worker(single)), single
+
+
+def test_two_workers_train_like_one_process(flow_runs):
+    """Both workers end with the same weights, equal to a one-process run on the
+    same global batches (the data's DATA auto-sharding splits each global batch
+    between them) up to float32 round-off; only the chief (worker 0) wrote the
+    run, and the other's scratch folder is gone."""
+    tmp, jobs, outcomes, single_outcome, single = flow_runs
+    for i, (code, result, err) in enumerate(outcomes):
+        assert code == 0, f"worker {i}: {err[-3000:]}"
+    chief, other = outcomes[0][1], outcomes[1][1]
+    assert chief["checkpoint"] == str(tmp / "run" / "checkpoints" / "epoch_0002.keras")
+    assert other["checkpoint"] is None and other["epoch"] == 2
+    assert single_outcome[0] == 0, single_outcome[2][-3000:]
+    first, second = weights(jobs[0]["weights"]), weights(jobs[1]["weights"])
+    alone = weights(single["weights"])
+    assert len(first) == len(second) == len(alone)
+    for a, b, c in zip(first, second, alone):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+    assert sorted(os.listdir(tmp / "run" / "checkpoints")) == [
+        "epoch_0001.keras", "epoch_0002.keras", "latest.json"]
+    run = json.loads((tmp / "run" / "run.json").read_text())
+    assert run["strategy"] == "multi_worker"
+    history = json.loads((tmp / "run" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+
+
+@pytest.mark.slow
+def test_two_workers_resume(flow_runs):
+    """Both workers resume the chief's run for a third epoch and stay equal."""
+    tmp, jobs, _, _, _ = flow_runs
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    resumed = [dict(job, epochs=3, resume=True, weights=job["weights"] + ".resumed.npz")
+               for job in jobs]
+    processes = [start_worker(job, {"cluster": {"worker": addresses},
+                                    "task": {"type": "worker", "index": i}})
+                 for i, job in enumerate(resumed)]
+    outcomes = [finish(p) for p in processes]
+    for i, (code, result, err) in enumerate(outcomes):
+        assert code == 0, f"worker {i}: {err[-3000:]}"
+        assert result["epoch"] == 3
+    for a, b in zip(weights(resumed[0]["weights"]), weights(resumed[1]["weights"])):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp / "run" / "checkpoints" / "latest.json").read_text())["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_two_workers_train_a_gan(tmp_path):
+    """A GAN's two networks on two workers stay equal across the workers (its
+    noise is drawn per replica, so it is not the one-process run's noise)."""
+    jobs, outcomes = two_workers(tmp_path, GAN, epochs=1, steps=4)
+    for i, (code, result, err) in enumerate(outcomes):
+        assert code == 0, f"worker {i}: {err[-3000:]}"
+    first, second = weights(jobs[0]["weights"]), weights(jobs[1]["weights"])
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert os.path.isfile(tmp_path / "run" / "checkpoints" / "epoch_0001.keras")
+
+
+# ------------------------------------------------------------------ bad input
+GOOD = {"cluster": {"worker": ["127.0.0.1:2000", "127.0.0.1:2001"]},
+        "task": {"type": "worker", "index": 1}}
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{not json", "TF_CONFIG is not JSON"),
+    (json.dumps({"task": GOOD["task"]}), "has no \"cluster\""),
+    (json.dumps({**GOOD, "cluster": {"worker": []}}), "non-empty list"),
+    (json.dumps({**GOOD, "cluster": {"worker": ["127.0.0.1"]}}), "must be host:port"),
+    (json.dumps({**GOOD, "cluster": {"worker": ["h:1", "h:1"]}}), "names h:1 twice"),
+    (json.dumps({**GOOD, "cluster": {"chief": ["h:1"], "worker": ["h:1"]}}), "names h:1 twice"),
+    (json.dumps({**GOOD, "cluster": {"ps": ["h:1"]}}), "chief, worker or evaluator"),
+    (json.dumps({"cluster": GOOD["cluster"]}), "has no \"task\""),
+    (json.dumps({**GOOD, "task": {"type": "chief", "index": 0}}), "not in the cluster"),
+    (json.dumps({**GOOD, "task": {"type": "worker", "index": 2}}), "task index 2"),
+])
+def test_bad_tf_config_is_refused(text, message):
+    environ = {} if text is None else {"TF_CONFIG": text}
+    with pytest.raises(ValueError, match=message):
+        distribute.read_tf_config(environ)
+
+
+def test_chief_is_the_one_that_writes():
+    assert not distribute.is_chief(distribute.read_tf_config({"TF_CONFIG": json.dumps(GOOD)}))
+    first = {**GOOD, "task": {"type": "worker", "index": 0}}
+    assert distribute.is_chief(first)
+    with_chief = {"cluster": {"chief": ["h:0"], "worker": ["h:1"]},
+                  "task": {"type": "worker", "index": 0}}
+    assert not distribute.is_chief(with_chief)
+    assert distribute.is_chief({**with_chief, "task": {"type": "chief", "index": 0}})
+    assert distribute.writes_run("mirrored", {})
+
+
+def test_bad_strategy_leaves_no_run(tmp_path, monkeypatch):
+    """An unknown strategy, multi_worker without TF_CONFIG and tpu without a TPU
+    are RunErrors raised before anything is written."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    for strategy, message in [("bogus", "unknown strategy 'bogus'"),
+                              ("multi_worker", "needs the TF_CONFIG"),
+                              ("tpu", "no TPU found")]:
+        out = tmp_path / strategy
+        with pytest.raises(RunError, match=message):
+            training.train("realnvp", "moons", out, epochs=1, steps_per_epoch=1,
+                           strategy=strategy, verbose=0)
+        assert not out.exists()
+
+
+def test_cli_strategies_are_the_zoos():
+    import zoo_cli
+
+    assert zoo_cli.STRATEGIES == distribute.STRATEGIES
+
+
+# Draws from one RandomStream in each of two replicas (two logical CPUs), and from a
+# stream alone with the same seed; prints them and the replicas' stream states.
+REPLICA_DRAWS = r"""
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from zoo.nn.random_stream import RandomStream
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    stream = RandomStream(seed=3)
+    stream.initialize()
+draws = strategy.experimental_local_results(
+    tf.function(lambda: strategy.run(lambda: stream.normal([3])))())
+alone = RandomStream(seed=3)
+alone.initialize()
+print(json.dumps({"replicas": [d.numpy().tolist() for d in draws],
+                  "states": [s.numpy().tolist() for s in strategy.experimental_local_results(
+                      strategy.run(lambda: tf.convert_to_tensor(stream.state)))],
+                  "alone": alone.normal([3]).numpy().tolist(),
+                  "alone_state": alone.state.numpy().tolist()}))
+"""
+
+
+def test_replicas_draw_their_own_noise():
+    """Two replicas of one random stream draw different noise for their parts of
+    the batch (not the same noise twice), and their stream states stay equal; one
+    replica alone draws from the stream's own seed."""
+    proc = subprocess.run([sys.executable, "-c", REPLICA_DRAWS], capture_output=True, text=True,
+                          timeout=WORKER_TIMEOUT,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + sys.path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    first, second = np.array(got["replicas"])
+    assert not np.allclose(first, second)
+    assert got["states"][0] == got["states"][1] == got["alone_state"]
+    import tensorflow as tf
+
+    expected = tf.random.stateless_normal([3], seed=tf.constant([3, 0], tf.int64))
+    np.testing.assert_allclose(got["alone"], expected.numpy(), rtol=1e-6)

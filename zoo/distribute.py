@@ -1,0 +1,158 @@
+"""Where training runs: one device, several on one machine, several machines, a TPU.
+
+:func:`make_strategy` turns a name into a ``tf.distribute`` strategy:
+
+* ``default``: TensorFlow's default strategy (one device: the GPU if there is
+  one, else the CPU).
+* ``mirrored``: :class:`tf.distribute.MirroredStrategy` over every GPU of this
+  machine (the CPU when there is none): one replica per device, gradients
+  all-reduced.
+* ``multi_worker``: :class:`tf.distribute.MultiWorkerMirroredStrategy`, one
+  process per machine (or per GPU), configured by ``TF_CONFIG``::
+
+      TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]},
+                  "task": {"type": "worker", "index": 0}}'
+
+  Every worker runs the same command with its own ``task``. The chief (the
+  task of type ``chief``, else worker 0) writes the run; the others write to
+  temporary folders that are removed (:func:`writes_run`).
+* ``tpu``: :class:`tf.distribute.TPUStrategy` on the TPU named by ``TPU_NAME``
+  (a Cloud TPU node) or on this machine's own TPU (a Cloud TPU VM), or an error
+  when there is none.
+
+Data is sharded per worker by ``tf.data``'s auto-sharding with the ``DATA``
+policy (:data:`SHARD_POLICY`): every worker reads the same pipeline and keeps
+its share of each global batch, so the global batches are those of a one-process
+run, whatever the data's files.
+
+The strategy must be made before TensorFlow runs anything else in the process
+(collective ops are configured at start-up): ``zoo train`` does it first.
+"""
+
+import json
+import os
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
+def shard_policy():
+    """The auto-shard policy of the training data (``DATA``: by element)."""
+    import tensorflow as tf
+
+    return tf.data.experimental.AutoShardPolicy.DATA
+
+
+def check_name(name):
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: expected one of {', '.join(STRATEGIES)}")
+    return name
+
+
+def read_tf_config(environ=None):
+    """``TF_CONFIG`` parsed and checked: a cluster of task types, each a non-empty
+    list of distinct ``host:port`` addresses, and this process's task in it.
+
+    Raises:
+        ValueError: saying what is missing or wrong, with an example.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("TF_CONFIG")
+    hint = f"; expected e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}'"
+    if not text:
+        raise ValueError("strategy multi_worker needs the TF_CONFIG environment variable, "
+                         "which is not set" + hint)
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"TF_CONFIG is not JSON ({e})" + hint) from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster:
+        raise ValueError("TF_CONFIG has no \"cluster\" of task types" + hint)
+    seen = {}
+    for kind, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG: cluster[{kind!r}] must be a non-empty list of "
+                             f"host:port addresses, got {addresses!r}" + hint)
+        for i, address in enumerate(addresses):
+            host, _, port = str(address).rpartition(":")
+            if not isinstance(address, str) or not host or not port.isdigit():
+                raise ValueError(f"TF_CONFIG: cluster[{kind!r}][{i}] must be host:port, got "
+                                 f"{address!r}")
+            if address in seen:
+                raise ValueError(f"TF_CONFIG names {address} twice ({seen[address]} and "
+                                 f"{kind} {i}): each task needs an address of its own")
+            seen[address] = f"{kind} {i}"
+    if not set(cluster) <= {"chief", "worker", "evaluator"}:
+        raise ValueError(f"TF_CONFIG: cluster task types must be chief, worker or evaluator "
+                         f"for multi_worker, got {sorted(cluster)}")
+    if len(cluster.get("chief", [])) > 1:
+        raise ValueError("TF_CONFIG: a cluster has at most one chief")
+    task = config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ValueError("TF_CONFIG has no \"task\" with a \"type\" and an \"index\"" + hint)
+    kind, index = task["type"], task["index"]
+    if kind not in cluster:
+        raise ValueError(f"TF_CONFIG: task type {kind!r} is not in the cluster "
+                         f"({sorted(cluster)})")
+    if isinstance(index, bool) or not isinstance(index, int) or not \
+            0 <= index < len(cluster[kind]):
+        raise ValueError(f"TF_CONFIG: task index {index!r} is not one of the cluster's "
+                         f"{len(cluster[kind])} {kind} task(s)")
+    return config
+
+
+def is_chief(config):
+    """Whether the task of a (checked) ``TF_CONFIG`` is the one that writes: the
+    chief, or worker 0 of a cluster without one."""
+    kind, index = config["task"]["type"], config["task"]["index"]
+    return kind == "chief" or (kind == "worker" and index == 0
+                               and "chief" not in config["cluster"])
+
+
+def writes_run(strategy_name, environ=None):
+    """Whether this process writes the run folder (every strategy but a
+    multi-worker one's non-chief workers)."""
+    if strategy_name != "multi_worker":
+        return True
+    return is_chief(read_tf_config(environ))
+
+
+def _tpu_resolver():
+    import tensorflow as tf
+
+    name = os.environ.get("TPU_NAME")
+    if name:
+        try:
+            return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"strategy tpu: cannot resolve TPU_NAME={name!r}: {e}") from None
+    if not tf.config.list_physical_devices("TPU"):
+        raise ValueError("strategy tpu: no TPU found (TPU_NAME is not set and this machine "
+                         "has no TPU device); run on a Cloud TPU VM or set TPU_NAME to a "
+                         "Cloud TPU node")
+    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
+
+
+def make_strategy(name="default"):
+    """The ``tf.distribute`` strategy called `name` (one of :data:`STRATEGIES`).
+
+    Raises:
+        ValueError: an unknown name, a missing or bad ``TF_CONFIG`` for
+            ``multi_worker``, no TPU for ``tpu``.
+    """
+    check_name(name)
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        read_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = _tpu_resolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
