@@ -25,13 +25,22 @@ ROOT = os.path.dirname(HERE)
 WORKER_TIMEOUT = 300
 
 # One worker: trains `model` on `dataset` into `out` under the strategy given, then
-# saves every weight of the trained model (in the model's order) to `weights`.
+# saves every weight of the trained model (in the model's order) to `weights`. Each
+# training step prints "BATCH n", the number of examples it took.
 WORKER = r"""
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np
+import tensorflow as tf
 from zoo import training
+from zoo.base import GenerativeModel
 job = json.loads(sys.argv[1])
+unpack = GenerativeModel.unpack
+def counted(self, data):
+    x = unpack(self, data)
+    tf.print("BATCH", tf.shape(x)[0], output_stream=sys.stdout)
+    return x
+GenerativeModel.unpack = counted
 result = training.train(job["model"], job["dataset"], job["out"], epochs=job["epochs"],
                         steps_per_epoch=job["steps"], batch_size=job["batch"],
                         overrides=job["overrides"], strategy=job["strategy"], verbose=0,
@@ -75,6 +84,9 @@ def finish(process):
         out, err = process.communicate()
         return None, None, f"killed after {WORKER_TIMEOUT} s\n{err}"
     results = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+    if results:
+        results[0]["batches"] = [int(line.split()[1]) for line in out.splitlines()
+                                 if line.startswith("BATCH ")]
     return process.returncode, (results or [None])[0], err
 
 
@@ -107,12 +119,14 @@ def flow_runs(tmp_path_factory):
 
 def test_two_workers_train_like_one_process(flow_runs):
     """Both workers end with the same weights, equal to a one-process run on the
-    same global batches (the data's DATA auto-sharding splits each global batch
-    between them) up to float32 round-off; only the chief (worker 0) wrote the
-    run, and the other's scratch folder is gone."""
+    same global batches up to float32 round-off: the data's DATA auto-sharding
+    gives each worker half of each global batch of 16 (each of the 6 steps took 8
+    examples on each worker, 16 alone). Only the chief (worker 0) wrote the run."""
     tmp, jobs, outcomes, single_outcome, single = flow_runs
     for i, (code, result, err) in enumerate(outcomes):
         assert code == 0, f"worker {i}: {err[-3000:]}"
+        assert result["batches"] == [8] * 6, f"worker {i}: {result['batches']}"
+    assert single_outcome[1]["batches"] == [16] * 6
     chief, other = outcomes[0][1], outcomes[1][1]
     assert chief["checkpoint"] == str(tmp / "run" / "checkpoints" / "epoch_0002.keras")
     assert other["checkpoint"] is None and other["epoch"] == 2
