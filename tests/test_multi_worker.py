@@ -4,8 +4,9 @@ The two workers are separate processes (MultiWorkerMirroredStrategy's collective
 over gRPC on 127.0.0.1, ports chosen free at run time), each training the same
 tiny model for a few steps through :func:`zoo.training.train`; the test stops
 them if they outlive their time. The default suite runs the flow's two-worker
-run against one process; resuming it and a GAN on two workers run in the slow
-suite (about a minute each on 2 cores).
+run against one process; resuming it, a GAN on two workers and a worker killed
+mid-run (through the `zoo` command) run in the slow suite (a minute or two each
+on 2 cores).
 """
 
 import json
@@ -274,3 +275,61 @@ def test_replicas_draw_their_own_noise():
 
     expected = tf.random.stateless_normal([3], seed=tf.constant([3, 0], tf.int64))
     np.testing.assert_allclose(got["alone"], expected.numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_cleanly_and_resumes(tmp_path):
+    """`zoo train --strategy multi_worker` on two workers; worker 1 is killed once
+    the chief has written its first checkpoint. The chief stops with one
+    `zoo: error:` line (the workers lost each other), its last good checkpoint
+    loads, and both workers resume the run from it to the end."""
+    import time
+
+    from zoo import runs
+
+    out = tmp_path / "run"
+
+    def command(epochs, resume=False):
+        return [sys.executable, os.path.join(ROOT, "zoo_cli.py"), "train", FLOW["model"],
+                "--dataset", FLOW["dataset"], "--set", "hidden_units=8", "--set",
+                "num_couplings=2", "--epochs", str(epochs), "--steps-per-epoch", "20",
+                "--batch-size", "16", "--strategy", "multi_worker", "--out", str(out)] + \
+            (["--resume"] if resume else [])
+
+    def start(epochs, resume=False):
+        addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+        processes = []
+        for i in range(2):
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + sys.path),
+                   "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                            "task": {"type": "worker", "index": i}})}
+            processes.append(subprocess.Popen(command(epochs, resume), env=env, text=True,
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        return processes
+
+    chief, other = start(epochs=1000)
+    first = out / "checkpoints" / "epoch_0001.keras"
+    deadline = time.time() + WORKER_TIMEOUT
+    while not first.exists():
+        assert chief.poll() is None and other.poll() is None, chief.communicate()[1][-3000:]
+        assert time.time() < deadline, "no first checkpoint"
+        time.sleep(0.2)
+    other.kill()
+    other.wait()
+    try:
+        _, err = chief.communicate(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        chief.kill()
+        pytest.fail(f"the chief did not stop within {WORKER_TIMEOUT} s of its peer's death")
+    lines = [line for line in err.splitlines() if line.startswith("zoo: error:")]
+    assert chief.returncode == 2, err[-3000:]
+    assert len(lines) == 1 and "the workers lost each other" in lines[0], err[-3000:]
+    assert "Traceback" not in err
+    model, checkpoint = runs.load_newest(out)
+    assert model is not None and checkpoint.epoch >= 1
+    last = checkpoint.epoch
+    outcomes = [p.communicate(timeout=WORKER_TIMEOUT) + (p.returncode,)
+                for p in start(epochs=last + 1, resume=True)]
+    for i, (stdout, stderr, code) in enumerate(outcomes):
+        assert code == 0, f"worker {i}: {stderr[-3000:]}"
+    assert runs.load_newest(out)[1].epoch == last + 1

@@ -18,9 +18,11 @@ can resume with a lower learning rate (``--lr``), recorded in ``run.json`` and i
 every record of ``history.json``.
 """
 
+import gc
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -484,10 +486,28 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
     guard = NonFiniteStop()
     checkpointer = RunCheckpoint(write_dir, history, guard, probe=probe, last=checkpoint)
     tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS), write_graph=False)
-    model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps, shuffle=False,
-              callbacks=[guard, checkpointer, SampleGrid(write_dir, guard, run["seed"], reference),
-                         tensorboard, *callbacks],
-              verbose=verbose)
+    lost = None
+    try:
+        model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps,
+                  shuffle=False, verbose=verbose,
+                  callbacks=[guard, checkpointer,
+                             SampleGrid(write_dir, guard, run["seed"], reference),
+                             tensorboard, *callbacks])
+    except tf.errors.OpError as e:
+        if run.get("strategy") != "multi_worker":
+            raise
+        message = re.sub(r"\{\{.*?\}\}\s*", "", str(e.message)).strip()
+        lost = f"{type(e).__name__}: " + (message.splitlines() or [""])[0][:300]
+    if lost is not None:
+        # The failed step's frames (a TF all-reduce thread pool among them) are in
+        # reference cycles: free them now, while the pool's pipes are open, rather
+        # than at exit, where its __del__ prints a traceback.
+        gc.collect()
+        last = checkpointer.last if run_dir == write_dir else None
+        kept = (f"the last good checkpoint, {last.path} (epoch {last.epoch}), is intact"
+                if last else "the chief's run folder keeps its last good checkpoint")
+        raise RunError(f"training stopped: the workers lost each other ({lost}); {kept}: "
+                       "start every worker again with --resume")
     if guard.failure is not None:
         raise _diverged(guard.failure, checkpointer.last, run_dir, training["learning_rate"])
     return TrainResult(model, run_dir, checkpointer.last, history, total)
