@@ -115,6 +115,22 @@ for job in json.load(open(sys.argv[1])):
 """
 
 
+# The first lines of a fresh process that runs two replicas of MirroredStrategy on
+# one CPU (two logical devices, set before TensorFlow starts): `strategy`, and
+# json, os, sys, traceback, numpy, tensorflow, keras and zoo imported.
+TWO_REPLICAS = r"""
+import json, os, sys, traceback
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, zoo
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+"""
+
+
 def raw_batch(model, n=4, seed=0):
     """A batch of raw data in the model's input range: integer levels for images,
     standard normal points otherwise."""

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import all_signature_inputs, export_and_compare, export_models, raw_batch
+from helpers import (TWO_REPLICAS, all_signature_inputs, export_and_compare, export_models,
+                     raw_batch)
 from test_contract import CASES, PRIMARY, SLOW_CASES, all_outputs, build, case_id, perturb
 
 
@@ -144,15 +145,7 @@ def test_export_reload_in_fresh_process(case, request, tmp_path):
 # Runs every case's fit step under MirroredStrategy on two logical CPUs, in one
 # fresh process (logical devices must be set before TF initialises), and prints
 # one JSON line per case: its last logs, or its error.
-MIRRORED = r"""
-import os, sys, json, traceback
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import numpy as np, keras, zoo
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-assert strategy.num_replicas_in_sync == 2
+MIRRORED = TWO_REPLICAS + r"""
 for case_id, name, dataset, overrides, batch in json.loads(sys.stdin.read()):
     try:
         with strategy.scope():

@@ -21,6 +21,8 @@ import pytest
 from zoo import distribute, training
 from zoo.runs import RunError
 
+from helpers import TWO_REPLICAS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKER_TIMEOUT = 300
@@ -234,14 +236,8 @@ def test_cli_strategies_are_the_zoos():
 
 # Draws from one RandomStream in each of two replicas (two logical CPUs), and from a
 # stream alone with the same seed; prints them and the replicas' stream states.
-REPLICA_DRAWS = r"""
-import json, os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+REPLICA_DRAWS = TWO_REPLICAS + r"""
 from zoo.nn.random_stream import RandomStream
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     stream = RandomStream(seed=3)
     stream.initialize()

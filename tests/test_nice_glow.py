@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 import zoo
 import zoo.flows.glow  # noqa: F401  (registers "glow")
 import zoo.flows.nice  # noqa: F401  (registers "nice")
-from helpers import brute_force_log_det, perturb_weights
+from helpers import TWO_REPLICAS, brute_force_log_det, perturb_weights
 from zoo.flows.steps.act_norm import ActNorm
 from zoo.flows.steps.additive_coupling import AdditiveCoupling
 from zoo.flows.steps.diagonal_scaling import DiagonalScaling
@@ -342,16 +342,9 @@ def test_act_norm_init_in_train_step_survives_keras_save_and_reload(tmp_path):
         np.testing.assert_array_equal(b.loc.numpy(), a.loc.numpy())  # not re-initialised
 
 
-MIRRORED_INIT = r"""
-import os, sys, json
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import numpy as np, keras, zoo
+MIRRORED_INIT = TWO_REPLICAS + r"""
 import zoo.flows.glow
 batch = np.array(json.loads(sys.argv[1]), "float32")
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = zoo.get("glow", dataset="moons", hidden_units=8, num_steps=2)
     model.compile(optimizer=keras.optimizers.SGD(0.0))

@@ -16,6 +16,8 @@ from sklearn.datasets import load_digits
 import zoo
 from zoo.vae.vq_vae import code_perplexity
 
+from helpers import TWO_REPLICAS
+
 TINY = dict(latent_dim=3, num_embeddings=5, filters=8, hidden_units=8, num_residual_blocks=1)
 
 
@@ -164,16 +166,9 @@ def test_the_training_step_updates_the_ema_codebook():
 # Two replicas on logical CPUs (set before TF starts, so in a fresh process): a
 # fit step of the EMA model on 8 examples (4 per replica) at learning rate 0; the
 # codebook after it, the stats before it and the encoder outputs of the 8.
-MIRRORED = r"""
-import json, os, sys
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, zoo
+MIRRORED = TWO_REPLICAS + r"""
 config, x = json.loads(sys.stdin.read())
 x = np.array(x, "float32")
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = zoo.get("vq_vae", dataset="digits", **config)
     model.compile(optimizer=keras.optimizers.SGD(0.0))

@@ -14,6 +14,8 @@ import tensorflow as tf
 import zoo
 from zoo.gan.wgan_gp import WGANGP
 
+from helpers import TWO_REPLICAS
+
 TINY_2D = dict(hidden_units=16, num_hidden=2)
 TINY_IMAGE = dict(filters=4, latent_dim=8)
 PRESETS = {"moons": TINY_2D, "digits": TINY_IMAGE}
@@ -314,14 +316,7 @@ def test_300_steps_on_8_gaussians_move_samples_toward_the_data():
 
 
 # ------------------------------------------------------------- distributed
-MIRRORED = r"""
-import os, json
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import numpy as np, keras, zoo
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+MIRRORED = TWO_REPLICAS + r"""
 with strategy.scope():
     model = zoo.get("wgan_gp", dataset="digits", filters=4, latent_dim=8, n_critic=2)
     model.compile()
