@@ -195,6 +195,8 @@ GOOD = {"cluster": {"worker": ["127.0.0.1:2000", "127.0.0.1:2001"]},
     (json.dumps({"cluster": GOOD["cluster"]}), "has no \"task\""),
     (json.dumps({**GOOD, "task": {"type": "chief", "index": 0}}), "not in the cluster"),
     (json.dumps({**GOOD, "task": {"type": "worker", "index": 2}}), "task index 2"),
+    (json.dumps({"cluster": {**GOOD["cluster"], "evaluator": ["h:9"]},
+                 "task": {"type": "evaluator", "index": 0}}), "does not train"),
 ])
 def test_bad_tf_config_is_refused(text, message):
     environ = {} if text is None else {"TF_CONFIG": text}

@@ -21,7 +21,7 @@
   when there is none.
 
 Data is sharded per worker by ``tf.data``'s auto-sharding with the ``DATA``
-policy (:data:`SHARD_POLICY`): every worker reads the same pipeline and keeps
+policy (:func:`shard_policy`): every worker reads the same pipeline and keeps
 its share of each global batch, so the global batches are those of a one-process
 run, whatever the data's files.
 
@@ -96,6 +96,9 @@ def read_tf_config(environ=None):
     if kind not in cluster:
         raise ValueError(f"TF_CONFIG: task type {kind!r} is not in the cluster "
                          f"({sorted(cluster)})")
+    if kind == "evaluator":
+        raise ValueError("TF_CONFIG: this task is an evaluator, which does not train; "
+                         "zoo train runs on the chief and worker tasks")
     if isinstance(index, bool) or not isinstance(index, int) or not \
             0 <= index < len(cluster[kind]):
         raise ValueError(f"TF_CONFIG: task index {index!r} is not one of the cluster's "
