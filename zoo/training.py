@@ -434,16 +434,15 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         if model is None:
             model = build_model(run["model"], run["dataset"], run["overrides"])
             _compile(model, run)
-    if writer:
-        return _fit(model, run, run_dir, run_dir, checkpoint, history, stored, verbose,
-                    data_dir, callbacks)
-    scratch = tempfile.mkdtemp(prefix="zoo-worker-")
+    scratch = None if writer else tempfile.mkdtemp(prefix="zoo-worker-")
     try:
-        result = _fit(model, run, run_dir, scratch, checkpoint, history, stored, 0,
-                      data_dir, callbacks)
+        result = _fit(model, run, run_dir, scratch or run_dir, checkpoint, history, stored,
+                      verbose if writer else 0, data_dir, callbacks)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    result.checkpoint = None  # it was in the scratch folder: the chief's is the run's
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if scratch:
+        result.checkpoint = None  # it was in the scratch folder: the chief's is the run's
     return result
 
 
@@ -503,9 +502,13 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
         # reference cycles: free them now, while the pool's pipes are open, rather
         # than at exit, where its __del__ prints a traceback.
         gc.collect()
-        last = checkpointer.last if run_dir == write_dir else None
-        kept = (f"the last good checkpoint, {last.path} (epoch {last.epoch}), is intact"
-                if last else "the chief's run folder keeps its last good checkpoint")
+        last = checkpointer.last
+        if run_dir != write_dir:
+            kept = "the chief's run folder keeps its last good checkpoint"
+        elif last is None:
+            kept = "no checkpoint was written yet"
+        else:
+            kept = f"the last good checkpoint, {last.path} (epoch {last.epoch}), is intact"
         raise RunError(f"training stopped: the workers lost each other ({lost}); {kept}: "
                        "start every worker again with --resume")
     if guard.failure is not None:

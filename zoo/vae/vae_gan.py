@@ -138,8 +138,8 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
         real = 2.0 * dequantize(x, noise_seed) / self.num_levels - 1.0
         latents = self.infer(self.deterministic_observed(x), z_seed, 1, training=training)
         reconstructed = self.generated(latents["z"][0])
-        from_prior = self.generated(self.draw_prior(tf.shape(x)[0], prior_seed))
         batch = tf.shape(x)[0]
+        from_prior = self.generated(self.draw_prior(batch, prior_seed))
         features = self.standardized(self.discriminator_network.features(
             tf.concat([real, reconstructed, from_prior], 0)))
         real_features, fake_features = features[:batch], features[batch:2 * batch]
