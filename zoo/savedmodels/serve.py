@@ -114,13 +114,13 @@ def _example_array(spec):
     return np.zeros([1] + [d if d is not None else 1 for d in shape[1:]], dtype)
 
 
-def _python_literal(spec):
-    """A short Python expression building the same example, for large inputs."""
-    if not spec["shape"]:
-        return json.dumps(_example_array(spec).item())
-    dims = [d if d is not None else 1 for d in spec["shape"][1:]]
-    inner = "0.0" if not spec["dtype"].startswith("int") else "0"
-    for d in reversed(dims):
+def _python_literal(value):
+    """A short Python expression for an example of :func:`_example_array` (a
+    scalar, or a batch of one of zeros), for large inputs."""
+    if value.ndim == 0:
+        return json.dumps(value.item())
+    inner = "0" if value.dtype.kind in "iu" else "0.0"
+    for d in reversed(value.shape[1:]):
         inner = f"[{inner}]*{d}"
     return f"[{inner}]"
 
@@ -176,15 +176,17 @@ def predict_request(model, signature, inputs):
 def curl_examples(base_path, rest_port=8501):
     """Example REST requests, one per signature of each served model."""
     lines = []
-    for name, folder in served_models(base_path).items():
+    requests = example_requests(base_path)
+    for name in served_models(base_path):
         url = f"localhost:{rest_port}/v1/models/{name}"
         lines.append(f"  curl {url}/metadata")
-        for sig, specs in _signatures(folder) or []:
-            body = rest_body(sig, {s["name"]: _example_array(s) for s in specs})
+        for sig, inputs in ((sig, v) for (model, sig), v in requests.items() if model == name):
+            body = rest_body(sig, inputs)
             if len(json.dumps(body)) <= 120:
                 lines.append(f"  curl -d '{json.dumps(body)}' {url}:predict")
             else:
-                parts = ", ".join(f"{json.dumps(s['name'])}: {_python_literal(s)}" for s in specs)
+                parts = ", ".join(f"{json.dumps(k)}: {_python_literal(v)}"
+                                  for k, v in inputs.items())
                 script = (f'import json; print(json.dumps({{"signature_name": {json.dumps(sig)}, '
                           f'"inputs": {{{parts}}}}}))')
                 lines.append(f"  python3 -c {shlex.quote(script)} | curl -d @- {url}:predict")
