@@ -68,13 +68,22 @@ def free_ports(n):
             s.close()
 
 
-def start_worker(job, tf_config=None):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + sys.path)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(job)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_workers(commands):
+    """Starts one process per command (an argv list), each a worker of one cluster
+    on free loopback ports (TF_CONFIG: worker i runs commands[i])."""
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(len(commands))]
+    processes = []
+    for i, command in enumerate(commands):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + sys.path),
+               "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                        "task": {"type": "worker", "index": i}})}
+        processes.append(subprocess.Popen(command, env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return processes
+
+
+def worker_command(job):
+    return [sys.executable, "-c", WORKER, json.dumps(job)]
 
 
 def finish(process):
@@ -100,14 +109,10 @@ def weights(path):
 
 def two_workers(tmp_path, spec, epochs=2, steps=3, batch=16):
     """Runs `spec` on two workers; returns the jobs and their outcomes."""
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
     jobs = [dict(spec, out=str(tmp_path / "run"), epochs=epochs, steps=steps, batch=batch,
                  strategy="multi_worker", weights=str(tmp_path / f"worker{i}.npz"))
             for i in range(2)]
-    processes = [start_worker(job, {"cluster": {"worker": addresses},
-                                    "task": {"type": "worker", "index": i}})
-                 for i, job in enumerate(jobs)]
-    return jobs, [finish(p) for p in processes]
+    return jobs, [finish(p) for p in start_workers([worker_command(j) for j in jobs])]
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +155,9 @@ def test_two_workers_train_like_one_process(flow_runs):
 def test_two_workers_resume(flow_runs):
     """Both workers resume the chief's run for a third epoch and stay equal."""
     tmp, jobs, _, _ = flow_runs
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
     resumed = [dict(job, epochs=3, resume=True, weights=job["weights"] + ".resumed.npz")
                for job in jobs]
-    processes = [start_worker(job, {"cluster": {"worker": addresses},
-                                    "task": {"type": "worker", "index": i}})
-                 for i, job in enumerate(resumed)]
-    outcomes = [finish(p) for p in processes]
+    outcomes = [finish(p) for p in start_workers([worker_command(j) for j in resumed])]
     for i, (code, result, err) in enumerate(outcomes):
         assert code == 0, f"worker {i}: {err[-3000:]}"
         assert result["epoch"] == 3
@@ -292,18 +293,7 @@ def test_killed_worker_fails_cleanly_and_resumes(tmp_path):
                 "--batch-size", "16", "--strategy", "multi_worker", "--out", str(out)] + \
             (["--resume"] if resume else [])
 
-    def start(epochs, resume=False):
-        addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
-        processes = []
-        for i in range(2):
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + sys.path),
-                   "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                            "task": {"type": "worker", "index": i}})}
-            processes.append(subprocess.Popen(command(epochs, resume), env=env, text=True,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        return processes
-
-    chief, other = start(epochs=1000)
+    chief, other = start_workers([command(1000)] * 2)
     first = out / "checkpoints" / "epoch_0001.keras"
     deadline = time.time() + WORKER_TIMEOUT
     while not first.exists():
@@ -325,7 +315,7 @@ def test_killed_worker_fails_cleanly_and_resumes(tmp_path):
     assert model is not None and checkpoint.epoch >= 1
     last = checkpoint.epoch
     outcomes = [p.communicate(timeout=WORKER_TIMEOUT) + (p.returncode,)
-                for p in start(epochs=last + 1, resume=True)]
+                for p in start_workers([command(last + 1, resume=True)] * 2)]
     for i, (stdout, stderr, code) in enumerate(outcomes):
         assert code == 0, f"worker {i}: {stderr[-3000:]}"
     assert runs.load_newest(out)[1].epoch == last + 1
