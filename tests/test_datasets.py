@@ -67,6 +67,33 @@ def test_shuffle_is_seeded_and_take_keeps_the_first(tiny_fashion, tmp_path):
     np.testing.assert_array_equal(first, plain[:5])
 
 
+def test_each_pass_and_each_new_iterator_reads_a_fresh_permutation(data_dir):
+    """The built-in datasets are gathered from memory: every pass of a repeated
+    pipeline is a permutation of the whole split, a new one each pass and for each
+    new iterator, and the whole sequence is fixed by the seed."""
+    size = zoo.datasets.info("digits").splits["train"]
+    plain = collect(zoo.datasets.load("digits", "train", size, shuffle=False)).reshape(size, -1)
+    row = {r.tobytes(): i for i, r in enumerate(plain)}
+    assert len(row) > size - 10  # nearly all digits differ: rows name their index
+
+    def passes(ds, count):
+        it = iter(ds)
+        flat = np.concatenate([np.asarray(next(it)) for _ in range(count * size // 100)])
+        return [[row.get(r.tobytes()) for r in p.reshape(size, -1)]
+                for p in np.split(flat, count)]
+
+    def repeated(seed):
+        return zoo.datasets.load("digits", "train", 100, repeat=True, seed=seed)  # 15 per pass
+
+    ds = repeated(1)
+    first, second = passes(ds, 2), passes(ds, 2)
+    for order in first + second:
+        assert sorted(i for i in order if i is not None) == sorted(
+            i for i in range(size) if i in row.values())
+    assert first[0] != first[1] and first[0] != second[0]
+    assert passes(repeated(1), 2) == first and passes(repeated(2), 2) != first
+
+
 def test_corrupt_idx_files(tmp_path):
     good = np.zeros((3, 28, 28), np.uint8)
     path = str(tmp_path / "x.gz")
