@@ -53,8 +53,8 @@ class SplineAutoregressive(keras.layers.Layer):
     def bijector(self):
         """A ``tfb.MaskedAutoregressiveFlow`` whose network is this layer's MADE.
 
-        The MADE runs once per input tensor (cached by reference, for the life of
-        this bijector), so density evaluation is one pass.
+        The MADE and the spline run once per input tensor (cached by reference,
+        for the life of this bijector), so density evaluation is one pass.
         """
         cache = {}
 
@@ -62,8 +62,8 @@ class SplineAutoregressive(keras.layers.Layer):
             key = y.ref()
             if key not in cache:
                 cache.clear()
-                cache[key] = self.made(y)
-            return rational_quadratic_spline(cache[key], self.num_bins, self.bound)
+                cache[key] = rational_quadratic_spline(self.made(y), self.num_bins, self.bound)
+            return cache[key]
 
         return tfb.MaskedAutoregressiveFlow(bijector_fn=bijector_fn, name=self.name)
 
