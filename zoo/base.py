@@ -25,6 +25,7 @@ A model is a ``keras.Model`` subclass that
 import dataclasses
 import functools
 import inspect
+import time
 
 import keras
 import numpy as np
@@ -42,6 +43,15 @@ LIKELIHOODS = {
     "none": "no likelihood: the model is evaluated by the quality of its samples",
 }
 INT32_MAX = 2**31 - 1
+
+# ``compile(steps_per_execution="auto")``, the default: the first ``fit`` times the
+# train step and runs this many seconds' worth of steps per execution (at most
+# MAX_STEPS_PER_EXECUTION), so that fit's per-execution cost (a Python round trip,
+# the callbacks) is a few percent of the time. Fits shorter than AUTO_MIN_STEPS
+# steps keep one step per execution: timing them would cost more than it saves.
+EXECUTION_SECONDS = 0.05
+MAX_STEPS_PER_EXECUTION = 100
+AUTO_MIN_STEPS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,6 +355,106 @@ class GenerativeModel(keras.Model):
         if seed.shape.rank == 0:
             seed = tf.stack([seed, tf.constant(0x5EED, tf.int32)])
         return seed
+
+    # --------------------------------------------------------------- fitting
+    def compile(self, optimizer=None, steps_per_execution="auto", **kwargs):
+        """``keras.Model.compile`` with the zoo's defaults: the model's
+        ``default_optimizer()`` (not Keras' RMSprop), and ``steps_per_execution=
+        "auto"``: the first long enough ``fit`` after it chooses the number from
+        the train step's time (:meth:`auto_steps_per_execution`). An int fixes
+        it, as in Keras."""
+        auto = steps_per_execution == "auto"
+        if not auto and not (isinstance(steps_per_execution, int) and steps_per_execution >= 1):
+            raise ValueError(f"{type(self).__name__}.compile: steps_per_execution must be an "
+                             f"int >= 1 or 'auto', got {steps_per_execution!r}")
+        if optimizer is None:
+            optimizer = self.default_optimizer()
+        super().compile(optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution,
+                        **kwargs)
+        self.steps_per_execution_is_auto = auto
+        self.step_seconds = None  # timed again by the next long enough fit
+        if auto:  # a reloaded model chooses again
+            self._compile_config.config["steps_per_execution"] = "auto"
+
+    def compile_from_config(self, config):
+        """Recompiles a reloaded model (Keras skips models whose ``compile`` is
+        their own), its optimizer built so that Keras restores its state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        for optimizer in self.all_optimizers():
+            optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``; after ``compile(steps_per_execution="auto")`` it sets
+        ``steps_per_execution`` first (:meth:`auto_steps_per_execution`)."""
+        if getattr(self, "steps_per_execution_is_auto", False):
+            given = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+            chosen = self.auto_steps_per_execution(
+                given.get("x"), given.get("steps_per_epoch"),
+                given.get("epochs", 1) - given.get("initial_epoch", 0), given.get("batch_size"))
+            if chosen != self.steps_per_execution:
+                self.steps_per_execution = chosen
+                self.train_function = None  # traced again for the new number
+        return super().fit(*args, **kwargs)
+
+    def auto_steps_per_execution(self, x, steps_per_epoch=None, epochs=1, batch_size=None):
+        """How many train steps one execution of ``fit`` runs, chosen from their time.
+
+        The first fit of at least ``AUTO_MIN_STEPS`` steps after ``compile`` runs
+        the compiled train step on its first batch a few times (then puts back
+        every weight, optimizer slot and the random stream's state); from then on
+        an execution runs ``EXECUTION_SECONDS`` worth of steps, between 1 and
+        ``MAX_STEPS_PER_EXECUTION``. When ``fit`` is given `steps_per_epoch`, its
+        iterator runs on across epochs, so the number divides `steps_per_epoch`:
+        an execution never runs into the next epoch, and each epoch's checkpoint
+        is taken where it ends. One step per execution until the step is timed,
+        under a distribution strategy (every worker would have to choose the same
+        number), and for data that is not a ``tf.data`` pipeline or an array.
+        """
+        if tf.distribute.has_strategy() or self._distribute_strategy is not None:
+            return 1
+        if isinstance(x, tf.data.Dataset):
+            per_epoch = steps_per_epoch or int(x.cardinality())
+            first = lambda: next(iter(x.take(1)), None)  # noqa: E731
+        elif isinstance(x, (np.ndarray, tf.Tensor)):
+            per_epoch = steps_per_epoch or -(-len(x) // (batch_size or 32))
+            first = lambda: x[:batch_size or 32]  # noqa: E731
+        else:
+            return 1
+        if per_epoch < 1:  # tf.data's unknown or infinite cardinality
+            return 1
+        if getattr(self, "step_seconds", None) is None:
+            if per_epoch * epochs < AUTO_MIN_STEPS or (batch := first()) is None:
+                return 1
+            self.step_seconds = self.train_step_seconds(batch)
+        most = min(MAX_STEPS_PER_EXECUTION, per_epoch,
+                   max(1, int(EXECUTION_SECONDS / self.step_seconds)))
+        if steps_per_epoch:
+            most = max(k for k in range(1, most + 1) if steps_per_epoch % k == 0)
+        return most
+
+    def train_step_seconds(self, batch, repeats=5):
+        """The seconds one compiled train step takes on `batch` (the median of
+        `repeats` after a first call); the model, its optimizers and the random
+        stream are left as they were."""
+        for optimizer in self.all_optimizers():
+            if not optimizer.built:
+                optimizer.build(self.trainable_variables)
+        variables = list(self.variables) + [v for o in self.all_optimizers() for v in o.variables]
+        saved = [v.numpy() for v in variables]
+        step = tf.function(self.train_step, jit_compile=bool(self.jit_compile))
+        try:
+            step(batch)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                tf.nest.map_structure(lambda t: t.numpy(), step(batch))
+                times.append(time.perf_counter() - start)
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
+            for metric in self.metrics:
+                metric.reset_state()
+        return float(np.median(times))
 
     # ----------------------------------------------------------- the contract
     @staticmethod

@@ -1,0 +1,76 @@
+"""``compile(steps_per_execution="auto")``, the zoo's default: the first long
+enough ``fit`` times the train step and groups steps into executions, without
+changing what training computes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import base
+
+TINY = dict(num_couplings=2, hidden_units=8, num_blocks=1)
+
+
+def tiny_flow(seed=0):
+    keras.utils.set_random_seed(seed)
+    return zoo.get("realnvp", dataset="moons", **TINY)
+
+
+def moons(n=4096):
+    return tf.data.Dataset.from_tensor_slices(
+        zoo.datasets.toy.generate("moons", n, 3).astype("float32")).batch(32).repeat()
+
+
+def test_auto_groups_steps_and_trains_exactly_as_one_step_per_execution():
+    steps = 2 * base.AUTO_MIN_STEPS
+    grouped, single = tiny_flow(), tiny_flow()
+    grouped.compile(optimizer=keras.optimizers.Adam(1e-3))
+    single.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1)
+    rng_before = grouped.rng.generator.state.numpy().copy()
+    weights_before = [w.numpy().copy() for w in grouped.weights]
+    chosen = grouped.auto_steps_per_execution(moons(), steps_per_epoch=steps)
+    # Timing the step left the model where it was.
+    np.testing.assert_array_equal(grouped.rng.generator.state.numpy(), rng_before)
+    for before, after in zip(weights_before, grouped.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert int(grouped.optimizer.iterations) == 0
+    assert 1 < chosen <= base.MAX_STEPS_PER_EXECUTION and steps % chosen == 0
+    assert grouped.step_seconds > 0
+
+    a = grouped.fit(moons(), steps_per_epoch=steps, epochs=2, verbose=0)
+    b = single.fit(moons(), steps_per_epoch=steps, epochs=2, verbose=0)
+    assert grouped.steps_per_execution == chosen and single.steps_per_execution == 1
+    assert int(grouped.optimizer.iterations) == int(single.optimizer.iterations) == 2 * steps
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+    for x, y in zip(grouped.weights, single.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_auto_keeps_one_step_where_it_does_not_time():
+    model = tiny_flow()
+    model.compile()
+    short = base.AUTO_MIN_STEPS // 2
+    model.fit(moons(), steps_per_epoch=short, epochs=1, verbose=0)
+    assert model.steps_per_execution == 1 and model.step_seconds is None
+    assert model.auto_steps_per_execution(moons(), steps_per_epoch=None) == 1  # infinite data
+    # A later long fit times the step and chooses again, a divisor of its epoch.
+    model.fit(moons(), steps_per_epoch=3 * 97, epochs=1, verbose=0)
+    assert model.step_seconds is not None and (3 * 97) % model.steps_per_execution == 0
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert model.auto_steps_per_execution(moons(), steps_per_epoch=1000) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "fast"])
+def test_steps_per_execution_must_be_auto_or_a_positive_int(bad):
+    with pytest.raises(ValueError, match="steps_per_execution must be an int >= 1 or 'auto'"):
+        tiny_flow().compile(steps_per_execution=bad)
+
+
+def test_auto_survives_save_and_load(tmp_path):
+    model = tiny_flow()
+    model.compile()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.steps_per_execution_is_auto and loaded.optimizer is not None
