@@ -32,6 +32,8 @@ DEMO_DATASET = "digits"
 SEED_MAX = 2**31 - 1
 # zoo.distribute.STRATEGIES, without importing TensorFlow to parse (a test checks them equal)
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# zoo.precision.PRECISIONS, likewise
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class UsageError(Exception):
@@ -137,7 +139,7 @@ def cmd_train(args):
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
-        strategy=args.strategy,
+        strategy=args.strategy, precision=args.precision,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -257,6 +259,10 @@ def build_parser():
                    help="default: one device; mirrored: every GPU here; multi_worker: "
                         "the machines of TF_CONFIG (the chief writes the run); tpu: the TPU "
                         "of TPU_NAME or of this Cloud TPU VM")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="float32 (the default), or mixed: the networks compute in float16 "
+                        "(with loss scaling) or bfloat16, log-dets, likelihoods and "
+                        "exports stay float32")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")

@@ -13,10 +13,11 @@ from zoo.quiet import import_tensorflow
 
 import_tensorflow()
 
-from zoo import datasets, distribute, metrics, savedmodels  # noqa: E402
+from zoo import datasets, distribute, metrics, precision, savedmodels  # noqa: E402
 from zoo.registry import get, list_models, load_all, register  # noqa: E402
 
 load_all()
 
 __version__ = "0.2.0"
-__all__ = ["datasets", "distribute", "get", "list_models", "metrics", "register", "savedmodels"]
+__all__ = ["datasets", "distribute", "get", "list_models", "metrics", "precision", "register",
+           "savedmodels"]

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from zoo import precision
+
 
 class MultiNetworkTraining:
     """A mixin for models of several networks, each minimising its own loss term
@@ -86,7 +88,8 @@ class MultiNetworkTraining:
                                  f"{network}_optimizer")
         super().compile(optimizer=optimizer, **kwargs)
         for network, network_optimizer in chosen.items():
-            setattr(self, f"{network}_optimizer", network_optimizer)
+            setattr(self, f"{network}_optimizer",
+                    precision.loss_scaled(network_optimizer, self.precision))
         # Each optimizer owns slots for its own network only; building them now
         # (not lazily inside the first step) also lets a reload restore them.
         for network in self.optimizer_terms:
@@ -111,8 +114,9 @@ class MultiNetworkTraining:
         """Applies each network's optimizer to the gradient of its loss term."""
         for network in networks:
             weights = self.network(network).trainable_variables
-            grads = tape.gradient(terms[network], weights)
-            self.optimizer_for(network).apply_gradients(zip(grads, weights))
+            optimizer = self.optimizer_for(network)
+            grads = self.scaled_gradients(tape, terms[network], weights, optimizer)
+            optimizer.apply_gradients(zip(grads, weights))
 
     def train_step(self, data):
         """Every network's update from one forward pass on the batch."""

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import precision as precision_module
 from zoo.nn.random_stream import RandomStream
 
 # What a model's ``nll`` is, by its ``likelihood``; ``zoo evaluate`` writes the text.
@@ -179,8 +180,10 @@ class GenerativeModel(keras.Model):
     # Constructor arguments of a base class that a subclass fixes (not in its config).
     fixed_parameters = ()
 
-    def __init__(self, data_shape, num_levels=None, **kwargs):
+    def __init__(self, data_shape, num_levels=None, precision="float32", **kwargs):
         super().__init__(**kwargs)
+        precision_module.check(precision, type(self), self.name)
+        self.precision = precision
         self.data_shape = tuple(int(d) for d in data_shape)
         self.num_levels = None if num_levels is None else int(num_levels)
         if any(d <= 0 for d in self.data_shape):
@@ -191,7 +194,7 @@ class GenerativeModel(keras.Model):
     @classmethod
     def parameter_names(cls):
         """The constructor arguments of this class (through its base classes)."""
-        names = ["data_shape", "num_levels"]
+        names = ["data_shape", "num_levels", "precision"]
         for klass in cls.__mro__:
             if klass is not GenerativeModel and issubclass(klass, GenerativeModel):
                 names += [p.name for p in inspect.signature(klass.__init__).parameters.values()
@@ -217,6 +220,7 @@ class GenerativeModel(keras.Model):
         not change the weights' initial values)."""
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
         self.build_weights()
+        precision_module.apply(self, self.precision)
         self.rng.initialize()
 
     def build_weights(self):
@@ -369,6 +373,7 @@ class GenerativeModel(keras.Model):
                              f"int >= 1 or 'auto', got {steps_per_execution!r}")
         if optimizer is None:
             optimizer = self.default_optimizer()
+        optimizer = precision_module.loss_scaled(keras.optimizers.get(optimizer), self.precision)
         super().compile(optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution,
                         **kwargs)
         self.steps_per_execution_is_auto = auto
@@ -577,6 +582,14 @@ class GenerativeModel(keras.Model):
             tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype
         )
 
+    @staticmethod
+    def scaled_gradients(tape, loss, weights, optimizer):
+        """The gradients of `loss` times the optimizer's loss scale: a
+        ``LossScaleOptimizer`` (``mixed_float16``) unscales them, and skips the
+        step if they overflowed; 1 for any other optimizer."""
+        return tape.gradient(loss, weights,
+                             output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+
     def training_terms(self, x):
         """The loss terms of a training step, and what :meth:`after_update` needs
         of its forward pass (None here)."""
@@ -591,7 +604,7 @@ class GenerativeModel(keras.Model):
         with tf.GradientTape() as tape:
             terms, state = self.training_terms(x)
             loss = self.replica_scaled(terms["loss"])
-        grads = tape.gradient(loss, self.trainable_weights)
+        grads = self.scaled_gradients(tape, loss, self.trainable_weights, self.optimizer)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.after_update(state)
         return self.update_trackers(terms)

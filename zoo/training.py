@@ -34,6 +34,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import datasets, distribute, plotting, registry, runs
+from zoo import precision as precision_module
 from zoo.base import INT32_MAX
 from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
                       RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
@@ -351,7 +352,7 @@ def _say(verbose, message):
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
-          strategy="default"):
+          strategy="default", precision=None):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -388,13 +389,19 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             this with the same arguments and `out` on a shared file system; the
             chief writes the run, the other workers resume from it alike but
             write to temporary folders that are removed when they return.
+        precision: ``float32``, ``mixed_float16`` or ``mixed_bfloat16``
+            (:mod:`zoo.precision`): the networks compute in the half type, the
+            rest in float32. A model constructor argument, so the same as
+            ``overrides={"precision": ...}``; None: the preset's (float32) or
+            the resumed run's.
     Returns:
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
             with checkpoints without `resume`, nothing to resume, settings
             conflicting with the run, damaged run files; an unknown strategy, a
-            missing or bad ``TF_CONFIG``, no TPU.
+            missing or bad ``TF_CONFIG``, no TPU; an unknown precision, or a
+            mixed one for a model that cannot take it.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
@@ -405,6 +412,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         raise RunError(str(e)) from None
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    if precision is not None:
+        overrides = {**(overrides or {}), "precision": precision}
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
                 "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile,
                 "critic_learning_rate": critic_learning_rate}
@@ -423,6 +432,11 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         run = new_run(name, dataset, epochs, overrides, seed, settings)
         stored, history = None, []
     run["strategy"] = strategy
+    try:
+        precision_module.check(run["overrides"].get("precision", "float32"),
+                               model_entry(run["model"]).cls, run["model"])
+    except precision_module.PrecisionError as e:
+        raise RunError(str(e)) from None
     try:  # first of all TensorFlow: collective ops are configured at start-up
         scope = distribute.make_strategy(strategy).scope()
     except ValueError as e:

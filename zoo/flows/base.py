@@ -164,6 +164,8 @@ class TransformStackFlow(FlowModel):
     """
 
     transform_layer = None  # set by subclasses
+    mixed_precision_refusal = ("its transforms have no neural network to compute in half "
+                               "precision, only float32 arithmetic")
 
     def __init__(self, data_shape=(2,), num_levels=None, num_layers=32, logit_alpha=0.05,
                  **kwargs):

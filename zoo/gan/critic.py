@@ -3,8 +3,10 @@
 import keras
 
 from zoo.nn.spectral_norm import maybe_spectral
+from zoo.precision import network
 
 
+@network
 class Critic(keras.layers.Layer):
     """The base of the zoo's critics: a subclass computes features ``h(x)``
     (``features``) and this class adds the head, ``score``, a linear layer with
@@ -25,6 +27,8 @@ class Critic(keras.layers.Layer):
             adds ``<V one_hot(y), h(x)>``, V a bias-free linear map of one-hot
             labels; ``call`` then takes ``labels``.
     """
+
+    policy_methods = ("call", "features")  # VAE-GAN reads the features directly
 
     def __init__(self, spectral_norm=False, score_bias=False, outputs=1, num_classes=0,
                  **kwargs):
@@ -63,6 +67,9 @@ class Critic(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__}: a projection discriminator "
                              f"(num_classes={self.num_classes}) needs labels")
         v = self.projection(keras.ops.one_hot(labels, self.num_classes), training=training)
+        # In float32: under a mixed policy the spectrally normalised layers' outputs
+        # are float32 already, the plain ones' half.
+        v, h, score = (keras.ops.cast(t, "float32") for t in (v, h, score))
         return score + keras.ops.sum(v * h, axis=-1, keepdims=True)
 
     def get_config(self):

@@ -2,8 +2,11 @@
 
 import keras
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class DCGANGenerator(keras.layers.Layer):
     """Maps latent vectors to images in [-1, 1].
 

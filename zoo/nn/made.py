@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.precision import network
+
 
 def input_degrees(event_size, input_order="left-to-right", seed=None):
     """Degrees 1..D of the inputs: input with degree d is the d-th in the order.
@@ -49,6 +51,7 @@ def hidden_degrees(event_size, units, previous, method="equal", seed=None):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class MADE(keras.layers.Layer):
     """Masked autoencoder for distribution estimation.
 
@@ -172,7 +175,7 @@ class MADE(keras.layers.Layer):
         # dimensions cost several times more (bench/flows_speed.py).
         h = tf.reshape(x, [-1, self.event_size]) if x.shape.rank != 2 else x
         for i, (kernel, bias, mask) in enumerate(zip(self.kernels, self.biases, self.masks)):
-            h = tf.nn.bias_add(tf.matmul(h, kernel * tf.constant(mask)), bias)
+            h = tf.nn.bias_add(tf.matmul(h, kernel * tf.constant(mask, kernel.dtype)), bias)
             if i == 0 and self.context_size:
                 h += tf.matmul(tf.reshape(context, [-1, self.context_size]), self.context_kernel)
             if i < len(self.masks) - 1:

@@ -2,8 +2,11 @@
 
 import keras
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class MLP(keras.layers.Layer):
     """Dense ReLU layers, then a linear output layer.
 

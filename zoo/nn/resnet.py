@@ -2,8 +2,11 @@
 
 import keras
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class ConvResNet(keras.layers.Layer):
     """3x3 conv in, residual blocks (conv-ReLU-conv + skip), 3x3 conv out at zero.
 

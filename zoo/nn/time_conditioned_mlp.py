@@ -3,8 +3,11 @@
 import keras
 import tensorflow as tf
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class TimeConditionedMLP(keras.layers.Layer):
     """``f(z, t)``: dense layers that each see the time concatenated to their input.
 

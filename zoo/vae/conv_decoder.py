@@ -2,8 +2,11 @@
 
 import keras
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class ConvDecoder(keras.layers.Layer):
     """Maps vectors to image-shaped outputs (e.g. a likelihood's per-pixel parameters).
 

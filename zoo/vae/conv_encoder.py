@@ -2,8 +2,11 @@
 
 import keras
 
+from zoo.precision import network
+
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class ConvEncoder(keras.layers.Layer):
     """Maps images to a vector of ``output_units`` (e.g. a posterior's parameters).
 

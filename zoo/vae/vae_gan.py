@@ -145,7 +145,7 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
         real_features, fake_features = features[:batch], features[batch:2 * batch]
         feature_reconstruction = 0.5 * tf.reduce_mean(
             tf.reduce_sum(tf.square(real_features - fake_features), axis=-1))
-        scores = self.discriminator_network.score(features)[:, 0]
+        scores = tf.cast(self.discriminator_network.score(features)[:, 0], tf.float32)  # mixed policies
         real_scores, fake_scores = scores[:batch], scores[batch:]
         kl = tf.reduce_mean(latents["kl"])
         generator_loss = self.game.generator_loss(fake_scores)

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.base import _asserted, on_batches
+from zoo.precision import network
 from zoo.registry import register
 from zoo.vae.base import OBSERVATIONS, VariationalAutoencoder
 
@@ -64,6 +65,7 @@ class ResidualStack(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class VQEncoder(keras.layers.Layer):
     """Images -> z_e(x), a grid (H / 2**n, W / 2**n) of `latent_dim`-vectors.
 
@@ -118,6 +120,7 @@ class VQEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@network
 class VQDecoder(keras.layers.Layer):
     """z_q, a grid of `latent_dim`-vectors -> per-pixel parameters, upsampled 2**n times.
 

@@ -46,6 +46,8 @@ class GlowAffineCoupling(keras.layers.Layer):
                 keras.layers.Conv2D(hidden_units, 1, activation="relu", name="conv_hidden"),
                 Conv2DZeros(outputs, name="conv_out"),
             ]
+            for layer in self.net_layers:  # each a network under a mixed precision
+                layer.computes_in_policy = True
         self.build(None)  # the bijector calls the network directly
 
     def build(self, input_shape=None):
