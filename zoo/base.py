@@ -378,6 +378,7 @@ class GenerativeModel(keras.Model):
                         **kwargs)
         self.steps_per_execution_is_auto = auto
         self.step_seconds = None  # timed again by the next long enough fit
+        self.timed_train_step = None
         if auto:  # a reloaded model chooses again
             self._compile_config.config["steps_per_execution"] = "auto"
 
@@ -440,13 +441,16 @@ class GenerativeModel(keras.Model):
     def train_step_seconds(self, batch, repeats=5):
         """The seconds one compiled train step takes on `batch` (the median of
         `repeats` after a first call); the model, its optimizers and the random
-        stream are left as they were."""
+        stream are left as they were. The step is traced once, for any batch size,
+        and ``fit`` then runs that same trace (:meth:`make_train_function`)."""
         for optimizer in self.all_optimizers():
             if not optimizer.built:
                 optimizer.build(self.trainable_variables)
         variables = list(self.variables) + [v for o in self.all_optimizers() for v in o.variables]
         saved = [v.numpy() for v in variables]
-        step = tf.function(self.train_step, jit_compile=bool(self.jit_compile))
+        step = tf.function(self.train_step, autograph=False, jit_compile=bool(self.jit_compile))
+        step.get_concrete_function(tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None] + list(t.shape[1:]), t.dtype), batch))
         try:
             step(batch)
             times = []
@@ -459,7 +463,19 @@ class GenerativeModel(keras.Model):
                 variable.assign(value)
             for metric in self.metrics:
                 metric.reset_state()
+        self.timed_train_step = step
         return float(np.median(times))
+
+    def make_train_function(self, force=False):
+        """Keras' train function, around the step traced by
+        :meth:`train_step_seconds` when there is one (a large model's step takes
+        seconds to trace: it is not traced twice)."""
+        step = getattr(self, "timed_train_step", None)
+        if step is None or not hasattr(self, "_make_function"):
+            return super().make_train_function(force)
+        if self.train_function is None or force:
+            self.train_function = self._make_function(step)
+        return self.train_function
 
     # ----------------------------------------------------------- the contract
     @staticmethod
