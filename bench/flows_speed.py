@@ -4,7 +4,8 @@ Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "
 256, repeat=True, drop_remainder=True)``, batch 256, Adam 1e-3.
 
 * RealNVP, 8 affine couplings, MLP 64x64: ``zoo.get("realnvp", dataset="moons", ...)``
-  through ``model.fit`` (default compile, and ``steps_per_execution=50``) vs TFP's
+  through ``model.fit`` (at the zoo's defaults: ``compile`` chooses
+  ``steps_per_execution`` from the step's time; and with ``steps_per_execution=1``) vs TFP's
   stock ``tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=
   tfb.real_nvp_default_template([64, 64]))`` chained with ``tfb.Permute([1, 0])``,
   trained by a ``tf.function`` step with a ``tf_keras`` Adam (the tf.compat.v1
@@ -22,10 +23,11 @@ Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "
 * zuko (PyTorch) RealNVP / MAF / NSF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
-``--steps`` steps ("examples/s": fit set-up, a new iterator whose 50k-example shuffle
-buffer refills, all included), and from the end of its first execution to the end
-of its last (a callback; "steady ex/s"). The peers' loops keep one iterator, so
-for them both are the same number.
+``--steps`` steps ("examples/s": fit's set-up and a new iterator included), and
+from the end of its first execution to the end of its last (a callback; "steady
+ex/s"). Before it, ours runs a first fit of the same length (tracing, and timing
+the step to choose ``steps_per_execution``), the peers ``--warmup`` steps (their
+tracing). The peers' loops keep one iterator, so for them both numbers are the same.
 
 Metrics, each configuration in a fresh subprocess (so that peak memory is its own),
 configurations interleaved within each repeat, medians over ``--repeats``:
@@ -60,14 +62,14 @@ BATCH = 256
 
 TF_CONFIGS = {
     # name: (flow, implementation, steps_per_execution)
+    "ours_realnvp": ("realnvp", "ours", "auto"),
     "ours_realnvp_spe1": ("realnvp", "ours", 1),
-    "ours_realnvp_spe50": ("realnvp", "ours", 50),
     "tfp_realnvp": ("realnvp", "tfp", None),
+    "ours_maf": ("maf", "ours", "auto"),
     "ours_maf_spe1": ("maf", "ours", 1),
-    "ours_maf_spe50": ("maf", "ours", 50),
     "tfp_maf": ("maf", "tfp", None),
+    "ours_nsf": ("nsf", "ours", "auto"),
     "ours_nsf_spe1": ("nsf", "ours", 1),
-    "ours_nsf_spe50": ("nsf", "ours", 50),
     "tfp_nsf": ("nsf", "tfp", None),
 }
 TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf", "zuko_nsf": "nsf"}
@@ -96,11 +98,12 @@ def ours(flow, spe, steps, warmup, sample_n, sample_reps):
                         hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
     ds = data()
-    model.fit(ds, steps_per_epoch=max(warmup, 2 * spe) // spe * spe, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)  # traces; "auto" chooses
+    spe = model.steps_per_execution
 
     class Timer(keras.callbacks.Callback):
-        """Times executions 2.. of the fit: no fit set-up, no new iterator (whose
-        shuffle buffer refills), no first execution."""
+        """Times executions 2.. of the fit: no fit set-up, no new iterator, no
+        first execution."""
 
         ends = []
 
@@ -116,6 +119,7 @@ def ours(flow, spe, steps, warmup, sample_n, sample_reps):
     steady_s = (ends[-1] - ends[0]) / (steps - spe)  # seconds per step
     ours.fit_overhead = {"first_execution_s": ends[0] - start}
     ours.fit_overhead["after_last_s"] = start + train_s - ends[-1]
+    ours.fit_overhead["steps_per_execution"] = spe
     return train_s, steady_s, loss, tf.function(lambda: model.sample(sample_n, seed=1))
 
 
@@ -261,7 +265,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", choices=list(TF_CONFIGS))
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--sample-n", type=int, default=10000)
     parser.add_argument("--sample-reps", type=int, default=10)
@@ -311,6 +315,9 @@ def main():
         for key in ("examples_per_s", "samples_per_s"):
             rows[name][key + "_min"] = min(r[key] for r in rs)
             rows[name][key + "_max"] = max(r[key] for r in rs)
+        rows[name]["steps_per_execution"] = "/".join(
+            str(k) for k in sorted({r["steps_per_execution"] for r in rs
+                                    if "steps_per_execution" in r})) or "-"
         rows[name]["added_rss_mb"] = statistics.median(
             r["peak_rss_mb"] - r["rss_after_import_mb"] for r in rs)
 
@@ -318,12 +325,12 @@ def main():
     print(f"FFJORD moons, batch {BATCH}, Adam 1e-3, {args.steps} timed steps after "
           f"{args.warmup} warm-up, sampling n={args.sample_n} x{args.sample_reps}; "
           f"{os.cpu_count()} CPU cores (shared), medians of {args.repeats} fresh processes")
-    head = (f"{'config':<20} {'examples/s':>10} {'(min-max)':>15} {'steady ex/s':>11} "
+    head = (f"{'config':<20} {'spe':>5} {'examples/s':>10} {'(min-max)':>15} {'steady ex/s':>11} "
             f"{'samples/s':>10} {'peak RSS MB':>11} {'added MB':>8}")
     print(head)
     print("-" * len(head))
     for name, row in rows.items():
-        print(f"{name:<20} {row['examples_per_s']:>10.0f} "
+        print(f"{name:<20} {row['steps_per_execution']:>5} {row['examples_per_s']:>10.0f} "
               f"{row['examples_per_s_min']:>7.0f}-{row['examples_per_s_max']:<7.0f} "
               f"{row['steady_examples_per_s']:>11.0f} {row['samples_per_s']:>10.0f} {row['peak_rss_mb']:>11.0f} "
               f"{row['added_rss_mb']:>8.0f}")
@@ -331,8 +338,7 @@ def main():
     ratios = []
     for flow in FLOWS:
         peers = [f"tfp_{flow}"] + [f"zuko_{flow}_{t}t" for t in threads]
-        for spe in (1, 50):
-            mine = f"ours_{flow}_spe{spe}"
+        for mine in (f"ours_{flow}", f"ours_{flow}_spe1"):
             for peer in peers:
                 if mine in rows and peer in rows:
                     a, b = rows[mine], rows[peer]
