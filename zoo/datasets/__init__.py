@@ -220,8 +220,18 @@ def _in_memory(values, labels, batch_size, *, shuffle, repeat, seed, drop_remain
         x = tf.cast(tf.gather(values, i), tf.float32)
         return (x, tf.gather(labels, i)) if with_labels else x
 
-    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return _without_autotune(batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                         deterministic=True).prefetch(tf.data.AUTOTUNE))
+
+
+def _without_autotune(ds):
+    """`ds` with tf.data's autotuning off. Gathering whole batches from memory
+    needs no tuning, and the autotuner's thread made deleting an iterator (at
+    the end of every ``fit``) take up to a second at random: a third of a short
+    fit's wall time (bench/flows_speed.py)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def arrays(name, split="test", data_dir=None):
@@ -298,7 +308,7 @@ def training_epochs(name, batch_size, epochs, *, first_epoch=0, steps_per_epoch=
         def gather(i):
             return tf.cast(tf.gather(values, i), tf.float32)
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE), steps
+    return _without_autotune(ds.prefetch(tf.data.AUTOTUNE)), steps
 
 
 __all__ = ["DatasetError", "DatasetInfo", "arrays", "info", "load", "names", "training_epochs"]
