@@ -15,8 +15,10 @@ from zoo.training import RunError
 
 # |log p_mixed - log p_float32| <= TOLERANCE * (1 + |log p_float32|) per example, for
 # the same weights. bfloat16 keeps 8 significant bits (relative steps of 2^-8 =
-# 0.4%); a network's output carries a few such roundings into a flow's log-det.
-TOLERANCE = {"mixed_bfloat16": 0.02, "mixed_float16": 0.002}  # float16 keeps 11 bits
+# 0.4%), float16 11; a network's output carries a few such roundings into a
+# flow's log-det. Measured here: at most 1.6e-3 (bfloat16) and 1.5e-4 (float16)
+# for the RealNVP below, 8.6e-4 over the families' tiny cases (NSF's).
+TOLERANCE = {"mixed_bfloat16": 0.005, "mixed_float16": 0.0005}
 # Kept in the default run: one flow of each kind of network, the VAE, a GAN with
 # a critic, the conditional one and the VAE-GAN; the rest run in the slow suite.
 DEFAULT = {"realnvp", "maf", "nsf", "vae", "wgan_gp", "sngan", "vae_gan"}
@@ -59,7 +61,7 @@ def test_every_family_trains_under_bfloat16_with_float32_outputs(case):
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_flow_log_prob_within_tolerance_of_float32(policy):
     """A flow's exact log-density at the same weights: the networks' rounding
-    moves it by at most TOLERANCE (measured: about a tenth of it)."""
+    moves it by at most TOLERANCE (measured: about a third of it)."""
     reference, mixed = pair("realnvp", "moons", {}, policy)
     x = zoo.datasets.toy.generate("moons", 512, 5).astype("float32")
     want, got = reference.log_prob(x).numpy(), mixed.log_prob(x)
