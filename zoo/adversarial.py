@@ -105,11 +105,6 @@ class MultiNetworkTraining:
                         network_optimizer)
         return config
 
-    def compile_from_config(self, config):
-        """Recompiles a reloaded model with every optimizer (their state is then
-        restored by Keras from the ``optimizer`` and ``N_optimizer`` attributes)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-
     def update(self, networks, terms, tape):
         """Applies each network's optimizer to the gradient of its loss term."""
         for network in networks:

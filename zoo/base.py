@@ -384,7 +384,8 @@ class GenerativeModel(keras.Model):
 
     def compile_from_config(self, config):
         """Recompiles a reloaded model (Keras skips models whose ``compile`` is
-        their own), its optimizer built so that Keras restores its state."""
+        their own), its optimizers built so that Keras restores their state (an
+        adversarial model's compile has built each for its own network already)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
         for optimizer in self.all_optimizers():
             optimizer.build(self.trainable_variables)
