@@ -31,9 +31,9 @@ class IAF(MAF):
     Inference with Inverse Autoregressive Flow", NeurIPS 2016,
     https://arxiv.org/abs/1606.04934.
 
-    The inverse of :class:`MAF`: each of the ``num_layers`` transforms is
-    ``tfb.Invert(tfb.MaskedAutoregressiveFlow(...))`` around a Keras :class:`MADE`
-    whose input is the latent side, ``x = (z - t(z)) exp(-s(z))`` with ``(t, s)``
+    The inverse of :class:`MAF`: each of the ``num_layers`` transforms inverts a
+    ``tfb.MaskedAutoregressiveFlow`` transform around a Keras :class:`MADE` whose
+    input is the latent side, ``x = (z - t(z)) exp(-s(z))`` with ``(t, s)``
     autoregressive in ``z`` (the affine IAF step of Sec. 3 / eq. 10, with the scale
     written as ``exp(-s)``); the order is reversed (``tfb.Permute``) between
     transforms, and images are flattened inside the flow (``tfb.Reshape``).
@@ -41,9 +41,9 @@ class IAF(MAF):
     Directions: sampling and ``decode`` are the fast ones, one MADE pass per
     transform. Density evaluation of arbitrary data (``log_prob``, ``encode``, and
     so maximum-likelihood training with ``fit``) must invert each transform: D
-    sequential MADE passes per transform (a ``tf.while_loop``), D the number of
-    dimensions, plus one more for its log-det. It is exact, just about D times
-    slower than MAF's; IAF's main use is as a flexible posterior (or a sampler
+    sequential MADE passes per transform (the first on a single row, the log-det
+    coming with the last), D the number of dimensions. It is exact, just about D
+    times slower than MAF's; IAF's main use is as a flexible posterior (or a sampler
     whose samples' densities come almost for free).
 
     Args:

@@ -35,8 +35,10 @@ class MAF(FlowModel):
 
     ``num_layers`` affine autoregressive transforms (Sec. 3.1), each
     ``x_i = z_i exp(s_i(x_<i)) + t_i(x_<i)`` with ``(t, s)`` from a MADE
-    (Germain et al. 2015, https://arxiv.org/abs/1502.03509), i.e.
-    ``tfb.MaskedAutoregressiveFlow`` around our Keras :class:`MADE`; the order of
+    (Germain et al. 2015, https://arxiv.org/abs/1502.03509): the transform of
+    ``tfb.MaskedAutoregressiveFlow``, written as a
+    :class:`~zoo.flows.steps.masked_autoregressive.MaskedAutoregressive` bijector
+    around our Keras :class:`MADE`; the order of
     the variables is reversed (``tfb.Permute``) between transforms. Images are
     flattened inside the flow (``tfb.Reshape``), so the latent keeps the data's
     shape. With ``batch_norm``, a :class:`BatchNormBijectorLayer` follows each
@@ -46,8 +48,9 @@ class MAF(FlowModel):
 
     Directions: density evaluation (``log_prob``, ``encode``, training) is the
     fast one, a single MADE pass per transform; sampling and ``decode`` are
-    sequential, D MADE passes per transform (a ``tf.while_loop``), D the number
-    of dimensions (784 for Fashion-MNIST: slow). :class:`IAF` is the reverse.
+    sequential, D MADE passes per transform (the first on a single row; a
+    ``tf.while_loop`` beyond 10), D the number of dimensions (784 for
+    Fashion-MNIST: slow). :class:`IAF` is the reverse.
 
     Args:
         data_shape: shape of one example, ``(D,)`` or ``(H, W, C)``.

@@ -46,7 +46,7 @@ class NeuralSplineFlow(FlowModel):
       reversals, the layer's own parity is ``0`` on even layers and ``D % 2`` on
       odd ones). Both directions take one pass.
     - ``variant="autoregressive"`` (RQ-NSF (AR), Sec. 3.2):
-      :class:`SplineAutoregressive`, a MADE in ``tfb.MaskedAutoregressiveFlow``;
+      :class:`SplineAutoregressive`, a MADE in a ``MaskedAutoregressive`` bijector;
       like MAF, density evaluation takes one MADE pass per transform, sampling D.
 
     Images are flattened inside the flow (``tfb.Reshape``), so the latent keeps the

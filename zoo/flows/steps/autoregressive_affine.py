@@ -1,9 +1,10 @@
-"""An affine autoregressive step: a Keras MADE makes a tfb.MaskedAutoregressiveFlow."""
+"""An affine autoregressive step: a Keras MADE in a MaskedAutoregressive bijector."""
 
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo.flows.steps.masked_autoregressive import MaskedAutoregressive
 from zoo.nn.made import MADE
 
 tfb = tfp.bijectors
@@ -13,13 +14,12 @@ tfb = tfp.bijectors
 class AutoregressiveAffine(keras.layers.Layer):
     """y_i = x_i * exp(s_i(y_<i)) + t_i(y_<i), with (t, s) from a MADE.
 
-    The bijector is TFP's ``tfb.MaskedAutoregressiveFlow`` around our Keras
-    :class:`MADE` (TFP's own ``AutoregressiveNetwork`` is tf_keras, invisible to
-    Keras 3). Its inverse ``x = (y - t(y)) * exp(-s(y))`` and its log-det take one
-    MADE pass together; its forward takes D sequential passes (a ``tf.while_loop``),
-    and its forward log-det one more pass (TFP computes it as minus the inverse's,
-    on the output). MAF uses this step as is (density in one pass), IAF inverted
-    (sampling in one pass).
+    The bijector is a :class:`MaskedAutoregressive` (``tfb.MaskedAutoregressiveFlow``'s
+    transform) around our Keras :class:`MADE` (TFP's own ``AutoregressiveNetwork``
+    is tf_keras, invisible to Keras 3). Its inverse ``x = (y - t(y)) * exp(-s(y))``
+    and its log-det take one MADE pass together; its forward and log-det take D
+    sequential passes, the first on a single row. MAF uses this step as is
+    (density in one pass), IAF inverted (sampling in one pass).
 
     The log-scale is ``scale * tanh(raw)`` with a learned per-dimension ``scale``
     (as in :class:`AffineCoupling`), and the MADE's output layer starts at zero, so
@@ -55,23 +55,13 @@ class AutoregressiveAffine(keras.layers.Layer):
         return shift, self.scale * tf.tanh(raw)
 
     def bijector(self):
-        """A ``tfb.MaskedAutoregressiveFlow`` whose network is this layer's MADE.
+        """A :class:`MaskedAutoregressive` bijector whose network is this layer's MADE."""
 
-        TFP asks for the inverse and its log-det separately, on the same tensor;
-        the MADE runs once per input tensor (cached by reference, for the life of
-        this bijector), so density evaluation is one pass.
-        """
-        cache = {}
+        def affine(y):
+            shift, log_scale = self.shift_and_log_scale(y)
+            return tfb.Shift(shift)(tfb.Scale(log_scale=log_scale))
 
-        def shift_and_log_scale(y):
-            key = y.ref()
-            if key not in cache:
-                cache.clear()
-                cache[key] = self.shift_and_log_scale(y)
-            return cache[key]
-
-        return tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale,
-                                            name=self.name)
+        return MaskedAutoregressive(affine, self.event_size, name=self.name)
 
     def call(self, x):
         return self.bijector().inverse(x)

@@ -1,12 +1,10 @@
-"""A rational-quadratic spline autoregressive step: a Keras MADE in tfb.MaskedAutoregressiveFlow."""
+"""A rational-quadratic spline autoregressive step: a Keras MADE in a MaskedAutoregressive bijector."""
 
 import keras
-import tensorflow_probability as tfp
 
+from zoo.flows.steps.masked_autoregressive import MaskedAutoregressive
 from zoo.nn.made import MADE
 from zoo.flows.steps.spline_coupling import rational_quadratic_spline, spline_params_per_dim
-
-tfb = tfp.bijectors
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -16,12 +14,13 @@ class SplineAutoregressive(keras.layers.Layer):
     Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019,
     https://arxiv.org/abs/1906.04019, Sec. 3.2 (autoregressive transform).
 
-    TFP's ``tfb.MaskedAutoregressiveFlow(bijector_fn=...)`` around our Keras
-    :class:`MADE` with ``3K - 1`` parameters per dimension, each set made into a
-    monotonic rational-quadratic spline on [-bound, bound] with identity tails
+    A :class:`MaskedAutoregressive` bijector (``tfb.MaskedAutoregressiveFlow``'s
+    transform) around our Keras :class:`MADE` with ``3K - 1`` parameters per
+    dimension, each set made into a monotonic rational-quadratic spline on
+    [-bound, bound] with identity tails
     (:func:`zoo.flows.steps.spline_coupling.rational_quadratic_spline`). As with
     :class:`AutoregressiveAffine`: the inverse and its log-det take one MADE pass,
-    the forward D sequential passes. The MADE's output layer starts at zero, so
+    the forward D sequential passes, the first on a single row. The MADE's output layer starts at zero, so
     the step starts as the identity.
 
     Args:
@@ -51,21 +50,10 @@ class SplineAutoregressive(keras.layers.Layer):
         self.built = True  # the MADE builds itself; this layer has no weights of its own
 
     def bijector(self):
-        """A ``tfb.MaskedAutoregressiveFlow`` whose network is this layer's MADE.
-
-        The MADE and the spline run once per input tensor (cached by reference,
-        for the life of this bijector), so density evaluation is one pass.
-        """
-        cache = {}
-
-        def bijector_fn(y, **kwargs):
-            key = y.ref()
-            if key not in cache:
-                cache.clear()
-                cache[key] = rational_quadratic_spline(self.made(y), self.num_bins, self.bound)
-            return cache[key]
-
-        return tfb.MaskedAutoregressiveFlow(bijector_fn=bijector_fn, name=self.name)
+        """A :class:`MaskedAutoregressive` bijector whose network is this layer's MADE."""
+        return MaskedAutoregressive(
+            lambda y: rational_quadratic_spline(self.made(y), self.num_bins, self.bound),
+            self.event_size, name=self.name)
 
     def call(self, x):
         return self.bijector().inverse(x)
