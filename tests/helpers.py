@@ -378,8 +378,12 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
     ``SavedModelBundle`` and ``saved_model_cli run`` use; sampler options
     have their defaults in the SignatureDef (for TF Serving); the trainable
     variables are saved as variables with the model's values, and the graph reads
-    them; ``zoo.json`` describes the model.
+    them; ``zoo.json`` describes the model; the graph holds no XLA cluster (the
+    sampler compiles with XLA only when traced with a fixed n, which a signature's
+    n is not; TF Serving needs none).
     """
+    with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+        assert b"_XlaMustCompile" not in f.read(), "an XLA-compiled function was exported"
     signatures = model.serving_signatures()
     assert set(inputs_by_signature) == set(signatures), "inputs for every signature"
     expected = keras_outputs(model, inputs_by_signature)

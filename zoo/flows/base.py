@@ -31,6 +31,7 @@ class FlowModel(GenerativeModel):
     """
 
     family = "flow"
+    xla_sampling = True
     loss_names = ("loss", "bits_per_dim")
     sample_options = {
         "temperature": SampleOption(1.0, above=0.0,
@@ -138,8 +139,8 @@ class FlowModel(GenerativeModel):
 
     def draw_samples(self, n, seed, temperature=1.0):
         """z from the base distribution, scaled by `temperature`, mapped to data."""
-        z = self.base_distribution.sample(n, seed=seed)
-        return self.bijector.forward(temperature * z)
+        z = temperature * self.base_distribution.sample(n, seed=seed)
+        return self.xla_where_traced("decode", lambda z: self.bijector.forward(z), z)
 
     # -------------------------------------------------------------- training
     def compute_losses(self, x, training=False):
