@@ -33,7 +33,8 @@ Metrics, each configuration in a fresh subprocess (so that peak memory is its ow
 configurations interleaved within each repeat, medians over ``--repeats``:
 training examples/s over ``--steps`` steps after a warm-up; sampling samples/s for
 n=10000 after a warm-up (ours ``model.sample(n, seed)`` in a ``tf.function``, TFP
-``dist.sample`` in a ``tf.function``, zuko ``flow().sample`` under ``no_grad``); peak
+``dist.sample`` in a ``tf.function``, and for reference in one with
+``jit_compile=True``, zuko ``flow().sample`` under ``no_grad``); peak
 RSS (VmHWM) of the process, and its RSS after imports (the peak minus it is
 what the model, data and training added).
 
@@ -208,8 +209,11 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     loss = float(loss)
     train_s = time.perf_counter() - start
 
-    sample = tf.function(lambda: dist.sample(sample_n, seed=(1, 2)))
-    return train_s, train_s / steps, loss, sample
+    def sample():
+        return dist.sample(sample_n, seed=(1, 2))
+
+    tfp_stock.sample_xla = tf.function(sample, jit_compile=True)
+    return train_s, train_s / steps, loss, tf.function(sample)
 
 
 def measure(name, steps, warmup, sample_n, sample_reps):
@@ -223,19 +227,25 @@ def measure(name, steps, warmup, sample_n, sample_reps):
         train_s, steady_s, loss, sample = ours(flow, spe, steps, warmup, sample_n, sample_reps)
     else:
         train_s, steady_s, loss, sample = tfp_stock(flow, steps, warmup, sample_n, sample_reps)
-    s = sample()  # trace + warm-up
-    start = time.perf_counter()
-    for _ in range(sample_reps):
-        s = sample()
-    s = s.numpy()
-    sample_s = time.perf_counter() - start
-    assert s.shape == (sample_n, 2), s.shape
+    def samples_per_s(sample):
+        s = sample()  # trace + warm-up
+        start = time.perf_counter()
+        for _ in range(sample_reps):
+            s = sample()
+        s = s.numpy()
+        assert s.shape == (sample_n, 2), s.shape
+        return sample_reps * sample_n / (time.perf_counter() - start)
+
+    extra = {}
+    if impl != "ours":  # for reference: TFP's sampler compiled with XLA, on request
+        extra["samples_per_s_xla"] = samples_per_s(tfp_stock.sample_xla)
     return {
         "config": name,
         "framework": f"TF {tf.__version__}",
         "examples_per_s": steps * BATCH / train_s,
         "steady_examples_per_s": BATCH / steady_s,
-        "samples_per_s": sample_reps * sample_n / sample_s,
+        "samples_per_s": samples_per_s(sample),
+        **extra,
         "final_loss": loss,
         **getattr(ours, "fit_overhead", {}),
         "rss_after_import_mb": base_rss,
@@ -310,8 +320,9 @@ def main():
         for r in rs:  # the peers' loops have no per-fit set-up: steady = wall
             r.setdefault("steady_examples_per_s", r["examples_per_s"])
         for key in ("examples_per_s", "steady_examples_per_s", "samples_per_s", "peak_rss_mb",
-                    "rss_after_import_mb"):
-            rows[name][key] = statistics.median(r[key] for r in rs)
+                    "rss_after_import_mb", "samples_per_s_xla"):
+            if key in rs[0]:
+                rows[name][key] = statistics.median(r[key] for r in rs)
         for key in ("examples_per_s", "samples_per_s"):
             rows[name][key + "_min"] = min(r[key] for r in rs)
             rows[name][key + "_max"] = max(r[key] for r in rs)
@@ -347,20 +358,24 @@ def main():
                         "train": a["examples_per_s"] / b["examples_per_s"],
                         "train_steady": a["steady_examples_per_s"] / b["steady_examples_per_s"],
                         "sample": a["samples_per_s"] / b["samples_per_s"],
+                        "sample_vs_xla": (a["samples_per_s"] / b["samples_per_s_xla"]
+                                          if "samples_per_s_xla" in b else None),
                         "peak_rss": a["peak_rss_mb"] / b["peak_rss_mb"],
                         "added_rss": a["added_rss_mb"] / max(b["added_rss_mb"], 1e-9),
                     })
     if ratios:
         print()
         head = (f"{'ours':<20} {'/ peer':<18} {'train':>6} {'steady':>6} {'sample':>7} "
-                f"{'peak RSS':>8} {'added':>6}")
+                f"{'/ XLA':>6} {'peak RSS':>8} {'added':>6}")
         print(head)
         print("-" * len(head))
         for r in ratios:
+            vs_xla = "-" if r["sample_vs_xla"] is None else f"{r['sample_vs_xla']:.2f}"
             print(f"{r['ours']:<20} {r['peer']:<18} {r['train']:>6.2f} "
-                  f"{r['train_steady']:>6.2f} {r['sample']:>7.2f} "
+                  f"{r['train_steady']:>6.2f} {r['sample']:>7.2f} {vs_xla:>6} "
                   f"{r['peak_rss']:>8.2f} {r['added_rss']:>6.2f}")
-    print("(ratios > 1: ours faster for train/sample, ours bigger for memory)")
+    print("(ratios > 1: ours faster for train/sample, ours bigger for memory; '/ XLA': "
+          "ours against TFP's sampler with jit_compile=True)")
 
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "flows_speed.json"), "w") as f:
