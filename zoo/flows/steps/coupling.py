@@ -37,6 +37,7 @@ class MaskedAffineCouplingBijector(LayerBijector):
     def __init__(self, mask, shift_and_log_scale_fn, event_ndims, name="affine_coupling"):
         parameters = dict(locals())
         self._mask = tf.constant(mask, tf.float32)
+        self._free = tf.constant(1.0 - np.asarray(mask, "float32"))
         self._fn = shift_and_log_scale_fn
         self._net_cache = {}
         self._event_axes = list(range(-event_ndims, 0))
@@ -52,18 +53,19 @@ class MaskedAffineCouplingBijector(LayerBijector):
         key = x.ref()
         if key not in self._net_cache:
             shift, log_scale = self._fn(x * self._mask)
-            self._net_cache[key] = (shift * (1.0 - self._mask), log_scale * (1.0 - self._mask))
+            self._net_cache[key] = (shift * self._free, log_scale * self._free)
         return self._net_cache[key]
 
+    # With t and s zero on the fixed half, the affine map leaves it exactly as is.
     def _forward(self, x):
         shift, log_scale = self._shift_and_log_scale(x)
-        y = x * self._mask + (1.0 - self._mask) * x * tf.exp(log_scale) + shift
+        y = x * tf.exp(log_scale) + shift
         self._net_cache[y.ref()] = self._net_cache[x.ref()]
         return y
 
     def _inverse(self, y):
         shift, log_scale = self._shift_and_log_scale(y)
-        x = y * self._mask + (1.0 - self._mask) * (y - shift) * tf.exp(-log_scale)
+        x = (y - shift) * tf.exp(-log_scale)
         self._net_cache[x.ref()] = self._net_cache[y.ref()]
         return x
 
