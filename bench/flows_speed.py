@@ -275,10 +275,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", choices=list(TF_CONFIGS))
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--sample-n", type=int, default=10000)
-    parser.add_argument("--sample-reps", type=int, default=10)
+    parser.add_argument("--sample-reps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch-threads", default="2,1",
                         help="torch thread counts to run zuko with ('' to skip zuko)")
