@@ -31,3 +31,43 @@ class LayerBijector(tfp.bijectors.Bijector):
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
         return {}
+
+
+class OnePassBijector(LayerBijector):
+    """A :class:`LayerBijector` whose transform and log-det come from one pass:
+    subclasses implement ``_transform(v, inverse) -> (out, log_det)``.
+
+    TFP asks for a transform and its log-det separately (and its Chain asks for
+    the forward log-det at the inverse's output), so each pass keeps its log-det
+    under the input tensor, and minus it under the output for the other direction.
+    """
+
+    def __init__(self, parameters, forward_min_event_ndims, name, is_constant_jacobian=False):
+        self._log_dets = {}  # (tensor ref, inverse?) -> log-det of that direction there
+        super().__init__(parameters, forward_min_event_ndims, name, is_constant_jacobian)
+
+    def _transform(self, v, inverse):
+        raise NotImplementedError
+
+    def _move(self, v, inverse):
+        out, log_det = self._transform(v, inverse)
+        self._log_dets[(v.ref(), inverse)] = log_det
+        self._log_dets[(out.ref(), not inverse)] = -log_det
+        return out
+
+    def _log_det(self, v, inverse):
+        if (v.ref(), inverse) not in self._log_dets:
+            self._move(v, inverse)
+        return self._log_dets[(v.ref(), inverse)]
+
+    def _forward(self, x):
+        return self._move(x, inverse=False)
+
+    def _inverse(self, y):
+        return self._move(y, inverse=True)
+
+    def _forward_log_det_jacobian(self, x):
+        return self._log_det(x, inverse=False)
+
+    def _inverse_log_det_jacobian(self, y):
+        return self._log_det(y, inverse=True)

@@ -2,13 +2,13 @@
 
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import OnePassBijector
 
 # Up to this many sequential passes are unrolled; more run in a tf.while_loop.
 UNROLLED_PASSES = 8
 
 
-class MaskedAutoregressive(LayerBijector):
+class MaskedAutoregressive(OnePassBijector):
     """``y_i = f(x_i; theta_i(y_<i))``: the transform of TFP's
     ``tfb.MaskedAutoregressiveFlow(bijector_fn=...)``, with the same directions
     and log-dets, and a forward that takes fewer network passes.
@@ -31,8 +31,7 @@ class MaskedAutoregressive(LayerBijector):
       comes with ``y``, where TFP runs one more pass on ``y`` for it. For 2-D
       data that is one full pass instead of three.
 
-    Either direction caches the log-det of both directions under the input and
-    output tensors, as TFP asks for a transform and its log-det separately.
+    Either direction keeps its log-det for both tensors (:class:`OnePassBijector`).
     Up to ``UNROLLED_PASSES`` passes are unrolled; more run in a ``tf.while_loop``.
 
     Args:
@@ -45,21 +44,17 @@ class MaskedAutoregressive(LayerBijector):
         parameters = dict(locals())
         self._transformer = transformer
         self._event_size = int(event_size)
-        self._log_dets = {}  # (tensor ref, inverse?) -> log-det of that direction there
         super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
-    def _record(self, v, out, log_det, inverse):
-        self._log_dets[(v.ref(), inverse)] = log_det
-        self._log_dets[(out.ref(), not inverse)] = -log_det
-        return out
+    def _transform(self, v, inverse):
+        return self._inverse_pass(v) if inverse else self._forward_passes(v)
 
-    def _inverse(self, y):
+    def _inverse_pass(self, y):
         elementwise = self._transformer(y)
         x = elementwise.inverse(y)
-        log_det = tf.reduce_sum(elementwise.inverse_log_det_jacobian(y, event_ndims=0), -1)
-        return self._record(y, x, log_det, inverse=True)
+        return x, tf.reduce_sum(elementwise.inverse_log_det_jacobian(y, event_ndims=0), -1)
 
-    def _forward(self, x):
+    def _forward_passes(self, x):
         d = self._event_size
         flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, d])
 
@@ -82,15 +77,4 @@ class MaskedAutoregressive(LayerBijector):
         log_det = tf.broadcast_to(log_det, tf.shape(flat)[:1])  # [1] when D = 1
         if flat is not x:
             y, log_det = tf.reshape(y, tf.shape(x)), tf.reshape(log_det, tf.shape(x)[:-1])
-        return self._record(x, y, log_det, inverse=False)
-
-    def _log_det(self, v, inverse):
-        if (v.ref(), inverse) not in self._log_dets:
-            self._inverse(v) if inverse else self._forward(v)
-        return self._log_dets[(v.ref(), inverse)]
-
-    def _forward_log_det_jacobian(self, x):
-        return self._log_det(x, inverse=False)
-
-    def _inverse_log_det_jacobian(self, y):
-        return self._log_det(y, inverse=True)
+        return y, log_det

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector, OnePassBijector
 from zoo.nn.mlp import MLP
 
 
@@ -135,7 +135,7 @@ def rational_quadratic_spline(raw, num_bins, bound, min_bin_width=1e-3, min_bin_
     return RationalQuadraticSpline(widths, heights, slopes, bound)
 
 
-class SplineCouplingBijector(LayerBijector):
+class SplineCouplingBijector(OnePassBijector):
     """y_c = x_c, y_t = RQS(x_t; theta(x_c)), log|det J| = sum_t log RQS'(x_t).
 
     Durkan et al. 2019, "Neural Spline Flows", Sec. 3.2 (coupling transform),
@@ -155,7 +155,6 @@ class SplineCouplingBijector(LayerBijector):
         self._num_bins = num_bins
         self._bound = bound
         self._net_cache = {}
-        self._log_dets = {}  # (tensor ref, inverse?) -> log-det of that direction there
         super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def _split(self, x):
@@ -176,35 +175,12 @@ class SplineCouplingBijector(LayerBijector):
             self._net_cache = {key: (fixed, moved, spline)}
         return self._net_cache[key]
 
-    def _move(self, v, inverse):
-        """The transform of `v` in one direction. Its log-det is kept for the
-        output too, as the other direction's log-det there: TFP's Chain asks for
-        the forward log-det at the inverse's output, for instance."""
+    def _transform(self, v, inverse):
         fixed, moved, spline = self._spline(v)
         out = spline.inverse(moved) if inverse else spline.forward(moved)
         log_det = (spline.inverse_log_det_jacobian(moved, event_ndims=1) if inverse else
                    spline.forward_log_det_jacobian(moved, event_ndims=1))
-        out = self._merge_halves(fixed, out)
-        self._log_dets[(v.ref(), inverse)] = log_det
-        self._log_dets[(out.ref(), not inverse)] = -log_det
-        return out
-
-    def _log_det(self, v, inverse):
-        if (v.ref(), inverse) not in self._log_dets:
-            self._move(v, inverse)
-        return self._log_dets[(v.ref(), inverse)]
-
-    def _forward(self, x):
-        return self._move(x, inverse=False)
-
-    def _inverse(self, y):
-        return self._move(y, inverse=True)
-
-    def _forward_log_det_jacobian(self, x):
-        return self._log_det(x, inverse=False)
-
-    def _inverse_log_det_jacobian(self, y):
-        return self._log_det(y, inverse=True)
+        return self._merge_halves(fixed, out), log_det
 
 
 @keras.saving.register_keras_serializable(package="zoo")
