@@ -67,6 +67,23 @@ def test_shuffle_is_seeded_and_take_keeps_the_first(tiny_fashion, tmp_path):
     np.testing.assert_array_equal(first, plain[:5])
 
 
+def test_a_split_is_read_once_per_prepared_folder(tiny_fashion, tmp_path):
+    """After the first read a split comes from memory, per prepared folder, as
+    read-only arrays; the public readers hand out copies."""
+    _, images, _ = tiny_fashion
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    values, labels = zoo.datasets._whole_split("fashion_mnist", "train", 1, first)
+    again = zoo.datasets._whole_split("fashion_mnist", "train", 1, first)
+    assert again[0] is values and again[1] is labels
+    assert not values.flags.writeable and not labels.flags.writeable
+    other = zoo.datasets._whole_split("fashion_mnist", "train", 1, second)[0]
+    assert other is not values
+    np.testing.assert_array_equal(other[..., 0], images["train"])
+    copy = zoo.datasets.arrays("fashion_mnist", "train", first)[0]
+    copy[:] = 0  # a copy: the kept split is unchanged
+    np.testing.assert_array_equal(values[..., 0], images["train"])
+
+
 def test_each_pass_and_each_new_iterator_reads_a_fresh_permutation(data_dir):
     """The built-in datasets are gathered from memory: every pass of a repeated
     pipeline is a permutation of the whole split, a new one each pass and for each
