@@ -74,3 +74,28 @@ def test_auto_survives_save_and_load(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.steps_per_execution_is_auto and loaded.optimizer is not None
+
+
+@pytest.mark.parametrize("name, dataset, overrides", [
+    ("realnvp", "moons", TINY),
+    ("wgan_gp", "moons", dict(hidden_units=8, num_hidden=1)),
+    ("vae", "digits", dict(latent_dim=2, hidden_units=8)),
+])
+def test_fit_builds_the_optimizers_before_tracing_the_step(name, dataset, overrides, monkeypatch):
+    """Every optimizer is built eagerly for the variables the step updates, not
+    inside the first traced step (where each slot variable was slow to create)."""
+    builds = []
+    original = keras.optimizers.Optimizer.build
+
+    def recorded(self, variables):
+        builds.append(tf.inside_function())
+        return original(self, variables)
+
+    monkeypatch.setattr(keras.optimizers.Optimizer, "build", recorded)
+    model = zoo.get(name, dataset=dataset, **overrides)
+    model.compile()
+    x = np.zeros((8,) + model.data_shape, "float32")
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert builds and not any(builds), builds
+    assert all(o.built for o in model.all_optimizers())
+    assert sum(int(o.iterations) for o in model.all_optimizers()) >= 1  # a step was taken

@@ -402,12 +402,25 @@ class GenerativeModel(keras.Model):
         their own), its optimizers built so that Keras restores their state (an
         adversarial model's compile has built each for its own network already)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        for optimizer in self.all_optimizers():
-            optimizer.build(self.trainable_variables)
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """Builds each optimizer that is not built yet, for the model's trainable
+        variables, now. Keras would build it inside the first traced train step,
+        where each slot variable took about 25 ms to create: 7 s for the 296 Adam
+        slots of the default Glow, against 0.5 s eagerly."""
+        if not self.compiled:  # fit says so
+            return
+        with self.distribute_strategy.scope():
+            for optimizer in self.all_optimizers():
+                if not optimizer.built:
+                    optimizer.build(self.trainable_variables)
 
     def fit(self, *args, **kwargs):
-        """``keras.Model.fit``; after ``compile(steps_per_execution="auto")`` it sets
-        ``steps_per_execution`` first (:meth:`auto_steps_per_execution`)."""
+        """``keras.Model.fit``, with the optimizers built first
+        (:meth:`build_optimizers`); after ``compile(steps_per_execution="auto")``
+        it sets ``steps_per_execution`` first too (:meth:`auto_steps_per_execution`)."""
+        self.build_optimizers()
         if getattr(self, "steps_per_execution_is_auto", False):
             given = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
             chosen = self.auto_steps_per_execution(
@@ -459,9 +472,7 @@ class GenerativeModel(keras.Model):
         `repeats` after a first call); the model, its optimizers and the random
         stream are left as they were. The step is traced once, for any batch size,
         and ``fit`` then runs that same trace (:meth:`make_train_function`)."""
-        for optimizer in self.all_optimizers():
-            if not optimizer.built:
-                optimizer.build(self.trainable_variables)
+        self.build_optimizers()
         variables = list(self.variables) + [v for o in self.all_optimizers() for v in o.variables]
         saved = [v.numpy() for v in variables]
         step = tf.function(self.train_step, autograph=False, jit_compile=bool(self.jit_compile))
