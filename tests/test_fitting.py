@@ -23,11 +23,16 @@ def moons(n=4096):
         zoo.datasets.toy.generate("moons", n, 3).astype("float32")).batch(32).repeat()
 
 
-def test_auto_groups_steps_and_trains_exactly_as_one_step_per_execution():
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_auto_groups_steps_and_trains_exactly_as_one_step_per_execution(jit_compile):
+    # Left at "auto", a flow on vectors runs each execution as one XLA program:
+    # compared with one XLA step per execution, the same arithmetic. With
+    # jit_compile=False Keras groups the plain steps.
     steps = 2 * base.AUTO_MIN_STEPS
     grouped, single = tiny_flow(), tiny_flow()
-    grouped.compile(optimizer=keras.optimizers.Adam(1e-3))
-    single.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1)
+    grouped.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    single.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1,
+                   jit_compile=jit_compile == "auto")
     rng_before = grouped.rng.generator.state.numpy().copy()
     weights_before = [w.numpy().copy() for w in grouped.weights]
     chosen = grouped.auto_steps_per_execution(moons(), steps_per_epoch=steps)
@@ -42,7 +47,26 @@ def test_auto_groups_steps_and_trains_exactly_as_one_step_per_execution():
     a = grouped.fit(moons(), steps_per_epoch=steps, epochs=2, verbose=0)
     b = single.fit(moons(), steps_per_epoch=steps, epochs=2, verbose=0)
     assert grouped.steps_per_execution == chosen and single.steps_per_execution == 1
+    assert grouped.xla_executions == (jit_compile == "auto") and not single.xla_executions
     assert int(grouped.optimizer.iterations) == int(single.optimizer.iterations) == 2 * steps
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+    for x, y in zip(grouped.weights, single.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_xla_executions_run_a_finite_pipeline_to_its_smaller_last_batch():
+    # 1000 points in batches of 32: 31 full batches and one of 8 per epoch, so an
+    # execution meets the smaller batch and then the end of the data.
+    data = tf.data.Dataset.from_tensor_slices(
+        zoo.datasets.toy.generate("moons", 1000, 3).astype("float32")).batch(32)
+    epochs = -(-base.AUTO_MIN_STEPS // 32)
+    grouped, single = tiny_flow(), tiny_flow()
+    grouped.compile(optimizer=keras.optimizers.Adam(1e-3))
+    single.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1, jit_compile=True)
+    a = grouped.fit(data, epochs=epochs, verbose=0)
+    b = single.fit(data, epochs=epochs, verbose=0)
+    assert grouped.xla_executions and grouped.steps_per_execution > 1
+    assert int(grouped.optimizer.iterations) == int(single.optimizer.iterations) == 32 * epochs
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
     for x, y in zip(grouped.weights, single.weights):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)

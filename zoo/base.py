@@ -376,12 +376,14 @@ class GenerativeModel(keras.Model):
         return seed
 
     # --------------------------------------------------------------- fitting
-    def compile(self, optimizer=None, steps_per_execution="auto", **kwargs):
+    def compile(self, optimizer=None, steps_per_execution="auto", jit_compile="auto", **kwargs):
         """``keras.Model.compile`` with the zoo's defaults: the model's
         ``default_optimizer()`` (not Keras' RMSprop), and ``steps_per_execution=
         "auto"``: the first long enough ``fit`` after it chooses the number from
         the train step's time (:meth:`auto_steps_per_execution`). An int fixes
-        it, as in Keras."""
+        it, as in Keras. With both left at "auto", that fit may also choose to run
+        each execution as one XLA program (:meth:`prefers_xla_executions`);
+        ``jit_compile`` True or False is passed to Keras as it is."""
         auto = steps_per_execution == "auto"
         if not auto and not (isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"{type(self).__name__}.compile: steps_per_execution must be an "
@@ -390,8 +392,10 @@ class GenerativeModel(keras.Model):
             optimizer = self.default_optimizer()
         optimizer = precision_module.loss_scaled(keras.optimizers.get(optimizer), self.precision)
         super().compile(optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution,
-                        **kwargs)
+                        jit_compile=jit_compile, **kwargs)
         self.steps_per_execution_is_auto = auto
+        self.xla_executions_allowed = auto and jit_compile == "auto" and not self.jit_compile
+        self.xla_executions = False  # chosen with the number of steps
         self.step_seconds = None  # timed again by the next long enough fit
         self.timed_train_step = None
         if auto:  # a reloaded model chooses again
@@ -426,8 +430,11 @@ class GenerativeModel(keras.Model):
             chosen = self.auto_steps_per_execution(
                 given.get("x"), given.get("steps_per_epoch"),
                 given.get("epochs", 1) - given.get("initial_epoch", 0), given.get("batch_size"))
-            if chosen != self.steps_per_execution:
+            xla = (chosen > 1 and getattr(self, "xla_executions_allowed", False)
+                   and isinstance(given.get("x"), tf.data.Dataset) and self.prefers_xla_executions())
+            if chosen != self.steps_per_execution or xla != self.xla_executions:
                 self.steps_per_execution = chosen
+                self.xla_executions = xla
                 self.train_function = None  # traced again for the new number
         return super().fit(*args, **kwargs)
 
@@ -493,16 +500,112 @@ class GenerativeModel(keras.Model):
         self.timed_train_step = step
         return float(np.median(times))
 
+    def prefers_xla_executions(self):
+        """Whether ``fit``, when ``compile`` left ``steps_per_execution`` and
+        ``jit_compile`` at "auto" and more than one step per execution is chosen,
+        runs each execution as one XLA program (:meth:`xla_train_function`).
+        Families where that was measured faster say so."""
+        return False
+
     def make_train_function(self, force=False):
         """Keras' train function, around the step traced by
         :meth:`train_step_seconds` when there is one (a large model's step takes
-        seconds to trace: it is not traced twice)."""
+        seconds to trace: it is not traced twice); or, when "auto" chose it,
+        :meth:`xla_train_function`."""
+        if getattr(self, "xla_executions", False):
+            if self.train_function is None or force:
+                self.train_function = self.xla_train_function()
+            return self.train_function
         step = getattr(self, "timed_train_step", None)
         if step is None or not hasattr(self, "_make_function"):
             return super().make_train_function(force)
         if self.train_function is None or force:
             self.train_function = self._make_function(step)
         return self.train_function
+
+    def xla_train_function(self):
+        """``fit``'s train function with each execution run as one XLA program.
+
+        An execution takes its ``steps_per_execution`` batches from the iterator,
+        stacks them, and runs the train steps over the stack in a ``tf.while_loop``
+        compiled with XLA. Keras' own loop runs each step as a separate call,
+        whose fixed cost (the loop's conditionals, the optional inputs, and with
+        XLA each launch's passing of every variable) is most of a small model's
+        step on a CPU. The steps, their order and their updates are the same;
+        the returned logs are the loss trackers' means, as ``train_step``'s are.
+        When fewer batches are left, or their shapes differ (a smaller last
+        batch), each runs as a stack of one (compiled once more for that shape).
+        """
+        count = self.steps_per_execution
+
+        def run_steps(batches):
+            def body(i):
+                self.train_step(tf.nest.map_structure(lambda t: t[i], batches))
+                return i + 1
+
+            steps = tf.shape(tf.nest.flatten(batches)[0])[0]
+            tf.while_loop(lambda i: i < steps, body, [tf.constant(0)])
+            return logs()
+
+        def logs():
+            return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+        def execution(iterator, run):
+            spec = iterator.element_spec
+            leaves = tf.nest.flatten(spec)
+
+            def take(i, more, sizes, arrays):  # the next batch, if there is one
+                batch = iterator.get_next_as_optional()
+                more = batch.has_value()
+
+                def keep():
+                    values = tf.nest.flatten(batch.get_value())
+                    return (sizes.write(i, tf.shape(values[0])[0]),
+                            [a.write(i, v) for a, v in zip(arrays, values)])
+
+                sizes, arrays = tf.cond(more, keep, lambda: (sizes, list(arrays)))
+                return i + tf.cast(more, tf.int32), more, sizes, arrays
+
+            arrays = [tf.TensorArray(s.dtype, size=count, infer_shape=False,
+                                     element_shape=s.shape) for s in leaves]
+            sizes = tf.TensorArray(tf.int32, size=count)
+            taken, _, sizes, arrays = tf.while_loop(
+                lambda i, more, *_: tf.logical_and(more, i < count), take,
+                [tf.constant(0), tf.constant(True), sizes, arrays])
+            sizes = sizes.stack()[:taken]
+
+            def each():  # fewer batches, or of different sizes: one by one
+                def step(j):
+                    run(tf.nest.pack_sequence_as(spec, [a.read(j)[None] for a in arrays]))
+                    return j + 1
+
+                tf.while_loop(lambda j: j < taken, step, [tf.constant(0)])
+                return logs()
+
+            together = tf.logical_and(tf.equal(taken, count),
+                                      tf.reduce_all(tf.equal(sizes, sizes[:1])))
+            return taken > 0, tf.cond(
+                together, lambda: run(tf.nest.pack_sequence_as(spec, [a.stack() for a in arrays])),
+                each)
+
+        traced = {}
+
+        def function(iterator):
+            if "execution" not in traced:
+                # One trace for stacks of any length and batch size; XLA compiles
+                # a program per shape it meets (the smaller last batch, if any).
+                spec = tf.nest.map_structure(
+                    lambda s: tf.TensorSpec([None, None] + s.shape[1:], s.dtype),
+                    iterator.element_spec)
+                run = tf.function(run_steps, jit_compile=True, autograph=False,
+                                  input_signature=[spec])
+                traced["execution"] = tf.function(lambda it: execution(it, run), autograph=False)
+            ran, step_logs = traced["execution"](iterator)
+            if not ran:
+                raise StopIteration
+            return step_logs
+
+        return function
 
     # ----------------------------------------------------------- the contract
     @staticmethod
