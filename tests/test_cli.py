@@ -553,6 +553,17 @@ def test_damaged_run_json_is_one_line(content, moons_run, tmp_path, capsys):
     assert files(run) == before
 
 
+def test_run_json_jit_compile_is_a_bool_or_auto(moons_run, tmp_path, capsys):
+    # Without --jit a run stores "auto": the model chooses (GenerativeModel.compile).
+    settings = json.loads((moons_run / "run.json").read_text())
+    assert settings["training"]["jit_compile"] == "auto"
+    run = copy_run(moons_run, tmp_path, "fast")
+    settings["training"]["jit_compile"] = "fast"
+    (run / "run.json").write_text(json.dumps(settings))
+    assert zoo("evaluate", run) == 2
+    one_error_line(capsys, "training.jit_compile='fast'")
+
+
 def test_damaged_index_and_history_are_one_line(moons_run, tmp_path, capsys):
     run = copy_run(moons_run, tmp_path, "index")
     (run / "checkpoints" / "latest.json").write_text('{"epoch": "three", "file": "x"}')

@@ -38,7 +38,7 @@ LOGS = "logs"
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
 KEEP_CHECKPOINTS = 3  # checkpoints kept per run (about 5 MB each for digits RealNVP)
 TRAINING_SETTINGS = {"epochs": int, "batch_size": int, "learning_rate": float,
-                     "steps_per_epoch": (int, type(None)), "jit_compile": bool}
+                     "steps_per_epoch": (int, type(None)), "jit_compile": (bool, str)}
 
 log = logging.getLogger("zoo")
 
@@ -137,6 +137,8 @@ def read_run(run_dir):
             for key, kind in TRAINING_SETTINGS.items():
                 value = training.get(key)
                 ok = isinstance(value, kind) and (kind is not int or _is_int(value))
+                if key == "jit_compile" and isinstance(value, str):
+                    ok = value == "auto"  # the model's choice (GenerativeModel.compile)
                 if kind is float:
                     ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
                         and math.isfinite(value) and value > 0

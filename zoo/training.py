@@ -110,7 +110,7 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
         "batch_size": settings["batch_size"] or defaults.get("batch_size", 64),
         "learning_rate": float(settings["learning_rate"] or defaults.get("learning_rate", 1e-3)),
         "steps_per_epoch": settings["steps_per_epoch"] or defaults.get("steps_per_epoch"),
-        "jit_compile": bool(settings["jit_compile"]),
+        "jit_compile": "auto" if settings["jit_compile"] is None else bool(settings["jit_compile"]),
         "critic_learning_rate": settings["critic_learning_rate"],
     }
     if training["critic_learning_rate"] is not None:
@@ -374,7 +374,9 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             start if it has none); `out` must hold a run. Without it, a folder with
             checkpoints is an error.
         seed: data order and random seeds (0 for a new run unless given).
-        jit_compile: compile the train step with XLA.
+        jit_compile: True: compile each train step with XLA; False: never;
+            None: "auto", the model's choice (``GenerativeModel.compile``: a flow
+            on vectors runs each execution of a long fit as one XLA program).
         critic_learning_rate: an adversarial model's critic learning rate, for
             two time-scale updates (Heusel et al. 2017,
             https://arxiv.org/abs/1706.08500); None: `learning_rate`. Fixed for
