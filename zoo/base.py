@@ -430,7 +430,7 @@ class GenerativeModel(keras.Model):
             chosen = self.auto_steps_per_execution(
                 given.get("x"), given.get("steps_per_epoch"),
                 given.get("epochs", 1) - given.get("initial_epoch", 0), given.get("batch_size"))
-            xla = (chosen > 1 and getattr(self, "xla_executions_allowed", False)
+            xla = (chosen > 1 and self.xla_executions_allowed
                    and isinstance(given.get("x"), tf.data.Dataset) and self.prefers_xla_executions())
             if chosen != self.steps_per_execution or xla != self.xla_executions:
                 self.steps_per_execution = chosen
@@ -545,10 +545,7 @@ class GenerativeModel(keras.Model):
 
             steps = tf.shape(tf.nest.flatten(batches)[0])[0]
             tf.while_loop(lambda i: i < steps, body, [tf.constant(0)])
-            return logs()
-
-        def logs():
-            return {name: tracker.result() for name, tracker in self.trackers.items()}
+            return self.tracker_means()
 
         def execution(iterator, run):
             spec = iterator.element_spec
@@ -580,7 +577,7 @@ class GenerativeModel(keras.Model):
                     return j + 1
 
                 tf.while_loop(lambda j: j < taken, step, [tf.constant(0)])
-                return logs()
+                return self.tracker_means()
 
             together = tf.logical_and(tf.equal(taken, count),
                                       tf.reduce_all(tf.equal(sizes, sizes[:1])))
@@ -733,7 +730,7 @@ class GenerativeModel(keras.Model):
         """Updates each term's running mean; returns the means, the step's logs."""
         for name, value in terms.items():
             self.trackers[name].update_state(value)
-        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = self.tracker_means()
         strategy = tf.distribute.get_strategy()
         # Keras (3.15) reduces a step's logs under a multi-worker strategy with
         # strategy.reduce(MEAN, axis=0), which fails on scalars
@@ -742,6 +739,10 @@ class GenerativeModel(keras.Model):
                 strategy.extended._in_multi_worker_mode():
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
+
+    def tracker_means(self):
+        """Each loss term's running mean, by name."""
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     @staticmethod
     def replica_scaled(loss):
