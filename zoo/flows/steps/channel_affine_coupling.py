@@ -11,7 +11,9 @@ class ChannelAffineCouplingBijector(LayerBijector):
     The last axis splits into its first ``num_first`` channels and the rest; one
     part conditions (``x_c``), the other is transformed (``x_t``).
     log|det J| = sum(log_scale). Glow's affine coupling (Kingma & Dhariwal 2018,
-    https://arxiv.org/abs/1807.03039, Table 1) and its split prior are of this form.
+    https://arxiv.org/abs/1807.03039, Table 1) and its split prior are of this form;
+    with ``shift_first=False`` it is ``y_t = x_t * exp(log_scale) + shift``, RealNVP's
+    coupling (Dinh et al. 2017, https://arxiv.org/abs/1605.08803, eqs. 4-5).
 
     TFP asks for the transform and for its log-det separately, on the input or on
     the output; ``y_c = x_c``, so the network outputs are cached under both, and
@@ -22,10 +24,11 @@ class ChannelAffineCouplingBijector(LayerBijector):
         num_first: channels of the first part.
         conditioning: ``"first"`` or ``"second"``, the part that conditions.
         event_ndims: rank of one event (1 for vectors, 3 for images).
+        shift_first: shift, then scale (Glow); False: scale, then shift (RealNVP).
     """
 
     def __init__(self, shift_and_log_scale_fn, num_first, conditioning, event_ndims,
-                 name="channel_affine_coupling"):
+                 name="channel_affine_coupling", shift_first=True):
         parameters = dict(locals())
         if conditioning not in ("first", "second"):
             raise ValueError(f"conditioning must be 'first' or 'second', got {conditioning!r}")
@@ -33,6 +36,7 @@ class ChannelAffineCouplingBijector(LayerBijector):
         self._k = int(num_first)
         self._conditioning = conditioning
         self._event_axes = list(range(-event_ndims, 0))
+        self._shift_first = bool(shift_first)
         self._net_cache = {}
         super().__init__(parameters, forward_min_event_ndims=event_ndims, name=name)
 
@@ -54,14 +58,22 @@ class ChannelAffineCouplingBijector(LayerBijector):
     def _forward(self, x):
         x_c, x_t = self._split(x)
         shift, log_scale = self._shift_and_log_scale(x)
-        y = self._join(x_c, (x_t + shift) * tf.exp(log_scale))
+        if self._shift_first:
+            y_t = (x_t + shift) * tf.exp(log_scale)
+        else:
+            y_t = x_t * tf.exp(log_scale) + shift
+        y = self._join(x_c, y_t)
         self._net_cache[y.ref()] = (shift, log_scale)
         return y
 
     def _inverse(self, y):
         y_c, y_t = self._split(y)
         shift, log_scale = self._shift_and_log_scale(y)
-        x = self._join(y_c, y_t * tf.exp(-log_scale) - shift)
+        if self._shift_first:
+            x_t = y_t * tf.exp(-log_scale) - shift
+        else:
+            x_t = (y_t - shift) * tf.exp(-log_scale)
+        x = self._join(y_c, x_t)
         self._net_cache[x.ref()] = (shift, log_scale)
         return x
 

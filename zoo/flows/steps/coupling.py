@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.channel_affine_coupling import ChannelAffineCouplingBijector
 from zoo.nn.mlp import MLP
 from zoo.nn.resnet import ConvResNet
 
@@ -136,7 +137,31 @@ class AffineCoupling(keras.layers.Layer):
         shift, raw = tf.split(self.net(h), 2, axis=-1)
         return shift, self.scale * tf.tanh(raw)
 
+    def halves(self):
+        """(fixed, moved) slices of the last axis under a channel mask."""
+        half = self.event_shape[-1] // 2
+        first, second = slice(0, half), slice(half, None)
+        return (first, second) if self.parity == 0 else (second, first)
+
+    def split_shift_and_log_scale(self, x_fixed):
+        """(t, s) of the moved half from the fixed half's values: the
+        network's outputs for the moved half on the masked input (vectors)."""
+        channels = self.event_shape[-1]
+        fixed, moved = self.halves()
+        columns = list(range(channels))[moved]
+        out = self.net.partial_call(x_fixed, fixed, columns + [channels + c for c in columns])
+        shift, raw = tf.split(out, 2, axis=-1)
+        return shift, self.scale[moved] * tf.tanh(raw)
+
     def bijector(self):
+        """The masked coupling (eq. 9). Vectors under a channel mask get it as a
+        coupling of halves (eqs. 4-5), which computes only the moved half; the
+        same function of the same weights."""
+        if self.mask_type == "channel" and len(self.event_shape) == 1:
+            return ChannelAffineCouplingBijector(
+                self.split_shift_and_log_scale, self.event_shape[-1] // 2,
+                "first" if self.parity == 0 else "second", 1, name=self.name,
+                shift_first=False)
         return MaskedAffineCouplingBijector(
             self.mask, self.shift_and_log_scale, len(self.event_shape), name=self.name
         )
