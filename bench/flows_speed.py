@@ -38,6 +38,12 @@ n=10000 after a warm-up (ours ``model.sample(n, seed)`` in a ``tf.function``, TF
 RSS (VmHWM) of the process, and its RSS after imports (the peak minus it is
 what the model, data and training added).
 
+The host's speed drifts (up to 2x within minutes on a shared machine), which moves
+ratios between fresh processes. So sampling against TFP is also measured paired:
+one more worker per flow (``paired_<flow>``) trains both as above, then times their
+samplers in alternating rounds in one process; its table gives the median of the
+per-round ratios.
+
     .venv/bin/python bench/flows_speed.py --repeats 3
 
 Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.json
@@ -75,6 +81,7 @@ TF_CONFIGS = {
 }
 TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf", "zuko_nsf": "nsf"}
 FLOWS = ("realnvp", "maf", "nsf")
+PAIRED = {f"paired_{flow}": flow for flow in FLOWS}  # ours and TFP sampling in one process
 
 
 def data():
@@ -253,6 +260,33 @@ def measure(name, steps, warmup, sample_n, sample_reps):
     }
 
 
+def paired_sampling(flow, steps, warmup, sample_n, rounds, calls=5):
+    """Ours and TFP's samplers in one process, each trained as in its own
+    worker, timed in alternation: ``rounds`` rounds of ``calls`` calls each, the
+    one that goes first alternating. The host's speed drifts by up to 2x over
+    seconds to minutes; a ratio within one round is not moved by that drift."""
+    _, _, _, mine = ours(flow, "auto", steps, warmup, sample_n, 1)
+    _, _, _, peer = tfp_stock(flow, steps, warmup, sample_n, 1)
+
+    def seconds(sample):
+        start = time.perf_counter()
+        for _ in range(calls):
+            s = sample()
+        s.numpy()
+        return (time.perf_counter() - start) / calls
+
+    seconds(mine), seconds(peer)  # trace + warm-up
+    times = {"ours": [], "tfp": []}
+    for r in range(rounds):
+        for name in (("ours", "tfp") if r % 2 == 0 else ("tfp", "ours")):
+            times[name].append(seconds(mine if name == "ours" else peer))
+    ratios = [p / o for o, p in zip(times["ours"], times["tfp"])]
+    return {"config": f"paired_{flow}", "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ours_ms": 1e3 * statistics.median(times["ours"]),
+            "tfp_ms": 1e3 * statistics.median(times["tfp"])}
+
+
 # ---------------------------------------------------------------------- driver
 def save_batches(count):
     """The zoo's moons batches, for the torch side (same data, same order)."""
@@ -274,18 +308,24 @@ def run(cmd):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", choices=list(TF_CONFIGS))
+    parser.add_argument("--worker", choices=list(TF_CONFIGS) + list(PAIRED))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--sample-n", type=int, default=10000)
     parser.add_argument("--sample-reps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="rounds of the paired sampling comparison")
     parser.add_argument("--torch-threads", default="2,1",
                         help="torch thread counts to run zuko with ('' to skip zuko)")
     parser.add_argument("--only", default="", help="comma list of configs to run")
     args = parser.parse_args()
     common = ["--steps", str(args.steps), "--warmup", str(args.warmup),
               "--sample-n", str(args.sample_n), "--sample-reps", str(args.sample_reps)]
+    if args.worker in PAIRED:
+        print(json.dumps(paired_sampling(PAIRED[args.worker], args.steps, args.warmup,
+                                         args.sample_n, args.rounds)))
+        return
     if args.worker:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.sample_n,
                                  args.sample_reps)))
@@ -293,6 +333,8 @@ def main():
 
     jobs = {name: [sys.executable, os.path.abspath(__file__), "--worker", name] + common
             for name in TF_CONFIGS}
+    jobs.update({name: [sys.executable, os.path.abspath(__file__), "--worker", name,
+                        "--rounds", str(args.rounds)] + common for name in PAIRED})
     threads = [int(t) for t in args.torch_threads.split(",") if t]
     if threads and os.path.exists(BENCH_PY):
         save_batches(args.warmup + args.steps)
@@ -310,9 +352,13 @@ def main():
     for r in range(args.repeats):  # interleaved: every config once per repeat
         for name, cmd in jobs.items():
             runs[name].append(run(cmd))
-            print(f"  repeat {r + 1}/{args.repeats} {name}: "
-                  f"{runs[name][-1]['examples_per_s']:.0f} ex/s, "
-                  f"{runs[name][-1]['samples_per_s']:.0f} samples/s", flush=True)
+            got = runs[name][-1]
+            print(f"  repeat {r + 1}/{args.repeats} {name}: " + (
+                f"sampling ours/TFP {got['ratio']:.2f} ({got['ratio_min']:.2f}-"
+                f"{got['ratio_max']:.2f})" if name in PAIRED else
+                f"{got['examples_per_s']:.0f} ex/s, {got['samples_per_s']:.0f} samples/s"),
+                flush=True)
+    paired = {name: runs.pop(name) for name in PAIRED if name in runs}
 
     rows = {}
     for name, rs in runs.items():
@@ -376,11 +422,28 @@ def main():
                   f"{r['peak_rss']:>8.2f} {r['added_rss']:>6.2f}")
     print("(ratios > 1: ours faster for train/sample, ours bigger for memory; '/ XLA': "
           "ours against TFP's sampler with jit_compile=True)")
+    paired_rows = []
+    if paired:
+        print()
+        print(f"sampling n={args.sample_n}, ours and TFP alternating in one process "
+              f"({args.rounds} rounds; medians over rounds, then over repeats)")
+        head = f"{'flow':<8} {'ours ms':>8} {'TFP ms':>8} {'TFP/ours':>8} {'(rounds min-max)':>17}"
+        print(head)
+        print("-" * len(head))
+        for name, rs in paired.items():
+            row = {"config": name, "repeats": rs,
+                   **{k: statistics.median(r[k] for r in rs)
+                      for k in ("ours_ms", "tfp_ms", "ratio")},
+                   "ratio_min": min(r["ratio_min"] for r in rs),
+                   "ratio_max": max(r["ratio_max"] for r in rs)}
+            paired_rows.append(row)
+            print(f"{PAIRED[name]:<8} {row['ours_ms']:>8.2f} {row['tfp_ms']:>8.2f} "
+                  f"{row['ratio']:>8.2f} {row['ratio_min']:>8.2f}-{row['ratio_max']:<8.2f}")
 
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "flows_speed.json"), "w") as f:
-        json.dump({"args": vars(args), "rows": list(rows.values()), "ratios": ratios}, f,
-                  indent=1)
+        json.dump({"args": vars(args), "rows": list(rows.values()), "ratios": ratios,
+                   "paired_sampling": paired_rows}, f, indent=1)
 
 
 if __name__ == "__main__":
