@@ -45,29 +45,22 @@ class MLP(keras.layers.Layer):
             x = layer(x)
         return self.out(x)
 
-    def partial_call(self, x, inputs, outputs):
-        """``call(v)[..., outputs]`` for the input ``v`` that is `x` on the features
-        `inputs` (a slice) and zero elsewhere: the first layer uses only those rows
-        of its kernel and the last only the columns `outputs` (a list of indices).
+    def partial_call(self, x, inputs):
+        """``call(v)`` for the input ``v`` that is `x` on the features `inputs` (a
+        slice) and zero elsewhere: the first layer uses only those rows of its
+        kernel, so the zeros are never multiplied.
 
         A masked coupling on vectors is this: it conditions on one half, masking
-        the other, and moves only the other half. On 2-D points (10000 samples, 2
-        CPU cores) RealNVP's sampler ran 1.2x faster so than with the masked input
-        and all outputs."""
-        layers = self.hidden + [self.out]
-        for i, layer in enumerate(layers):
-            if 0 < i < len(layers) - 1:
-                x = layer(x)
-                continue
-            kernel, bias = layer.kernel, layer.bias
-            if i == 0:
-                kernel = kernel[inputs]
-            if i == len(layers) - 1:
-                kernel = tf.gather(kernel, outputs, axis=1)
-                bias = tf.gather(bias, outputs)
-            dtype = layer.compute_dtype
-            x = tf.matmul(tf.cast(x, dtype), tf.cast(kernel, dtype)) + tf.cast(bias, dtype)
-            x = layer.activation(x)
+        the other. (Restricting the last layer to the moved half's columns as
+        well measured no faster, and a gather of those columns has an
+        ``IndexedSlices`` gradient, which multi-worker training summed into other
+        weights than one process did.)"""
+        first, *rest = self.hidden + [self.out]
+        dtype = first.compute_dtype
+        kernel = tf.cast(first.kernel[inputs], dtype)
+        x = first.activation(tf.matmul(tf.cast(x, dtype), kernel) + tf.cast(first.bias, dtype))
+        for layer in rest:
+            x = layer(x)
         return x
 
     def compute_output_shape(self, input_shape):

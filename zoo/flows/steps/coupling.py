@@ -146,11 +146,9 @@ class AffineCoupling(keras.layers.Layer):
     def split_shift_and_log_scale(self, x_fixed):
         """(t, s) of the moved half from the fixed half's values: the
         network's outputs for the moved half on the masked input (vectors)."""
-        channels = self.event_shape[-1]
         fixed, moved = self.halves()
-        columns = list(range(channels))[moved]
-        out = self.net.partial_call(x_fixed, fixed, columns + [channels + c for c in columns])
-        shift, raw = tf.split(out, 2, axis=-1)
+        shift, raw = tf.split(self.net.partial_call(x_fixed, fixed), 2, axis=-1)
+        shift, raw = shift[..., moved], raw[..., moved]
         return shift, self.scale[moved] * tf.tanh(raw)
 
     def bijector(self):
