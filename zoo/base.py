@@ -755,9 +755,16 @@ class GenerativeModel(keras.Model):
     def scaled_gradients(tape, loss, weights, optimizer):
         """The gradients of `loss` times the optimizer's loss scale: a
         ``LossScaleOptimizer`` (``mixed_float16``) unscales them, and skips the
-        step if they overflowed; 1 for any other optimizer."""
-        return tape.gradient(loss, weights,
-                             output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+        step if they overflowed; 1 for any other optimizer.
+
+        A gather's gradient (an ``IndexedSlices``) is made dense: through
+        ``MultiWorkerMirroredStrategy``'s all-reduce it gave other weights than
+        one process (RealNVP with a gather of its last kernel's columns, on two
+        workers), and dense it gives the same."""
+        grads = tape.gradient(loss, weights,
+                              output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+        return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                for g in grads]
 
     def training_terms(self, x):
         """The loss terms of a training step, and what :meth:`after_update` needs

@@ -52,9 +52,7 @@ class MLP(keras.layers.Layer):
 
         A masked coupling on vectors is this: it conditions on one half, masking
         the other. (Restricting the last layer to the moved half's columns as
-        well measured no faster, and a gather of those columns has an
-        ``IndexedSlices`` gradient, which multi-worker training summed into other
-        weights than one process did.)"""
+        well, by a gather or by slices of its kernel, measured no faster.)"""
         first, *rest = self.hidden + [self.out]
         dtype = first.compute_dtype
         kernel = tf.cast(first.kernel[inputs], dtype)
