@@ -118,9 +118,9 @@ def test_coupling_layer_log_det(mask_type, shape):
 @pytest.mark.parametrize("channels,parity,num_blocks", [(2, 0, 2), (2, 1, 2), (5, 0, 1),
                                                        (5, 1, 1), (3, 1, 0)])
 def test_vector_coupling_of_halves_is_the_masked_coupling(channels, parity, num_blocks):
-    """On vectors the coupling moves only its free half (eqs. 4-5, its network
-    restricted to the fixed inputs and moved outputs): the same transform and
-    log-dets as the masked formula (eq. 9) on the same weights, odd sizes too."""
+    """On vectors the coupling moves only its free half (eqs. 4-5, its network's
+    first layer restricted to the fixed inputs): the same transform and log-dets
+    as the masked formula (eq. 9) on the same weights, odd sizes too."""
     layer = AffineCoupling((channels,), "channel", parity, hidden_units=8, num_blocks=num_blocks)
     rng = np.random.default_rng(channels + 10 * parity + 100 * num_blocks)
     for v in layer.trainable_weights:
