@@ -348,7 +348,10 @@ def _quiet_logging():
 
 
 def main(argv=None):
-    """Runs the command line `argv` (default: sys.argv[1:]); returns the exit code."""
+    """Runs the command line `argv` (default: sys.argv[1:]); returns the exit code.
+
+    As the process's own command (`argv` None), TF's native log lines are kept off
+    stderr for the whole command (:func:`zoo.quiet.filter_native_logs`)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -363,7 +366,11 @@ def main(argv=None):
     try:
         import zoo  # noqa: F401  (TensorFlow, quietly)
         from zoo.datasets import DatasetError
+        from zoo.quiet import filter_native_logs
         from zoo.runs import NonFiniteError, RunError
+
+        if argv is None and not os.environ.get("ZOO_DEBUG"):  # the process's own command
+            filter_native_logs()
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED

@@ -64,6 +64,7 @@ def call(loaded, sig, feed):
     return {k: v.numpy() for k, v in fn(**feed).items()}
 
 for job in json.load(open(sys.argv[1])):
+    print("JOB " + job["key"], file=sys.stderr, flush=True)  # what follows on stderr is its
     loaded = tf.saved_model.load(job["folder"])
     inputs = dict(np.load(job["inputs"]))
     by_sig = {}
@@ -326,7 +327,9 @@ def export_models(models, path):
                             capture_output=True, text=True, timeout=1200)
     reports = dict(json.loads(line[len("REPORT "):]) for line in result.stdout.splitlines()
                    if line.startswith("REPORT "))
+    logs = job_logs(result.stderr)
     for key, export in exports.items():
+        export.log = logs.get(key, "")
         if key in reports:
             export.report = reports[key]
             with np.load(os.path.join(path, key, "outputs.npz")) as f:
@@ -336,6 +339,23 @@ def export_models(models, path):
     return exports
 
 
+def job_logs(stderr):
+    """{job key: what the fresh process wrote to stderr while it ran that job}."""
+    logs, key = {}, None
+    for line in stderr.splitlines(keepends=True):
+        if line.startswith("JOB "):
+            key = line[len("JOB "):].strip()
+            logs[key] = ""
+        elif key is not None:
+            logs[key] += line
+    return logs
+
+
+# A grappler pass that gave up on a graph logs this (and leaves the graph
+# unoptimised): a TF Serving server would print it at every load.
+GRAPPLER_FAILURE = "meta_optimizer.cc"
+
+
 class Export:
     """One model's export and what the fresh process saw of it."""
 
@@ -343,10 +363,13 @@ class Export:
         self.model, self.folder, self.inputs, self.probes = model, folder, inputs, probes
         self.report = self.outputs = None
         self.failure = None
+        self.log = ""
 
     def check(self):
         """Every assertion of :func:`assert_export_matches` and the bad-input probes."""
         assert self.failure is None, self.failure
+        failed = [line for line in self.log.splitlines() if GRAPPLER_FAILURE in line]
+        assert not failed, f"grappler failed on the exported graphs: {failed[:2]}"
         assert_export_matches(self.model, self.inputs, self.folder, self.outputs, self.report)
         assert_probes(self.probes, self.report["probes"])
         return self.folder, self.outputs, self.report

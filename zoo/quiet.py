@@ -5,14 +5,22 @@ cuda drivers" and "failed call to cuInit" from C++ straight to file descriptor 2
 before ``TF_CPP_MIN_LOG_LEVEL`` applies. :func:`native_noise_filtered` captures
 that descriptor around the import and the device probe, and writes back every
 line except those known to be noise, so real errors and warnings still show.
+:class:`NativeLogFilter` does the same for the whole of a ``zoo`` command: TF's
+C++ code logs in glog's format (``E0000 00:00:... file.cc:123] ...``) at levels
+that ``TF_CPP_MIN_LOG_LEVEL`` does not silence, such as oneDNN's note that it
+falls back to Eigen for int32, and those lines reach no user of the command
+(``ZOO_DEBUG=1`` shows them). A fatal line (``F...``) and everything not in that
+format pass through.
 This module imports nothing heavy: the ``zoo`` command uses it before TensorFlow.
 """
 
+import atexit
 import contextlib
 import os
 import re
 import sys
 import tempfile
+import threading
 
 NOISE = [re.compile(p) for p in (
     r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
@@ -22,6 +30,10 @@ NOISE = [re.compile(p) for p in (
     r"^To enable the following instructions: .* rebuild TensorFlow",
     r"oneDNN custom operations are on",
 )]
+
+# A line of TF's (absl's / glog's) C++ logging below FATAL: level letter, date,
+# time, thread id, file:line]. Fatal lines ("F...") are kept.
+NATIVE_LOG = re.compile(r"^[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\] ")
 
 
 @contextlib.contextmanager
@@ -55,3 +67,84 @@ def import_tensorflow():
 
         tf.config.list_physical_devices()
     return tf
+
+
+class NativeLogFilter:
+    """Routes file descriptor 2 through a pipe for as long as it is started, and
+    writes back to the real stderr every line but TF's native log lines below
+    FATAL (:data:`NATIVE_LOG`) and the start-up :data:`NOISE`.
+
+    A thread copies the lines, so what the program writes reaches the terminal at
+    once, as before. :meth:`stop` (also run at exit) drains the pipe and puts the
+    real stderr back.
+    """
+
+    def __init__(self, patterns=(NATIVE_LOG, *NOISE)):
+        self.patterns = patterns
+        self.saved = None
+        self.thread = None
+
+    def start(self):
+        if self.saved is not None:
+            return self
+        sys.stderr.flush()
+        read, write = os.pipe()
+        self.saved = os.dup(2)
+        os.dup2(write, 2)
+        os.close(write)
+        self.thread = threading.Thread(target=self._copy, args=(read, self.saved),
+                                       name="native-log-filter", daemon=True)
+        self.thread.start()
+        return self
+
+    def _copy(self, read, out):
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            pending = b""
+            while True:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                self._write(out, lines, b"\n")
+            if pending:
+                self._write(out, [pending], b"")
+
+    def _write(self, out, lines, end):
+        kept = b"".join(line + end for line in lines
+                        if not any(p.search(line.decode("utf-8", "replace"))
+                                   for p in self.patterns))
+        if kept:
+            os.write(out, kept)
+
+    def stop(self):
+        """Puts the real stderr back on fd 2 after the pipe's last line is out."""
+        if self.saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self.saved, 2)  # closes the pipe's last write end (a child may hold one)
+        self.thread.join(timeout=2)
+        if not self.thread.is_alive():
+            os.close(self.saved)
+        self.saved = None
+
+
+_FILTER = NativeLogFilter()
+
+
+def filter_native_logs():
+    """Starts filtering TF's native log lines off stderr until the process exits
+    (:class:`NativeLogFilter`); the ``zoo`` command calls it before it imports the
+    zoo, unless ``ZOO_DEBUG`` is set."""
+    if _FILTER.saved is None:
+        _FILTER.start()
+        atexit.register(_FILTER.stop)
+
+
+def stop_filtering():
+    """The real stderr back on fd 2, every line written so far out (before a child
+    process that should log to the terminal itself, or before ``os._exit``)."""
+    _FILTER.stop()

@@ -5,6 +5,20 @@ import keras
 from zoo.precision import network
 
 
+def residual_relu(h):
+    """ReLU of a residual stream ``h`` (a sum ``h + block(h)`` that the next block
+    also adds to), written as ``maximum(h, 0)``: the same values as ``relu(h)``.
+
+    As ``relu``, TF's grappler remapper fuses the block's last convolution, its
+    bias, the residual add and this ReLU into one ``_FusedConv2D`` although the sum
+    has another consumer (the next skip connection), then fails with "remapper
+    failed: INVALID_ARGUMENT: Mutation::Apply error: fanout ... exist for missing
+    node ... add" (TF 2.21, CPU) and gives up every fusion of that graph, a
+    TF Serving server's included. ``maximum`` is not in its patterns.
+    """
+    return keras.ops.maximum(h, 0.0)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 @network
 class ConvResNet(keras.layers.Layer):
@@ -47,8 +61,8 @@ class ConvResNet(keras.layers.Layer):
     def call(self, x):
         h = self.conv_in(x)
         for a, b in self.blocks:
-            h = h + b(keras.ops.relu(a(keras.ops.relu(h))))
-        return self.conv_out(keras.ops.relu(h))
+            h = h + b(keras.ops.relu(a(residual_relu(h))))
+        return self.conv_out(residual_relu(h))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.output_channels,)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 
+from zoo.quiet import stop_filtering
 from zoo.savedmodels.export import METADATA, latest_version
 
 SERVER = "tensorflow_model_server"
@@ -295,6 +296,7 @@ def serve(base_path, port=8500, rest_port=8501, dry_run=False):
           f"Models: {models}\n{_usage(base_path, port, rest_port)}", file=sys.stderr)
     if dry_run:
         return 0
+    stop_filtering()  # the server logs to the terminal itself, every line
     process = subprocess.Popen(command)
     try:
         return process.wait()

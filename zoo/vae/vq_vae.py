@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.base import _asserted, on_batches
+from zoo.nn.resnet import residual_relu
 from zoo.precision import network
 from zoo.registry import register
 from zoo.vae.base import OBSERVATIONS, VariationalAutoencoder
@@ -53,8 +54,8 @@ class ResidualStack(keras.layers.Layer):
 
     def call(self, h):
         for a, b in self.blocks:
-            h = h + b(keras.ops.relu(a(keras.ops.relu(h))))
-        return keras.ops.relu(h)
+            h = h + b(keras.ops.relu(a(residual_relu(h))))
+        return residual_relu(h)
 
     def compute_output_shape(self, input_shape):
         return input_shape
