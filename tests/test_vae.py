@@ -11,68 +11,8 @@ from sklearn.datasets import load_digits
 
 import zoo
 from zoo.vae.gaussian_vae import GaussianVAE
-from zoo.vae.likelihoods import (
-    discretized_logistic_log_prob,
-    discretized_logistic_sample,
-)
 
 tfd = tfp.distributions
-
-
-def sigmoid(x):
-    return np.exp(-np.logaddexp(0.0, -x))
-
-
-@pytest.mark.parametrize("num_levels", [2, 17, 256])
-def test_discretized_logistic_sums_to_one_and_matches_cdf_differences(num_levels):
-    rng = np.random.default_rng(0)
-    loc = rng.uniform(-1.5, 1.5, size=(50, 1)).astype("float32")
-    log_scale = rng.uniform(-6.0, 1.0, size=(50, 1)).astype("float32")
-    levels = np.arange(num_levels, dtype="float32")[None, :]
-    shape = (50, num_levels)
-    log_p = discretized_logistic_log_prob(
-        tf.constant(np.broadcast_to(levels, shape)), tf.constant(np.broadcast_to(loc, shape)),
-        tf.constant(np.broadcast_to(log_scale, shape)), num_levels).numpy()
-    np.testing.assert_allclose(np.exp(log_p.astype("float64")).sum(axis=1), 1.0, rtol=1e-4)
-    # Reference in float64: differences of the logistic CDF at the bin edges (tails
-    # in the first and last bins), taken on the side of the location where they
-    # do not cancel (survival functions above it).
-    h = 1.0 / (num_levels - 1)
-    centre = 2.0 * levels.astype("float64") / (num_levels - 1) - 1.0
-    scale = np.exp(log_scale.astype("float64"))
-    upper = np.where(levels == num_levels - 1, np.inf, (centre + h - loc) / scale)
-    lower = np.where(levels == 0, -np.inf, (centre - h - loc) / scale)
-    p = np.where(centre > loc, sigmoid(-lower) - sigmoid(-upper), sigmoid(upper) - sigmoid(lower))
-    ok = p > 1e-30
-    np.testing.assert_allclose(log_p[ok], np.log(p[ok]), rtol=1e-4, atol=1e-4)
-
-
-def test_discretized_logistic_is_finite_with_gradients_far_in_the_tails():
-    levels = tf.constant([[0.0, 8.0, 16.0]] * 2)
-    loc = tf.Variable([[40.0, -40.0, -40.0], [-40.0, 40.0, 40.0]])
-    log_scale = tf.Variable(tf.fill([2, 3], -7.0))
-    with tf.GradientTape() as tape:
-        log_p = discretized_logistic_log_prob(levels, loc, log_scale, 17)
-    grads = tape.gradient(log_p, [loc, log_scale])
-    assert np.all(np.isfinite(log_p.numpy()))
-    # Row 0: every level far from its location: very unlikely, yet finite.
-    assert np.all(log_p.numpy()[0] < -100)
-    # Row 1: the end bins take the whole tail beyond them.
-    np.testing.assert_allclose(log_p.numpy()[1, [0, 2]], 0.0, atol=1e-6)
-    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
-
-
-def test_discretized_logistic_sample_follows_its_probabilities():
-    num_levels, n = 5, 40000
-    loc = tf.fill([n, 1], 0.1)
-    log_scale = tf.fill([n, 1], math.log(0.3))
-    draws = discretized_logistic_sample(loc, log_scale, num_levels, tf.constant([1, 2])).numpy()
-    freq = np.bincount(draws.astype(int).ravel(), minlength=num_levels) / n
-    levels = tf.constant(np.arange(num_levels, dtype="float32")[:, None])
-    p = np.exp(discretized_logistic_log_prob(
-        levels, tf.fill([num_levels, 1], 0.1), tf.fill([num_levels, 1], math.log(0.3)),
-        num_levels).numpy().ravel())
-    np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / n))
 
 
 def test_kl_matches_tfp():

@@ -19,19 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.base import GenerativeModel, on_batches
+from zoo.distributions import OBSERVATIONS, observation_model
 from zoo.metrics.likelihood import bits_per_dim
-from zoo.preprocessing import binarize, dequantize, to_symmetric
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder
-from zoo.vae.likelihoods import (
-    bernoulli_log_prob,
-    discretized_logistic_log_prob,
-    discretized_logistic_sample,
-    gaussian_log_prob,
-)
 
-# The observation models p(x|z) and their decoder outputs per channel.
-OBSERVATIONS = {"logistic": 2, "bernoulli": 1, "gaussian": 2, "gaussian_fixed": 1}
 LOG_2PI = math.log(2.0 * math.pi)
 # Samples per pass of the importance-weighted bound (it loops over chunks of them).
 IWAE_CHUNK = 64
@@ -58,11 +50,13 @@ class VariationalAutoencoder(GenerativeModel):
     Sonderby et al. 2016; ``kl_warmup_steps = 0``: no warm-up); ``bits_per_dim``
     is always the negative ELBO itself, whatever the weights.
 
-    Observation models p(x|z) (``observation``), each a bound on the NLL of the
-    data it names:
+    Observation models p(x|z) (``observation``, the shared objects of
+    :mod:`zoo.distributions`), each giving a bound on the NLL of the data it names:
 
     * ``"logistic"``: a discretized logistic per pixel over the ``num_levels``
-      levels (Salimans et al. 2017): a bound for the raw discrete data.
+      levels (Salimans et al. 2017): a bound for the raw discrete data;
+      ``"logistic_mixture"`` a mixture of five of them, ``"categorical"`` a
+      softmax over the levels.
     * ``"bernoulli"``: pixels binarized with probability level / (L - 1)
       (dynamic binarization), a Bernoulli per pixel: a bound for the binarized
       data, not comparable with the others.
@@ -135,6 +129,11 @@ class VariationalAutoencoder(GenerativeModel):
         if self.observation not in OBSERVATIONS:
             raise ValueError(f"{where}: expected observation in {tuple(OBSERVATIONS)}, got "
                              f"{self.observation!r}")
+        if not self.observation_scale > 0:
+            raise ValueError(f"{where}: expected observation_scale > 0, got "
+                             f"{self.observation_scale}")
+        self.observation_model = observation_model(self.observation, self.num_levels,
+                                                   scale=self.observation_scale)
         if self.latent_dim < 1:
             raise ValueError(f"{where}: expected latent_dim >= 1, got {self.latent_dim}")
         if not self.beta >= 0:
@@ -142,9 +141,6 @@ class VariationalAutoencoder(GenerativeModel):
         if self.kl_warmup_steps < 0:
             raise ValueError(f"{where}: expected kl_warmup_steps >= 0, got "
                              f"{self.kl_warmup_steps}")
-        if not self.observation_scale > 0:
-            raise ValueError(f"{where}: expected observation_scale > 0, got "
-                             f"{self.observation_scale}")
         self.make_networks()
         self.build_model()
 
@@ -158,7 +154,8 @@ class VariationalAutoencoder(GenerativeModel):
         h, w, c = self.data_shape
         self.encoder = ConvEncoder(self.filters, self.hidden_units, self.posterior_units(),
                                    name="encoder")
-        self.decoder = ConvDecoder((h, w, OBSERVATIONS[self.observation] * c), self.filters,
+        self.decoder = ConvDecoder((h, w, self.observation_model.params_per_channel * c),
+                                   self.filters,
                                    self.hidden_units, name="decoder")
 
     @property
@@ -195,26 +192,16 @@ class VariationalAutoencoder(GenerativeModel):
     def observed(self, x, seed):
         """What the decoder models, drawn from the stateless `seed`: the levels,
         their binarization, or (Gaussian) the dequantized levels in [0, 1)."""
-        if self.observation == "bernoulli":
-            return binarize(x, self.num_levels, seed=seed)
-        if self.observation.startswith("gaussian"):
-            return dequantize(x, seed) / self.num_levels
-        return x
+        return self.observation_model.observe(x, seed)
 
     def deterministic_observed(self, x):
         """``observed`` without noise (for ``encode``/``reconstruct``): pixels
         thresholded at half range, or the bins' centres."""
-        if self.observation == "bernoulli":
-            return tf.cast(x > (self.num_levels - 1) / 2.0, tf.float32)
-        if self.observation.startswith("gaussian"):
-            return (x + 0.5) / self.num_levels
-        return x
+        return self.observation_model.observe_deterministic(x)
 
     def encoder_input(self, observed):
         """Observed values -> [-1, 1], what the encoder sees."""
-        if self.observation == "logistic":
-            return to_symmetric(observed, self.num_levels)
-        return 2.0 * observed - 1.0
+        return self.observation_model.to_symmetric(observed)
 
     def decoder_log_prob(self, observed, z):
         """log p(x|z) per example (nats), summed over pixels.
@@ -227,52 +214,20 @@ class VariationalAutoencoder(GenerativeModel):
         params = self.decoder_params(flat)
         if samples:
             params = tf.reshape(params, tf.concat([tf.shape(z)[:2], tf.shape(params)[1:]], 0))
-        log_p = self.observation_log_prob(observed, params)
+        log_p = self.observation_model.log_prob(observed, params)
         return tf.reduce_sum(log_p, axis=[-3, -2, -1])
 
     def decoder_params(self, z):
         """The decoder's per-pixel parameters for a batch of latents (B, ...)."""
         return self.decoder(z)
 
-    def observation_log_prob(self, observed, params):
-        """log p per pixel of `observed` under the decoder's `params` (broadcasting)."""
-        if self.observation == "bernoulli":
-            return bernoulli_log_prob(tf.broadcast_to(observed, tf.shape(params)), params)
-        if self.observation == "logistic":
-            loc, log_scale = tf.split(params, 2, axis=-1)
-            return discretized_logistic_log_prob(
-                tf.broadcast_to(observed, tf.shape(loc)), loc, log_scale, self.num_levels)
-        if self.observation == "gaussian":
-            loc, log_scale = tf.split(params, 2, axis=-1)
-        else:
-            loc, log_scale = params, tf.fill(tf.shape(params), math.log(self.observation_scale))
-        return gaussian_log_prob(observed, loc, log_scale) - math.log(self.num_levels)
-
     def decoder_mean(self, params):
         """The decoder's mean image in levels [0, num_levels - 1]."""
-        top = self.num_levels - 1.0
-        if self.observation == "bernoulli":
-            return top * tf.sigmoid(params)
-        loc = tf.split(params, 2, axis=-1)[0] if OBSERVATIONS[self.observation] == 2 else params
-        if self.observation == "logistic":
-            return tf.clip_by_value((loc + 1.0) * top / 2.0, 0.0, top)
-        return tf.clip_by_value(loc * self.num_levels - 0.5, 0.0, top)
+        return self.observation_model.mean(params)
 
     def decoder_sample(self, params, seed):
         """Integer levels drawn from p(x|z) (Bernoulli: 0 or num_levels - 1)."""
-        top = self.num_levels - 1.0
-        if self.observation == "bernoulli":
-            u = tf.random.stateless_uniform(tf.shape(params), seed=seed)
-            return top * tf.cast(u < tf.sigmoid(params), tf.float32)
-        if self.observation == "logistic":
-            loc, log_scale = tf.split(params, 2, axis=-1)
-            return discretized_logistic_sample(loc, log_scale, self.num_levels, seed)
-        if self.observation == "gaussian":
-            loc, log_scale = tf.split(params, 2, axis=-1)
-        else:
-            loc, log_scale = params, math.log(self.observation_scale)
-        y = loc + tf.exp(log_scale) * tf.random.stateless_normal(tf.shape(loc), seed=seed)
-        return tf.clip_by_value(tf.floor(y * self.num_levels), 0.0, top)
+        return self.observation_model.sample(params, seed)
 
     # ---------------------------------------------------- posterior, prior
     def posterior(self, observed):

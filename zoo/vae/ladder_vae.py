@@ -8,7 +8,6 @@ from zoo.nn.mlp import MLP
 from zoo.registry import register
 from zoo.vae.base import (
     LOG_2PI,
-    OBSERVATIONS,
     VariationalAutoencoder,
     standard_normal_log_prob,
 )
@@ -138,7 +137,7 @@ class LadderVAE(VariationalAutoencoder):
         """The decoder (the base's), and the ladder: the bottom-up encoder of d1, the
         heads of the bottom-up Gaussians, and the top-down MLP of p(z1|z2)."""
         h, w, c = self.data_shape
-        self.decoder = ConvDecoder((h, w, OBSERVATIONS[self.observation] * c), self.filters,
+        self.decoder = ConvDecoder((h, w, self.observation_model.params_per_channel * c), self.filters,
                                    self.hidden_units, name="decoder")
         # d1 = ReLU(ConvEncoder(x)); layer 1's bottom-up Gaussian is Linear(d1).
         self.encoder = ConvEncoder(self.filters, self.hidden_units, self.hidden_units,

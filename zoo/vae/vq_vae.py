@@ -11,7 +11,7 @@ from zoo.base import _asserted, on_batches
 from zoo.nn.resnet import residual_relu
 from zoo.precision import network
 from zoo.registry import register
-from zoo.vae.base import OBSERVATIONS, VariationalAutoencoder
+from zoo.vae.base import VariationalAutoencoder
 
 
 def code_perplexity(codes, num_embeddings):
@@ -259,7 +259,7 @@ class VQVAE(VariationalAutoencoder):
             ``(H / 2**n, W / 2**n)``.
         num_residual_blocks: residual blocks of the encoder and of the decoder.
         observation: the model of p(x | z_q), one of
-            :data:`~zoo.vae.base.OBSERVATIONS`.
+            :data:`~zoo.distributions.OBSERVATIONS`.
         commitment_weight: beta of eq. 3.
         ema: update the codebook by exponential moving averages (Appendix A.1)
             instead of the codebook loss.
@@ -329,8 +329,8 @@ class VQVAE(VariationalAutoencoder):
                                  self.num_downsamplings, self.num_residual_blocks,
                                  name="encoder")
         self.decoder = VQDecoder(self.filters, self.hidden_units,
-                                 OBSERVATIONS[self.observation] * c, self.num_downsamplings,
-                                 self.num_residual_blocks, name="decoder")
+                                 self.observation_model.params_per_channel * c,
+                                 self.num_downsamplings, self.num_residual_blocks, name="decoder")
         # Entries of variance 1/D: codebook vectors of about unit norm.
         limit = math.sqrt(3.0 / self.latent_dim)
         self.codebook = self.add_weight(
@@ -426,7 +426,7 @@ class VQVAE(VariationalAutoencoder):
             params = tf.reshape(params, tf.concat([tf.shape(z)[:2], tf.shape(params)[1:]], 0))
         else:
             params = self.decoder_params(z)
-        return tf.reduce_sum(self.observation_log_prob(observed, params), axis=[-3, -2, -1])
+        return tf.reduce_sum(self.observation_model.log_prob(observed, params), axis=[-3, -2, -1])
 
     def draw_prior(self, n, seed):
         """z_q of `n` code grids drawn from the uniform prior: (n, h, w, D)."""
