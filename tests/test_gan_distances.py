@@ -167,7 +167,7 @@ def test_every_distance_is_selectable_by_name_and_says_its_recipe():
     ("gan", dict(distance="nope"), r"unknown distance 'nope'; known: \['f_jensen_shannon'"),
     ("gan", dict(distance="f_kl", regularizer="none"), "regularizer comes with the distance"),
     ("gan", dict(distance="non_saturating", weight_clip=0.01),
-     "weight_clip .* bounds a learned Wasserstein or MMD critic"),
+     "weight_clip .* bounds a learned critic under adversarial_loss='wasserstein' or 'mmd'"),
     ("gan", dict(n_critic=0), "n_critic >= 1"),
     ("wgan", dict(distance="f_kl"), r"expected a distance in \['wasserstein_clip'\]"),
     ("fgan", dict(distance="hinge_sn"), "expected a distance in .*'f_kl'"),
@@ -372,3 +372,25 @@ def test_labels_where_none_are_taken_and_none_where_they_are_needed(call, error,
         conditional.compile()
     with pytest.raises(error, match=match):
         call(conditional, unconditional)
+
+
+@pytest.mark.parametrize("name", sorted(losses.ADVERSARIAL_LOSSES))
+def test_a_loss_says_what_it_needs_of_the_critic(name):
+    """The model reads the critic's score bias, whether weights may be clipped and
+    the loss's options from the loss class, never from its name."""
+    loss = losses.ADVERSARIAL_LOSSES[name]
+    options = {"divergence": "pearson"} if "divergence" in loss.options else {}
+    kwargs = dict(data_shape=(2,), adversarial_loss=name, hidden_units=8, num_hidden=1,
+                  critic_outputs=4 if loss.pairwise else 1, **options)
+    model = zoo.gan.base.AdversarialModel(**kwargs)
+    assert model.critic_network.score_bias == loss.score_bias
+    assert set(options) <= set(loss.options)
+    if loss.weight_clipping:
+        assert zoo.gan.base.AdversarialModel(weight_clip=0.1, **kwargs).weight_clip == 0.1
+    else:
+        with pytest.raises(ValueError, match="weight_clip"):
+            zoo.gan.base.AdversarialModel(weight_clip=0.1, **kwargs)
+    for option in {"divergence", "bandwidths", "num_projections"} - set(loss.options):
+        value = {"divergence": "kl", "bandwidths": [1.0], "num_projections": 4}[option]
+        with pytest.raises(ValueError, match=f"{option} goes with adversarial_loss="):
+            zoo.gan.base.AdversarialModel(**{**kwargs, option: value})

@@ -141,22 +141,24 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
                              f"{self.regularizer_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
-        if (divergence is None) == (adversarial_loss == "f_divergence"):
-            raise ValueError(f"{kind}: divergence goes with adversarial_loss='f_divergence' "
-                             f"(one of {sorted(losses.F_DIVERGENCES)}), got "
-                             f"adversarial_loss={adversarial_loss!r}, divergence={divergence!r}")
-        options = {"bandwidths": ("mmd", self.bandwidths),
-                   "num_projections": ("sliced_wasserstein", self.num_projections)}
-        for option, (owner, value) in options.items():
-            if value is not None and adversarial_loss != owner:
-                raise ValueError(f"{kind}: {option} goes with adversarial_loss={owner!r}, got "
+        loss = losses.loss_class(adversarial_loss)
+        given = {"divergence": divergence, "bandwidths": self.bandwidths,
+                 "num_projections": self.num_projections}
+        for option, value in given.items():
+            if value is not None and option not in loss.options:
+                owner = " or ".join(repr(o) for o in losses.owners(option))
+                raise ValueError(f"{kind}: {option} goes with adversarial_loss={owner}, got "
                                  f"adversarial_loss={adversarial_loss!r}")
-        clipped = adversarial_loss in ("wasserstein", "mmd") and self.learned_critic
+        clipped = loss.weight_clipping and self.learned_critic
         if self.weight_clip < 0 or (self.weight_clip > 0 and not clipped):
-            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a learned Wasserstein or MMD "
-                             f"critic; got weight_clip={weight_clip} with adversarial_loss="
+            clippable = " or ".join(repr(n) for n, c in losses.ADVERSARIAL_LOSSES.items()
+                                    if c.weight_clipping)
+            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a learned critic under "
+                             f"adversarial_loss={clippable}; got weight_clip={weight_clip} with adversarial_loss="
                              f"{adversarial_loss!r}, learned_critic={self.learned_critic}")
-        self.objective = losses.get(adversarial_loss, **self.loss_options(adversarial_loss))
+        self.objective = loss(**loss.resolve_options(
+            {k: v for k, v in given.items() if k in loss.options}, self.data_shape,
+            self.learned_critic))
         self.penalty = regularizers.get(regularizer)
         self.check_critic(kind, adversarial_loss, regularizer)
         if len(self.data_shape) == 3 and self.num_levels is None:
@@ -201,22 +203,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         """The loss terms of the class's defaults (what ``zoo list`` shows)."""
         return cls.loss_names_for("non_saturating", "none")
 
-    def loss_options(self, adversarial_loss):
-        """The adversarial loss's options: the f-divergence, the MMD kernels'
-        bandwidths, the sliced distance's projections."""
-        if adversarial_loss == "f_divergence":
-            return {"divergence": self.divergence}
-        if adversarial_loss == "mmd":
-            if self.bandwidths is not None:
-                return {"bandwidths": self.bandwidths}
-            if self.learned_critic:
-                return {}
-            scale = (np.prod(self.data_shape) / 2.0) ** 0.5
-            return {"bandwidths": [b * scale for b in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)]}
-        if adversarial_loss == "sliced_wasserstein" and self.num_projections is not None:
-            return {"num_projections": self.num_projections}
-        return {}
-
     def check_critic(self, kind, adversarial_loss, regularizer):
         """The critic's options fit the loss: features for a batch distance, one
         score otherwise; a critic at all where a setting needs one."""
@@ -233,8 +219,10 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
                              f"{adversarial_loss!r}")
         if not self.learned_critic:
             if not self.objective.pairwise:
+                pairwise = ", ".join(n for n, c in losses.ADVERSARIAL_LOSSES.items()
+                                     if c.pairwise)
                 raise ValueError(f"{kind}: learned_critic=False needs a distance between "
-                                 f"batches (mmd, sliced_wasserstein), got {adversarial_loss!r}")
+                                 f"batches ({pairwise}), got {adversarial_loss!r}")
             if self.n_critic != 1 or self.spectral_norm:
                 raise ValueError(f"{kind}: without a critic, n_critic must be 1 and "
                                  f"spectral_norm False; got n_critic={self.n_critic}, "
@@ -247,12 +235,9 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
                    name="generator")
 
     def build_critic(self):
-        # A Wasserstein critic is defined up to a constant that no loss sees, so its
-        # score has no bias; the other losses see constants.
         options = dict(spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
-                       num_classes=self.num_classes,
-                       score_bias=not (self.adversarial_loss == "wasserstein"
-                                       or self.objective.pairwise), name="critic")
+                       num_classes=self.num_classes, score_bias=self.objective.score_bias,
+                       name="critic")
         if len(self.data_shape) == 3:
             return DCGANCritic(self.filters, **options)
         return MLPCritic(self.hidden_units, self.num_hidden, **options)

@@ -6,6 +6,7 @@ critic's optimum turns its loss into a distance or divergence between the data's
 distribution and the model's, which the generator then minimises.
 """
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -18,11 +19,27 @@ class AdversarialLoss:
     A distance between batches (``pairwise = True``, :class:`BatchDistance`)
     sees the critic's features of whole batches, shape ``(batch, k)``, and both
     players' losses need the real batch as well as the generated one.
+
+    A loss also says what it needs of the model, so that the model names no loss:
+    ``options``, the constructor arguments it takes (the model's arguments of the
+    same names; :meth:`resolve_options` fills their defaults); ``weight_clipping``,
+    whether a critic trained under it may have its weights clipped (a Lipschitz
+    or bounded critic: Wasserstein, MMD); ``score_bias``, whether the critic's
+    score has a bias (not where every term is invariant to a constant).
     """
 
     name = None
     reported = ()
     pairwise = False
+    options = ()
+    weight_clipping = False
+    score_bias = True
+
+    @classmethod
+    def resolve_options(cls, given, data_shape, learned_critic):
+        """The loss's arguments from the model's `given` ones ({option: value or
+        None}, only this loss's options): None where the loss's default holds."""
+        return {k: v for k, v in given.items() if v is not None}
 
     def critic_loss(self, real_scores, fake_scores):
         raise NotImplementedError
@@ -48,6 +65,8 @@ class WassersteinLoss(AdversarialLoss):
 
     name = "wasserstein"
     reported = ("wasserstein",)
+    weight_clipping = True
+    score_bias = False  # a Wasserstein critic is defined up to a constant no term sees
 
     def critic_loss(self, real_scores, fake_scores):
         return tf.reduce_mean(fake_scores) - tf.reduce_mean(real_scores)
@@ -170,6 +189,14 @@ class FGANLoss(AdversarialLoss):
 
     name = "f_divergence"
     reported = ("divergence",)
+    options = ("divergence",)
+
+    @classmethod
+    def resolve_options(cls, given, data_shape, learned_critic):
+        if given.get("divergence") is None:  # which one is the model's choice, never implied
+            raise ValueError(f"divergence goes with adversarial_loss='f_divergence' (one of "
+                             f"{sorted(F_DIVERGENCES)}), got divergence=None")
+        return dict(given)
 
     def __init__(self, divergence="kl"):
         if divergence not in F_DIVERGENCES:
@@ -203,6 +230,7 @@ class BatchDistance(AdversarialLoss):
     """
 
     pairwise = True
+    score_bias = False  # features, compared between batches
 
     def distance(self, real, fake, rng):
         raise NotImplementedError
@@ -262,6 +290,17 @@ class MMDLoss(BatchDistance):
 
     name = "mmd"
     reported = ("mmd_squared",)
+    options = ("bandwidths",)
+    weight_clipping = True  # a learned critic's features (Li et al. 2017, Algorithm 1)
+
+    @classmethod
+    def resolve_options(cls, given, data_shape, learned_critic):
+        """On data itself (no critic), bandwidths of the data's scale:
+        ``(0.1, 0.2, 0.5, 1, 2, 5) * sqrt(D / 2)`` for D dimensions."""
+        if given.get("bandwidths") is not None or learned_critic:
+            return super().resolve_options(given, data_shape, learned_critic)
+        scale = (np.prod(data_shape) / 2.0) ** 0.5
+        return {"bandwidths": [b * scale for b in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)]}
 
     def __init__(self, bandwidths=(1.0, 2.0, 4.0, 8.0, 16.0)):
         self.bandwidths = tuple(float(s) for s in bandwidths)
@@ -305,6 +344,7 @@ class SlicedWassersteinLoss(BatchDistance):
 
     name = "sliced_wasserstein"
     reported = ("sliced_wasserstein_squared",)
+    options = ("num_projections",)
 
     def __init__(self, num_projections=128):
         self.num_projections = int(num_projections)
@@ -329,9 +369,20 @@ ADVERSARIAL_LOSSES = {cls.name: cls for cls in (WassersteinLoss, NonSaturatingLo
                                                 SlicedWassersteinLoss)}
 
 
+def loss_class(name):
+    """The class of the adversarial loss called `name`, or a clear error naming the
+    known ones."""
+    if name not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss {name!r}; known: {sorted(ADVERSARIAL_LOSSES)}")
+    return ADVERSARIAL_LOSSES[name]
+
+
 def get(name, **options):
     """The adversarial loss called `name` (with its `options`, e.g. the f-GAN's
     ``divergence`` or MMD's ``bandwidths``), or a clear error naming the known ones."""
-    if name not in ADVERSARIAL_LOSSES:
-        raise ValueError(f"unknown adversarial loss {name!r}; known: {sorted(ADVERSARIAL_LOSSES)}")
-    return ADVERSARIAL_LOSSES[name](**options)
+    return loss_class(name)(**options)
+
+
+def owners(option):
+    """The losses that take `option`."""
+    return sorted(name for name, cls in ADVERSARIAL_LOSSES.items() if option in cls.options)
