@@ -175,9 +175,13 @@ class MADE(keras.layers.Layer):
         # dimensions cost several times more (bench/flows_speed.py).
         h = tf.reshape(x, [-1, self.event_size]) if x.shape.rank != 2 else x
         for i, (kernel, bias, mask) in enumerate(zip(self.kernels, self.biases, self.masks)):
-            h = tf.nn.bias_add(tf.matmul(h, kernel * tf.constant(mask, kernel.dtype)), bias)
+            h = tf.matmul(h, kernel * tf.constant(mask, kernel.dtype))
             if i == 0 and self.context_size:
+                # Added before the bias: as matmul + bias + context + relu, grappler's
+                # remapper fused the four into one node without an op name, and every
+                # optimisation of the graph failed ("Node ... has an empty op name").
                 h += tf.matmul(tf.reshape(context, [-1, self.context_size]), self.context_kernel)
+            h = tf.nn.bias_add(h, bias)
             if i < len(self.masks) - 1:
                 h = self.activation_fn(h)
         shape = tf.concat([tf.shape(x)[:-1], [self.event_size, self.params]], 0)
