@@ -222,11 +222,17 @@ def _table(rows, columns, anchors):
             kind = "" if numeric[key] else ' class="text"'
             cells.append(f'<td{kind} data-value="{html.escape(sort)}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="sortable" id="runs"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _kinds():
+    """What each likelihood kind means (``zoo.base.LIKELIHOODS``)."""
+    from zoo.base import LIKELIHOODS
+
     kinds = "".join(f'<dt><span class="kind kind-{k}">{k}</span></dt><dd>{html.escape(v)}</dd>'
                     for k, v in LIKELIHOODS.items())
-    return (f'<table class="sortable" id="runs"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>'
-            f'<h2>Likelihood kinds</h2><dl class="kinds">{kinds}</dl>')
+    return f'<h2>Likelihood kinds</h2><dl class="kinds">{kinds}</dl>'
 
 
 def write_page(dataset, rows, columns, run_dirs, out_dir, failed=None, sheet=None,
@@ -268,6 +274,7 @@ def write_page(dataset, rows, columns, run_dirs, out_dir, failed=None, sheet=Non
     for run_dir, why in (failed or {}).items():
         parts.append(f'<p class="failed">Not evaluated: {html.escape(os.fspath(run_dir))}: '
                      f"{html.escape(str(why))}</p>")
+    parts.append(_kinds())
     if sheet:
         parts.append("<h2>Samples</h2>" + _figure(sheet, "every run's samples, side by side "
                                                   "(samples.png)", "samples of every run"))
