@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install data bench clean
+.PHONY: demo test install data browser bench clean
 
 $(BIN)/zoo: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ data:
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; }; \
 	else \
 	  echo "make data: needs root and apt-get (sudo apt-get install dataset-fashion-mnist)" >&2; exit 1; \
+	fi
+
+# Debian's chromium and chromedriver, for the test that opens `zoo compare`'s report
+# page in a headless browser (needs root and apt, like `data`).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; \
+	else \
+	  echo "make browser: needs root and apt-get (sudo apt-get install chromium chromium-driver)" >&2; exit 1; \
 	fi
 
 demo: install

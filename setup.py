@@ -34,7 +34,8 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # selenium drives Debian's chromium (`make browser`) in the report page's test.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "selenium==4.51.0"],
         # gRPC requests to TF Serving (zoo.savedmodels.predict_request, `zoo serve`'s
         # client); the tests check them, so `make install` installs it too.
         "serving": ["tensorflow-serving-api==2.21.0"],

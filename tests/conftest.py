@@ -27,7 +27,8 @@ def rng():
 # worker idles.
 LONGEST_FIRST = ("test_cli.py", "test_contract_processes.py", "test_nice_glow.py",
                  "test_neural_spline.py", "test_wgan_gp.py", "test_contract_training.py",
-                 "test_ffjord.py", "test_training.py", "test_feature_networks.py")
+                 "test_ffjord.py", "test_training.py", "test_feature_networks.py",
+                 "test_report.py")
 
 
 def pytest_collection_modifyitems(items):

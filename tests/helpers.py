@@ -5,7 +5,9 @@ SavedModel export: :func:`export_models` exports models with
 cannot import zoo; there every signature is called on good inputs (the numbers are
 compared with the Keras model's by :func:`assert_export_matches`) and on bad ones
 (:func:`bad_input_probes`: each must give an error naming what was expected, or a
-defined result such as an empty batch). :func:`export_and_compare` does it for one.
+defined result such as an empty batch), and TF Serving's warm-up requests of the
+export are run through the TF1 session loader. :func:`export_and_compare` does it
+for one.
 """
 
 import json
@@ -28,8 +30,8 @@ RTOL = 1e-5
 # on the job's inputs, records the outputs, the trainable variables' values,
 # serving_default's outputs after every float variable was shifted (to show the
 # graph reads the variables rather than constants folded into it), the SignatureDefs'
-# default inputs, and what each bad-input probe gave (its error's "expected" line,
-# or its outputs' shapes).
+# default inputs, what each bad-input probe gave (its error's "expected" line, or
+# its outputs' shapes), and the outputs of TF Serving's warm-up requests.
 FRESH_PROCESS = r"""
 import json, os, sys
 sys.modules["zoo"] = None
@@ -57,6 +59,24 @@ def session_run(folder, by_sig):
                 out["session/" + sig + "/" + k] = v
     return out
 
+def warmup_run(folder):
+    # TF Serving's warm-up: each PredictionLog of assets.extra's TFRecord file run
+    # through the session loader as TF Serving runs it, its inputs fed as they are.
+    from tensorflow_serving.apis import prediction_log_pb2
+    path = os.path.join(folder, "assets.extra", "tf_serving_warmup_requests")
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    out = {}
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], folder)
+        for record in records:
+            request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+            signature = meta.signature_def[request.model_spec.signature_name]
+            feed = {signature.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            fetches = {k: t.name for k, t in signature.outputs.items()}
+            for k, v in session.run(fetches, feed).items():
+                out["warmup/" + request.model_spec.signature_name + "/" + k] = v
+    return out
+
 def call(loaded, sig, feed):
     fn = loaded.signatures[sig]
     _, specs = fn.structured_input_signature
@@ -73,6 +93,7 @@ for job in json.load(open(sys.argv[1])):
         by_sig.setdefault(sig, {})[name] = value
     outputs, report = {}, {"signatures": {}, "deterministic": {}, "probes": {}}
     outputs.update(session_run(job["folder"], by_sig))
+    outputs.update(warmup_run(job["folder"]))
     for sig, fn in loaded.signatures.items():
         _, specs = fn.structured_input_signature
         report["signatures"][sig] = {
@@ -403,7 +424,8 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
     variables are saved as variables with the model's values, and the graph reads
     them; ``zoo.json`` describes the model; the graph holds no XLA cluster (the
     sampler compiles with XLA only when traced with a fixed n, which a signature's
-    n is not; TF Serving needs none).
+    n is not; TF Serving needs none); TF Serving's warm-up requests run
+    (:func:`assert_warmup`).
     """
     with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
         assert b"_XlaMustCompile" not in f.read(), "an XLA-compiled function was exported"
@@ -460,6 +482,46 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
     for sig, (fn, specs) in signatures.items():
         assert list(metadata["signatures"][sig]["inputs"]) == [s.name for s in specs]
         assert set(metadata["signatures"][sig]["outputs"]) == set(expected[sig])
+    assert_warmup(model, folder, outputs)
+
+
+def assert_warmup(model, folder, outputs):
+    """TF Serving's warm-up file holds one request per signature, ``serving_default``
+    included, for the model folder's name, with every input of the signature: a
+    batch of one, ``n`` = 1. Run through the session loader in the fresh process
+    (``warmup/`` outputs), each gave the Keras model's outputs on those inputs,
+    all finite."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(folder, "assets.extra", "tf_serving_warmup_requests")
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(path)]
+    assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
+    requests = [log.predict_log.request for log in logs]
+    signatures = model.serving_signatures()
+    first = next(iter(signatures))
+    names = [request.model_spec.signature_name for request in requests]
+    assert sorted(names) == sorted(set(signatures) | {"serving_default"}), names
+    for request, sig in zip(requests, names):
+        assert request.model_spec.name == os.path.basename(os.path.dirname(folder)), sig
+        fn, specs = signatures[first if sig == "serving_default" else sig]
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        assert set(inputs) == {spec.name for spec in specs}, sig
+        for spec in specs:
+            value = inputs[spec.name]
+            assert value.dtype == spec.dtype.as_numpy_dtype, (sig, spec.name, value.dtype)
+            assert value.shape == ((1,) + tuple(spec.shape[1:]) if spec.shape.rank else ()), \
+                (sig, spec.name, value.shape)
+        if "n" in inputs:
+            assert inputs["n"] == 1, sig
+        expected = {k: np.asarray(v) for k, v in fn(*[inputs[s.name] for s in specs]).items()}
+        got = {k[len(f"warmup/{sig}/"):]: v for k, v in outputs.items()
+               if k.startswith(f"warmup/{sig}/")}
+        assert set(got) == set(expected), (sig, sorted(got))
+        for key, value in expected.items():
+            assert np.all(np.isfinite(got[key])), f"warm-up {sig}/{key}: not finite"
+            assert_close(got[key], value, f"warm-up {sig}/{key}")
 
 
 def export_and_compare(model, tmp_path):

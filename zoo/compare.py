@@ -3,8 +3,9 @@
     zoo compare digits                        # every run under runs/ on digits
     zoo compare digits runs/vae-digits runs/wgan_gp-digits --num-samples 2000
 
-Writes ``table.md``, ``table.csv`` and ``samples.png`` (each run's samples side by
-side) into ``runs/compare-DATASET/`` (or ``--out``). A run whose ``metrics.json`` is
+Writes ``table.md``, ``table.csv``, ``samples.png`` (each run's samples side by
+side) and ``index.html`` (a page of all of it, ``zoo.report``) into
+``runs/compare-DATASET/`` (or ``--out``). A run whose ``metrics.json`` is
 missing, older than its last good checkpoint, or from another sample count is
 evaluated first (``zoo.runs.evaluate_run``), so every row is measured the same way:
 FID is biased by the sample count and compares only at equal counts.
@@ -16,7 +17,7 @@ import os
 
 import numpy as np
 
-from zoo import datasets, runs
+from zoo import datasets, report, runs
 
 # (column, header, format) for images and for 2-D points; a missing value is "-".
 COMMON = [
@@ -177,8 +178,8 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
     says why.
 
     Returns:
-        ``(rows, [table.md, table.csv, samples.png])`` (no sheet when no run has a
-        row).
+        ``(rows, [table.md, table.csv, samples.png, index.html])`` (no sheet when
+        no run has a row).
     Raises:
         RunError: no runs, a run on another dataset, or a run that cannot be read.
     """
@@ -215,4 +216,6 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
     if run_dirs:
         paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"), seed,
                                   data_dir))
+    paths.append(report.write_page(dataset, rows, columns, run_dirs, out, failed,
+                                   sheet=paths[2] if run_dirs else None, data_dir=data_dir))
     return rows, paths

@@ -5,7 +5,9 @@ version, ``savedmodels/realnvp/<version>/``, which is the layout
 ``tensorflow_model_server`` watches. Each version has one signature per entry of
 ``model.serving_signatures()`` (the first one also as ``serving_default``), and
 ``assets.extra/zoo.json`` (a folder TF Serving does not read) describing the
-model: registry name, config, signatures, versions of zoo, TF and Keras.
+model: registry name, config, signatures, versions of zoo, TF and Keras. Beside it,
+``assets.extra/tf_serving_warmup_requests`` holds one small request per signature,
+which TF Serving runs when it loads the version (``zoo.savedmodels.warmup``).
 """
 
 import json
@@ -16,6 +18,8 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+
+from zoo.savedmodels.warmup import write_warmup_requests
 
 METADATA = os.path.join("assets.extra", "zoo.json")
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -126,8 +130,10 @@ def export(model, path, version=None):
     one is also ``serving_default``. Data inputs and outputs have a batch
     dimension; ``sample`` takes int32 scalars ``n`` and ``seed`` (call it with
     TF Serving's columnar request format, ``{"inputs": {"n": 4, "seed": 0}}``).
-    The version is written to a hidden temporary folder first and renamed into
-    place, so a running server never sees half a version.
+    ``assets.extra/`` holds ``zoo.json`` and TF Serving's warm-up requests (one
+    small request per signature, see ``zoo.savedmodels.warmup``). The version is
+    written to a hidden temporary folder first and renamed into place, so a
+    running server never sees half a version.
 
     Args:
         model: a built zoo model (a ``keras.Model`` with ``serving_signatures``).
@@ -176,6 +182,7 @@ def export(model, path, version=None):
         archive.write_out(staging, verbose=False)
         concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
         _write_metadata(model, staging, version, signatures, concrete)
+        write_warmup_requests(model, staging, os.path.basename(os.path.abspath(path)), signatures)
         if os.path.exists(target):
             raise VersionExistsError(f"export: version folder {target!r} appeared during "
                                      "export", version, target)
