@@ -1,5 +1,8 @@
 """The zoo: deep generative models on TensorFlow 2.21, Keras 3 and TFP 0.25."""
 
+import os
+import re
+
 from setuptools import find_packages, setup
 
 # Versions checked together (train, jit-compile, save, export). tf-keras, which
@@ -19,6 +22,21 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.5",
     "pillow>=10",
 ]
+
+
+
+def model_modules(package="zoo"):
+    """The package's modules that register models (a line starting `@register(`):
+    the entry points of the group "zoo.models", through which zoo.registry finds
+    them (another package registers its own models under the same group)."""
+    found = []
+    for folder, _, names in sorted(os.walk(package)):
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and re.search(r"^@register\(", open(path).read(), re.M):
+                found.append(path[:-len(".py")].replace(os.sep, "."))
+    return found
+
 
 setup(
     name="zoo",
@@ -40,6 +58,9 @@ setup(
         # client); the tests check them, so `make install` installs it too.
         "serving": ["tensorflow-serving-api==2.21.0"],
     },
-    entry_points={"console_scripts": ["zoo = zoo_cli:main"]},
+    entry_points={
+        "console_scripts": ["zoo = zoo_cli:main"],
+        "zoo.models": [f"{module.rsplit('.', 1)[1]} = {module}" for module in model_modules()],
+    },
     license="Apache-2.0",
 )

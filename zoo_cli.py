@@ -114,7 +114,9 @@ def parse_overrides(items):
 def cmd_list(args):
     """Prints one row per model: name, family, likelihood, loss terms, presets."""
     import zoo
+    from zoo.runs import import_modules
 
+    import_modules(args.imports)
     rows = [("name", "family", "likelihood", "losses", "presets (* default)")]
     for e in zoo.list_models():
         presets = ", ".join(p + ("*" if p == e.default_dataset else "") for p in e.presets)
@@ -128,10 +130,11 @@ def cmd_list(args):
 
 def cmd_train(args):
     """Trains (or resumes) a run; prints the run folder and its last checkpoint."""
-    from zoo import training
+    from zoo import runs, training
 
     out = args.out
     if out is None:
+        runs.import_modules(args.imports)
         dataset = args.dataset or training.model_entry(args.model).default_dataset
         out = os.path.join("runs", f"{args.model}-{dataset}")
     result = training.train(
@@ -139,7 +142,7 @@ def cmd_train(args):
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
-        strategy=args.strategy, precision=args.precision,
+        strategy=args.strategy, precision=args.precision, imports=args.imports,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -231,11 +234,19 @@ def add_quality_arguments(p):
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
 
 
+def add_import_argument(p):
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first: it registers models defined outside the zoo "
+                        "(repeatable; a run records it; installed packages can register "
+                        "theirs under the entry-point group zoo.models instead)")
+
+
 def build_parser():
     parser = Parser(prog="zoo", description="A model zoo of deep generative models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("list", help="models, their families, likelihoods, losses, presets")
+    add_import_argument(p)
     p.set_defaults(func=cmd_list)
 
     p = commands.add_parser("train", help="train a model into a run folder")
@@ -266,6 +277,7 @@ def build_parser():
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+    add_import_argument(p)
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("sample", help="a PNG of samples from a run (and .npy)")
@@ -379,6 +391,9 @@ def main(argv=None):
         return 1
     try:
         return args.func(args)
+    except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED

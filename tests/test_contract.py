@@ -1,6 +1,8 @@
 """The model contract (docs/architecture.md), over every registered model.
 
-The cases come from the registry: TINY gives each registered model the datasets it
+The cases come from the registry, which holds a model defined in the test folder
+as a user would (tests/user_models/my_models.py, imported as ``zoo train --import``
+does), and no test names a family: TINY gives each registered model the datasets it
 is tested on, with overrides that make it tiny, and a registered model without an
 entry fails ``test_every_registered_model_has_a_case``. A model's first case is its
 primary one. Fit steps, jit, ``.keras`` reload and export are checked in
@@ -11,6 +13,8 @@ the default suite short, some cases run some checks only in the slow suite
 """
 
 import json
+import os
+import sys
 
 import keras
 import numpy as np
@@ -21,7 +25,13 @@ import zoo
 from helpers import raw_batch
 from zoo.gan.distances import DISTANCES
 
+# A model package of a user's, outside the zoo (docs/architecture.md, "Add a model").
+USER_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_models")
+sys.path.insert(0, USER_MODELS)
+zoo.registry.import_module("my_models")
+
 TINY = {
+    "diagonal_gaussian": [("moons", {})],
     "realnvp": [("moons", dict(hidden_units=8, num_couplings=2)),
                 ("digits", dict(hidden_units=4, num_blocks=1, couplings_per_scale=1,
                                 final_couplings=2))],
@@ -163,12 +173,31 @@ def test_every_registered_model_has_a_case():
         assert dataset in zoo.registry.entry(name).presets, (name, dataset)
 
 
+def assert_case_ids(ids):
+    """Every id of a set that selects cases (slow ones, default ones) is a case's."""
+    unknown = sorted(set(ids) - set(IDS))
+    assert not unknown, f"no such cases: {unknown} (case ids: {IDS})"
+
+
+def test_slow_case_ids_are_cases():
+    assert_case_ids(SLOW_CASES)
+
+
+def test_the_user_model_is_registered_and_found_like_built_in_ones():
+    """A model module outside the zoo registers itself on import (zoo train --import);
+    the zoo's own modules are found through their entry points."""
+    assert zoo.registry.entry("diagonal_gaussian").cls.__module__ == "my_models"
+    assert "zoo.flows.realnvp" in zoo.registry.model_modules()
+    with pytest.raises(ValueError, match="cannot import the model module 'no_such_models'"):
+        zoo.registry.import_module("no_such_models")
+
+
 def test_says_what_it_is(case):
     name, dataset, overrides, _ = case
     entry = zoo.registry.entry(name)
     model = built(case)
     assert isinstance(model, keras.Model) and isinstance(model, zoo.base.GenerativeModel)
-    assert model.family == entry.family and model.family in ("flow", "vae", "gan")
+    assert model.family == entry.family and isinstance(model.family, str) and model.family
     assert model.likelihood in zoo.base.LIKELIHOODS
     if overrides.get("distance", getattr(entry.cls, "default_distance", None)) == \
             getattr(entry.cls, "default_distance", None):  # a GAN's losses are its distance's
@@ -267,9 +296,7 @@ def test_training_draws_from_the_random_stream(case):
     model.rng.state.assign(stream)
     again = {k: v.numpy() for k, v in model.compute_losses(x, training=True).items()}
     assert first == again
-    draws_noise = model.num_levels is not None or model.family != "flow" or \
-        getattr(model, "trace_estimator", "exact") != "exact"
-    assert moved == draws_noise
+    assert moved == model.draws_training_noise
 
 
 def test_config_round_trip(case):
@@ -283,29 +310,31 @@ def test_config_round_trip(case):
 
 def first_data_method(model):
     """The first serving signature that takes data (log_prob, elbo, critic...),
-    or for a model that takes none (a GAN without a critic) ``generate``, with
-    the kind of input it takes."""
-    for sig, (fn, specs) in model.serving_signatures().items():
-        if specs[0].shape[1:] == model.data_shape and specs[0].name == "x":
-            def call(x, fn=fn, specs=specs):
-                # A seed, or one (valid) class label per example.
-                batch = len(x) if getattr(x, "ndim", 0) >= 1 else 1
-                return fn(x, *[np.zeros(batch, np.int32) if s.shape.rank == 1
-                               else np.asarray(7, np.int32) for s in specs[1:]])
-            return sig, call, "data"
-    assert model.family == "gan" and model.critic_network is None, \
-        "no serving signature takes data"
-    return "generate", model.serving_signatures()["generate"][0], "latent"
+    or for a model that takes none (a GAN without a critic) the first that takes
+    latents (``generate``), with the kind of input it takes."""
+    for kind, name, shape in (("data", "x", model.data_shape),
+                              ("latent", "z", tuple(model.latent_shape))):
+        for sig, (fn, specs) in model.serving_signatures().items():
+            if specs[0].shape[1:] == shape and specs[0].name == name:
+                def call(x, fn=fn, specs=specs):
+                    # A seed, or one (valid) class label per example.
+                    batch = len(x) if getattr(x, "ndim", 0) >= 1 else 1
+                    return fn(x, *[np.zeros(batch, np.int32) if s.shape.rank == 1
+                                   else np.asarray(7, np.int32) for s in specs[1:]])
+                return sig, call, kind
+    raise AssertionError("no serving signature takes data or latents")
 
 
 def test_bad_inputs_give_clear_errors(case):
     model = built(case)
     sig, fn, kind = first_data_method(model)
-    good = raw_batch(model, 2) if kind == "data" else np.zeros((2, model.latent_dim), "float32")
+    good = raw_batch(model, 2) if kind == "data" else \
+        np.zeros((2,) + tuple(model.latent_shape), "float32")
     fn(good)  # fine
     assert all(v.shape[0] == 0 for v in fn(good[:0]).values())  # an empty batch: empty
     wrong_shape = np.zeros((2,) + tuple(d + 1 for d in good.shape[1:]), "float32")
-    shape = r"shape \(batch,\)" if kind == "data" else rf"z of shape \(batch, {model.latent_dim}\)"
+    shape = r"shape \(batch,\)" if kind == "data" else \
+        rf"z of shape \(batch, {', '.join(map(str, model.latent_shape))}\)"
     with pytest.raises(ValueError, match=f"expected {shape}"):
         fn(wrong_shape)
     with pytest.raises(ValueError, match=f"expected {shape}"):

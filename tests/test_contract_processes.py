@@ -15,16 +15,20 @@ import pytest
 
 from helpers import (TWO_REPLICAS, all_signature_inputs, export_and_compare, export_models,
                      raw_batch)
-from test_contract import CASES, PRIMARY, SLOW_CASES, all_outputs, build, case_id, perturb
+from test_contract import (CASES, PRIMARY, SLOW_CASES, USER_MODELS, all_outputs, assert_case_ids,
+                           build, case_id, perturb)
 
 
-# Loads every primary case's .keras file in one fresh process that imports only zoo and
-# keras (safe mode on, then off) and prints each one's outputs on the inputs saved
-# beside it, or its error.
+# Loads every primary case's .keras file in one fresh process that imports only zoo,
+# keras and the user's model module (tests/user_models, as `zoo train --import` has a
+# run record it) (safe mode on, then off) and prints each one's outputs on the inputs
+# saved beside it, or its error.
 KERAS_RELOAD = r"""
 import json, sys, traceback
 import numpy as np
 import zoo, keras
+sys.path.insert(0, sys.argv[1])
+import my_models
 for key, path in json.loads(sys.stdin.read()):
     try:
         unsafe = keras.saving.load_model(path, safe_mode=False)
@@ -66,7 +70,8 @@ def reload_in_fresh_process(cases, folder):
                               type(model).__name__)
         jobs.append([case_key, path])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", KERAS_RELOAD], input=json.dumps(jobs),
+    proc = subprocess.run([sys.executable, "-c", KERAS_RELOAD, USER_MODELS],
+                          input=json.dumps(jobs),
                           capture_output=True, text=True, timeout=900, env=env, cwd=folder)
     got = dict(json.loads(line[5:]) for line in proc.stdout.splitlines()
                if line.startswith("CASE "))
@@ -212,3 +217,8 @@ def test_mirrored_strategy_step(case, request):
     model = build(*case)
     assert set(result) == set(model.loss_names)
     assert all(np.isfinite(v) for v in result.values())
+
+
+def test_case_id_lists_are_cases():
+    for ids in (EXPORT_DEFAULT, MIRRORED_DEFAULT):
+        assert_case_ids(ids)

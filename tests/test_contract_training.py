@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import zoo
 from helpers import training_batch
-from test_contract import CASES, IDS, SLOW, all_outputs, build, perturb
+from test_contract import CASES, IDS, SLOW, all_outputs, assert_case_ids, build, perturb
 
 
 # The fit steps of NSF, Glow and FFJORD, whose first trace is long, run in the slow
@@ -80,3 +80,8 @@ def test_keras_save_reload_equal(case, tmp_path):
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_allclose(after[key], before[key], rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+def test_case_id_lists_are_cases():
+    for ids in (FIT_SLOW, JIT_DEFAULT):
+        assert_case_ids(ids)

@@ -193,6 +193,9 @@ class GenerativeModel(keras.Model):
     xla_sampling = False
     # Constructor arguments of a base class that a subclass fixes (not in its config).
     fixed_parameters = ()
+    # Whether a training step draws from the random stream ``rng`` (noise, latents,
+    # dequantization); a deterministic step leaves the stream where it is.
+    draws_training_noise = False
 
     def __init__(self, data_shape, num_levels=None, precision="float32", **kwargs):
         super().__init__(**kwargs)

@@ -13,30 +13,13 @@ come from the dataset (``zoo.datasets.info``), never from the preset.
 import dataclasses
 import difflib
 import importlib
+import importlib.metadata
 
-# The modules that register models. Adding a model adds one line here.
-MODEL_MODULES = (
-    "zoo.flows.realnvp",
-    "zoo.flows.nice",
-    "zoo.flows.glow",
-    "zoo.flows.maf",
-    "zoo.flows.iaf",
-    "zoo.flows.planar",
-    "zoo.flows.radial",
-    "zoo.flows.ffjord",
-    "zoo.flows.neural_spline",
-    "zoo.gan.wgan_gp",
-    "zoo.gan.distances",
-    "zoo.vae.gaussian_vae",
-    "zoo.vae.gumbel_vae",
-    "zoo.vae.ladder_vae",
-    "zoo.vae.vq_vae",
-    "zoo.vae.iwae",
-    "zoo.vae.priors",
-    "zoo.vae.flow_posteriors",
-    "zoo.vae.aae",
-    "zoo.vae.vae_gan",
-)
+# Modules that register models are found through this entry-point group: the
+# zoo's own (setup.py) and those of any installed package, e.g. in its setup.py
+#     entry_points={"zoo.models": ["my_model = my_package.my_model"]}
+ENTRY_POINT_GROUP = "zoo.models"
+_LOADED = []  # the entry points' modules, once imported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +103,39 @@ def register(name, *, presets, training=None, default_dataset=None):
     return wrap
 
 
+def model_modules():
+    """The modules registered under :data:`ENTRY_POINT_GROUP`, the zoo's first."""
+    found = {ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if not any(m.startswith("zoo.") for m in found):
+        raise ImportError(
+            f"the zoo's models are found through its package metadata (entry points of the "
+            f"group {ENTRY_POINT_GROUP!r}), and none is installed: install the zoo with "
+            f"`pip install -e .` in its folder (`make install` does)")
+    return sorted(found, key=lambda m: (not m.startswith("zoo."), m))
+
+
 def load_all():
-    """Imports every model module, which registers its classes (``import zoo`` does)."""
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
+    """Imports every model module (which registers its classes): those of the
+    :data:`ENTRY_POINT_GROUP` entry points, the zoo's own and other installed
+    packages'. ``import zoo`` does it; it runs once per process."""
+    if _LOADED:
+        return
+    for module in model_modules():
+        import_module(module)
+    _LOADED.append(True)
+
+
+def import_module(module):
+    """Imports `module` (a model module outside the zoo: ``zoo train --import``),
+    which registers its models; a clear error if it cannot be imported."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name and module.startswith(e.name):  # the module itself, not one it imports
+            raise ValueError(f"cannot import the model module {module!r}: no module named "
+                             f"{e.name!r} (is its package installed, or its folder on "
+                             f"PYTHONPATH?)") from None
+        raise
 
 
 def entry(name):

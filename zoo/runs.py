@@ -28,6 +28,8 @@ import zipfile
 import keras
 import numpy as np
 
+from zoo import registry
+
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
@@ -144,11 +146,25 @@ def read_run(run_dir):
                         and math.isfinite(value) and value > 0
                 if not ok:
                     problems.append(f"training.{key}={value!r}")
+        imports = run.get("imports", [])
+        if not (isinstance(imports, list) and all(isinstance(m, str) for m in imports)):
+            problems.append(f"imports={imports!r}")
     if problems:
         raise RunError(f"run settings {path} are damaged: {expected}; got "
                        f"{', '.join(problems)}. Restore the file, or start a new run "
                        "with another --out")
+    import_modules(run.get("imports", []))
     return run
+
+
+def import_modules(modules):
+    """Imports the modules of models defined outside the zoo (``zoo train --import``,
+    a run's ``imports``), or a RunError saying which cannot be imported."""
+    for module in modules:
+        try:
+            registry.import_module(module)
+        except ValueError as e:
+            raise RunError(str(e)) from None
 
 
 def read_index(run_dir):

@@ -352,7 +352,7 @@ def _say(verbose, message):
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
-          strategy="default", precision=None):
+          strategy="default", precision=None, imports=()):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -396,6 +396,9 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             rest in float32. A model constructor argument, so the same as
             ``overrides={"precision": ...}``; None: the preset's (float32) or
             the resumed run's.
+        imports: modules to import first, which register models defined outside
+            the zoo (``zoo train --import MODULE``); the run records them, so
+            that every later command on it imports them too.
     Returns:
         A :class:`TrainResult`.
     Raises:
@@ -408,6 +411,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
     run_dir = runs.check_folder(out)
+    imports = list(imports or ())
+    runs.import_modules(imports)
     try:  # before anything is written
         writer = distribute.writes_run(distribute.check_name(strategy))
     except ValueError as e:
@@ -432,6 +437,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
                            "to continue it, or choose another --out")
         run = new_run(name, dataset, epochs, overrides, seed, settings)
+        if imports:
+            run["imports"] = imports
         stored, history = None, []
     run["strategy"] = strategy
     try:

@@ -31,6 +31,11 @@ class FlowModel(GenerativeModel):
     """
 
     family = "flow"
+
+    @property
+    def draws_training_noise(self):
+        """Images are dequantized with noise from the stream; vectors are not."""
+        return self.num_levels is not None
     xla_sampling = True
     loss_names = ("loss", "bits_per_dim")
     sample_options = {

@@ -98,6 +98,7 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     """
 
     family = "gan"
+    draws_training_noise = True
     optimizer_terms = {"generator": "generator_loss", "critic": "critic_loss"}
     critic_networks = ("critic",)
 

@@ -84,6 +84,7 @@ class VariationalAutoencoder(GenerativeModel):
 
     family = "vae"
     likelihood = "bound"
+    draws_training_noise = True
     # The KL terms, reported one by one (a hierarchical model has one per layer).
     kl_names = ("kl",)
     # Other terms a variant reports (after bits_per_dim).
