@@ -8,6 +8,7 @@ from zoo.gan.losses import NonSaturatingLoss
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.nn.mlp import MLP
 from zoo.registry import register
+from zoo.vae.autoencoder_networks import AutoencoderNetworks
 from zoo.vae.base import VariationalAutoencoder
 
 
@@ -26,7 +27,7 @@ from zoo.vae.base import VariationalAutoencoder
     default_dataset="digits",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class AdversarialAutoencoder(MultiNetworkTraining, VariationalAutoencoder):
+class AdversarialAutoencoder(MultiNetworkTraining, AutoencoderNetworks, VariationalAutoencoder):
     """An autoencoder whose aggregated posterior is matched to the prior by a GAN on z.
 
     Makhzani, Shlens, Jaitly, Goodfellow & Frey, "Adversarial Autoencoders",

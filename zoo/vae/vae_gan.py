@@ -9,7 +9,8 @@ from zoo.gan.dcgan_critic import DCGANCritic
 from zoo.gan.losses import NonSaturatingLoss
 from zoo.preprocessing import dequantize
 from zoo.registry import register
-from zoo.vae.base import VariationalAutoencoder
+from zoo.vae.autoencoder import Autoencoder
+from zoo.vae.autoencoder_networks import AutoencoderNetworks
 
 FEATURE_EPSILON = 1e-5
 
@@ -27,7 +28,7 @@ FEATURE_EPSILON = 1e-5
     default_dataset="digits",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
+class VAEGAN(MultiNetworkTraining, AutoencoderNetworks, Autoencoder):
     """A VAE whose decoder is a GAN's generator, its reconstruction error measured
     in the discriminator's features.
 
@@ -74,7 +75,7 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
     Args:
         gamma: the weight of L_llike in the decoder's loss (the paper's gamma).
         critic_filters: channels of the discriminator's first convolution.
-        (others): as :class:`~zoo.vae.base.VariationalAutoencoder`; the
+        (others): as :class:`~zoo.vae.autoencoder.Autoencoder`; the
             observation model only sets the decoder's output width.
     """
 
@@ -84,7 +85,7 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
     optimizer_terms = {"encoder": "encoder_loss", "decoder": "decoder_loss",
                        "discriminator": "discriminator_loss"}
     critic_networks = ("discriminator",)
-    fixed_parameters = ("beta", "kl_warmup_steps", "observation", "observation_scale")
+    fixed_parameters = ("observation", "observation_scale")
 
     def __init__(self, gamma=1.0, critic_filters=32, **kwargs):
         kwargs.setdefault("name", "vae_gan")
@@ -95,7 +96,7 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
         unknown = sorted(set(kwargs) & set(self.fixed_parameters))
         if unknown:
             raise ValueError(f"VAEGAN: {unknown} cannot be set: the model trains no pixel "
-                             "likelihood and no KL weight")
+                             "likelihood")
         self.game = NonSaturatingLoss()
         super().__init__(observation="gaussian_fixed", **kwargs)
         self.check_optimizer_terms()
@@ -157,16 +158,3 @@ class VAEGAN(MultiNetworkTraining, VariationalAutoencoder):
             "feature_reconstruction": feature_reconstruction,
             "generator_loss": generator_loss,
         }
-
-
-    # --------------------------------------------------- no likelihood here
-    def no_likelihood(self, *args, **kwargs):
-        raise TypeError(f"{self.name} has no likelihood (likelihood='none'): evaluate it by "
-                        "the quality of its samples")
-
-    nll = elbo = evidence = importance_weighted_bound = no_likelihood
-
-    def data_signatures(self):
-        signatures = super().data_signatures()
-        del signatures["elbo"]
-        return signatures
