@@ -195,8 +195,17 @@ def cmd_export(args):
 def cmd_serve(args):
     """Runs TF Serving on the base path (or says how to install it); its exit code."""
     from zoo import savedmodels
-    from zoo.runs import RunError
+    from zoo.runs import RUN_FILE, RunError
+    from zoo.savedmodels.serve import served_models
 
+    if os.path.isfile(os.path.join(args.base, RUN_FILE)):
+        raise RunError(f"{args.base!r} is a run folder, not an export base path: export it "
+                       f"with `zoo export {args.base}` (into savedmodels/), then run "
+                       "`zoo serve savedmodels`")
+    if os.path.isdir(args.base) and not served_models(args.base):
+        raise RunError(f"no exported model under {args.base!r}: expected folders "
+                       f"<model>/<version>/saved_model.pb; export a run with "
+                       f"`zoo export RUN --base {args.base}`")
     try:
         return savedmodels.serve(args.base, port=args.port, rest_port=args.rest_port,
                                  dry_run=args.dry_run)

@@ -592,6 +592,59 @@ def test_every_json_file_is_strict(moons_run):
     assert not (moons_run / "nan.json").exists()
 
 
+# ------------------------------------------------------------------ messages and parameters
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "sngan", "--dataset", "digits", "--set", "num_classes=10.7"],
+     "SNGAN: expected num_classes to be an integer, got 10.7"),
+    (["train", "sngan", "--dataset", "digits", "--set", "num_classes=2.5"],
+     "SNGAN: expected num_classes to be an integer, got 2.5"),
+    (["train", "realnvp", "--dataset", "mons"],
+     "model 'realnvp' has no preset for dataset 'mons'; presets: ['8gaussians', "),
+    (["train", "realnvp", "--dataset", "mons"], "]. Did you mean 'moons'?"),
+    (["compare", "mons"], "unknown dataset 'mons'; built-in datasets: "),
+    (["compare", "mons"], "]. Did you mean 'moons'?"),
+    (["train", "realnpv"], "]. Did you mean 'realnvp'?"),
+])
+def test_messages_name_the_value_and_suggest_a_name(argv, expected, tmp_path, capsys, data_dir):
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "run"), "--data-dir", data_dir]
+    assert zoo(*argv) == 2
+    line = one_error_line(capsys, expected)
+    assert "dataset=" not in line  # the Python API's hint, not the command's
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_zoo_get_refuses_a_fraction_for_an_integer_parameter():
+    import zoo as package
+
+    with pytest.raises(ValueError, match="expected num_classes to be an integer, got 2.5"):
+        package.get("sngan", dataset="digits", num_classes=2.5)
+    assert package.get("sngan", dataset="digits", num_classes=10.0).num_classes == 10
+    with pytest.raises(ValueError, match=r"no preset for dataset 'mons'.*Did you mean 'moons'"):
+        package.get("realnvp", dataset="mons")
+
+
+def test_resume_of_another_model_says_which_command_resumes_it(moons_run, capsys):
+    before = files(moons_run)
+    assert zoo("train", "nice", "--out", moons_run, "--resume") == 2
+    line = one_error_line(capsys, f"is a run of model 'realnvp', not 'nice'; resume it with "
+                                  f"`zoo train realnvp --out {moons_run} --resume`")
+    assert "without it" not in line
+    assert files(moons_run) == before
+
+
+def test_serve_of_a_run_folder_or_an_empty_base_says_to_export(moons_run, tmp_path, capsys):
+    before = files(moons_run)
+    assert zoo("serve", moons_run) == 2
+    line = one_error_line(capsys, f"{str(moons_run)!r} is a run folder, not an export base "
+                                  f"path: export it with `zoo export {moons_run}`")
+    assert "zoo.savedmodels" not in line
+    assert files(moons_run) == before
+    assert zoo("serve", tmp_path) == 2
+    line = one_error_line(capsys, f"export a run with `zoo export RUN --base {tmp_path}`")
+    assert "zoo.savedmodels" not in line and os.listdir(tmp_path) == []
+
+
 # ------------------------------------------------------------------ a new user's terminal
 def test_help_and_argument_errors_do_not_import_tensorflow():
     code = ("import sys, zoo_cli\n"
