@@ -91,8 +91,27 @@ def three_epochs(tmp_path_factory, data_dir):
     return finished_run(tmp_path_factory, data_dir, 3)
 
 
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, data_dir):
+    """A finished one-epoch run of a tiny NICE on digits (2 steps of 32)."""
+    run = tmp_path_factory.mktemp("runs") / "nice-digits"
+    assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,
+               "--data-dir", data_dir) == 0
+    return run
+
+
 def copy_run(run, tmp_path, name="copy"):
     return shutil.copytree(run, tmp_path / name)
+
+
+def diverge(run):
+    """Adds epoch 2 to `run`: its checkpoint, with NaN weights, as the last good one."""
+    model, _, _ = runs.load_checkpoint(run)
+    for w in model.trainable_weights:
+        w.assign(np.full(w.shape, np.nan, np.float32))
+    model.save(str(run / "checkpoints" / "epoch_0002.keras"))
+    runs.write_json(str(run / "checkpoints" / "latest.json"),
+                    {"epoch": 2, "file": "epoch_0002.keras"})
 
 
 # ------------------------------------------------------------------ train / resume
@@ -255,19 +274,19 @@ def test_non_finite_stop_checks_every_logged_value():
     assert guard.failure == {"epoch": 5, "batch": 1, "values": {"wasserstein": float("inf")}}
 
 
-def test_evaluate_of_a_diverged_checkpoint_fails_and_writes_nothing(moons_run, tmp_path,
-                                                                   capsys):
+def test_a_diverged_checkpoint_is_not_evaluated_sampled_or_exported(moons_run, tmp_path,
+                                                                     capsys):
     run = copy_run(moons_run, tmp_path, "n3")
-    model, _, _ = runs.load_checkpoint(run)
-    for w in model.trainable_weights:
-        w.assign(np.full(w.shape, np.nan, np.float32))
-    model.save(str(run / "checkpoints" / "epoch_0002.keras"))
-    runs.write_json(str(run / "checkpoints" / "latest.json"),
-                    {"epoch": 2, "file": "epoch_0002.keras"})
+    diverge(run)
     before = files(run)
-    assert zoo("evaluate", run) == 3
-    one_error_line(capsys, "non-finite")
+    png, npy, base = tmp_path / "s.png", tmp_path / "s.npy", tmp_path / "savedmodels"
+    for argv in (["sample", run, "--out", png, "--npy", npy], ["sample", run],
+                 ["export", run, "--base", base], ["evaluate", run]):
+        assert zoo(*argv) == 3, argv
+        one_error_line(capsys, f"checkpoint {run / 'checkpoints' / 'epoch_0002.keras'} holds "
+                               "non-finite weights")
     assert files(run) == before
+    assert sorted(os.listdir(tmp_path)) == ["n3"]
 
 
 def test_a_last_update_that_breaks_the_model_is_not_saved(tmp_path, monkeypatch, capsys,
@@ -643,6 +662,110 @@ def test_serve_of_a_run_folder_or_an_empty_base_says_to_export(moons_run, tmp_pa
     assert zoo("serve", tmp_path) == 2
     line = one_error_line(capsys, f"export a run with `zoo export RUN --base {tmp_path}`")
     assert "zoo.savedmodels" not in line and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "text"])
+def test_features_that_are_no_feature_network(which, digits_run, tmp_path, capsys):
+    if which == "checkpoint":  # a zoo model: no symbolic outputs
+        features, expected = digits_run / "checkpoints" / "epoch_0001.keras", \
+            "is a NICE, not a functional Keras model of images -> features"
+    else:
+        features, expected = tmp_path / "net.keras", "is not a .keras archive (a zip file"
+        features.write_text("not a model")
+    before = files(digits_run)
+    assert zoo("evaluate", digits_run, "--features", features) == 2
+    one_error_line(capsys, expected)
+    assert files(digits_run) == before
+
+
+# ------------------------------------------------------------------ compare
+def test_compare_out_that_is_a_file_or_cannot_be_written(moons_run, tmp_path, monkeypatch,
+                                                         capsys):
+    import errno
+
+    runs_dir = tmp_path / "runs"
+    copy_run(moons_run, runs_dir, "a")
+    target = tmp_path / "afile.txt"
+    target.write_text("keep me")
+    before = files(runs_dir)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--out", target) == 2
+    one_error_line(capsys, f"--out {str(target)!r} is a file; expected a folder")
+    assert target.read_text() == "keep me" and files(runs_dir) == before
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--out", tmp_path / "ro") == 2
+    one_error_line(capsys, f"cannot create the --out folder {str(tmp_path / 'ro')!r}: "
+                           "Read-only file system")
+    assert files(runs_dir) == before
+
+
+def test_compare_lists_runs_it_cannot_evaluate_and_compares_the_rest(moons_run, tmp_path,
+                                                                     capsys):
+    runs_dir = tmp_path / "runs"
+    copy_run(moons_run, runs_dir, "a")
+    empty = copy_run(moons_run, runs_dir, "b-no-checkpoint")  # diverged in its first epoch
+    shutil.rmtree(empty / "checkpoints")
+    damaged = copy_run(moons_run, runs_dir, "c-damaged")
+    (damaged / "run.json").write_text("{}")
+    diverged = copy_run(moons_run, runs_dir, "d-diverged")
+    diverge(diverged)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100) == 0
+    with open(runs_dir / "compare-moons" / "table.csv") as f:
+        assert [r["run"] for r in csv.DictReader(f)] == ["a"]
+    table = (runs_dir / "compare-moons" / "table.md").read_text()
+    assert f"Not evaluated: {empty}: run {str(empty)!r} has no checkpoint yet" in table
+    assert f"Not evaluated: {damaged}: run settings {damaged / 'run.json'} are damaged" in table
+    assert f"Not evaluated: {diverged}: checkpoint " in table and "non-finite weights" in table
+    assert (runs_dir / "compare-moons" / "samples.png").exists()
+
+
+def test_compare_trusts_metrics_only_of_the_checkpoint_it_loads(moons_run, three_epochs,
+                                                                tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    run = copy_run(moons_run, runs_dir, "x")
+    argv = ["compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100]
+    assert zoo(*argv) == 0
+    measured = read(run / "metrics.json")
+    assert measured["checkpoint_sha256"] == hashlib.sha256(
+        read_bytes(run / "checkpoints" / "epoch_0001.keras")).hexdigest()
+    capsys.readouterr()
+
+    # Another model's metrics (the folder held an nsf run once): evaluated anew.
+    (run / "metrics.json").write_text(json.dumps(dict(measured, model="nsf", nll_nats=3.63)))
+    assert zoo(*argv) == 0
+    assert f"evaluating {run} (metrics of model 'nsf', not 'realnvp')" in \
+        capsys.readouterr().err
+    assert read(run / "metrics.json")["nll_nats"] == measured["nll_nats"]
+
+    # Another checkpoint of the same name, epoch and model: evaluated anew.
+    shutil.copy(three_epochs / "checkpoints" / "epoch_0003.keras",
+                run / "checkpoints" / "epoch_0001.keras")
+    assert zoo(*argv) == 0
+    assert "(metrics of another checkpoints/epoch_0001.keras (its SHA-256 differs))" in \
+        capsys.readouterr().err
+    assert read(run / "metrics.json")["nll_nats"] != measured["nll_nats"]
+    assert zoo(*argv) == 0
+    assert "evaluating" not in capsys.readouterr().err  # current now
+
+
+def test_compare_with_a_truncated_newest_checkpoint_evaluates_once(three_epochs, tmp_path,
+                                                                   capsys):
+    runs_dir = tmp_path / "runs"
+    run = copy_run(three_epochs, runs_dir, "t")
+    with open(run / "checkpoints" / "epoch_0003.keras", "r+b") as f:
+        f.truncate(100)
+    argv = ["compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100]
+    assert zoo(*argv) == 0
+    err = capsys.readouterr().err
+    assert f"evaluating {run} (no metrics.json)" in err
+    assert err.count("epoch_0003.keras") == 1 and "truncated" in err  # one warning
+    assert read(run / "metrics.json")["epoch"] == 2
+    assert zoo(*argv) == 0
+    err = capsys.readouterr().err
+    assert "evaluating" not in err and err.count("epoch_0003.keras") == 1
 
 
 # ------------------------------------------------------------------ a new user's terminal
