@@ -95,6 +95,22 @@ def file_path(suffix):
     return check
 
 
+def parse_options(items):
+    """``["label=3", "temperature=0.7"]`` -> dict of numbers (JSON), for ``--option``."""
+    options = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--option expects name=value with a sampler option's name, "
+                             f"got {item!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            raise UsageError(f"--option {key}: expected a number, got {text!r}") from None
+    return options
+
+
 def parse_overrides(items):
     """``["hidden_units=8", "data_shape=[2]"]`` -> dict; values JSON, else strings."""
     overrides = {}
@@ -151,7 +167,7 @@ def cmd_sample(args):
     from zoo import runs
 
     for path in runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
-                                data_dir=args.data_dir):
+                                data_dir=args.data_dir, options=parse_options(args.option)):
         print(path)
     return 0
 
@@ -284,6 +300,9 @@ def build_parser():
     p.add_argument("--out", type=file_path(".png"),
                    help="the PNG, of the first samples only (default: RUN/samples/sample.png)")
     p.add_argument("--npy", type=file_path(".npy"), help="write all n samples to this .npy")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="a sampler option of the model, e.g. temperature=0.7 (flows) or "
+                        "label=3 (class-conditional GANs; -1: at random) (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
     p.set_defaults(func=cmd_sample)
 
@@ -362,6 +381,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         parse_overrides(getattr(args, "set", None))
+        parse_options(getattr(args, "option", None))
     except UsageError as e:
         _error(e)
         return EXIT_ERROR

@@ -350,6 +350,49 @@ def test_sample_many_in_bounded_batches(moons_run, tmp_path, capsys):
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
 
 
+def test_sample_with_sampler_options(moons_run, tmp_path, capsys, data_dir):
+    npy = tmp_path / "cool.npy"
+    assert zoo("sample", moons_run, "-n", 50, "--option", "temperature=0.5", "--npy", npy,
+               "--out", tmp_path / "cool.png") == 0
+    model, _, _ = runs.load_checkpoint(moons_run)
+    np.testing.assert_allclose(np.load(npy), model.sample(50, seed=0, temperature=0.5),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.load(npy), model.sample(50, seed=0), rtol=1e-3)
+
+    # A class-conditional GAN's label.
+    run = tmp_path / "sngan"
+    assert zoo("train", "sngan", "--dataset", "digits", "--set", "num_classes=10", "--set",
+               "filters=4", "--set", "latent_dim=4", "--steps-per-epoch", 1, "--batch-size",
+               16, "--epochs", 1, "--out", run, "--data-dir", data_dir) == 0
+    assert zoo("sample", run, "-n", 16, "--option", "label=3", "--npy", tmp_path / "3.npy") == 0
+    model, _, _ = runs.load_checkpoint(run)
+    np.testing.assert_allclose(np.load(tmp_path / "3.npy"), model.sample(16, seed=0, label=3),
+                               rtol=1e-5, atol=1e-5)
+    before = files(run)
+    capsys.readouterr()
+    assert zoo("sample", run, "--option", "label=3.5") == 2
+    one_error_line(capsys, "sampler option label: expected an integer (label > -2 and "
+                           "label < 10), got 3.5")
+    assert zoo("sample", run, "--option", "label=10") == 2
+    one_error_line(capsys, "expected label > -2 and label < 10, got 10")
+    assert files(run) == before
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("label=3", "model 'realnvp' of this run has no sampler option 'label'; its options: "
+                "temperature ("),
+    ("temperature=0", "sampler option temperature: realnvp.sample: expected temperature > 0"),
+    ("temperature=x", "--option temperature: expected a number, got 'x'"),
+    ("temperature=[1]", "sampler option temperature: expected a number"),
+    ("temperature", "--option expects name=value"),
+])
+def test_sample_refuses_bad_options(option, expected, moons_run, tmp_path, capsys):
+    before = files(moons_run)
+    assert zoo("sample", moons_run, "--option", option, "--out", tmp_path / "s.png") == 2
+    one_error_line(capsys, expected)
+    assert files(moons_run) == before and os.listdir(tmp_path) == []
+
+
 def test_evaluate_writes_metrics(moons_run, capsys):
     assert zoo("evaluate", moons_run) == 0
     metrics = read(moons_run / "metrics.json")

@@ -443,14 +443,23 @@ def latent_pictures(model, data, run_dir, count=16):
 
 
 def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,
-               picture_limit=None):
+               picture_limit=None, options=None):
     """Draws `n` samples of a run's last good checkpoint in batches of at most
-    `batch_size`; writes one picture of the first ones (``plotting.save_picture``)
-    and, if `npy` is given, all of them as a ``.npy`` array (written as they come,
-    so memory stays bounded). Returns the paths written."""
+    `batch_size`, with the sampler `options` (name -> value, of the model's
+    ``sample_options``); writes one picture of the first ones
+    (``plotting.save_picture``) and, if `npy` is given, all of them as a ``.npy``
+    array (written as they come, so memory stays bounded). Returns the paths
+    written.
+
+    Raises:
+        RunError: an option the model does not declare, or a value it refuses
+            (checked as the exported ``sample`` signature checks it); nothing is
+            written then.
+    """
     from zoo import plotting
 
     model, run, _ = load_checkpoint(run_dir)
+    options = check_sample_options(model, run, options or {})
     out = out or os.path.join(os.fspath(run_dir), SAMPLES, "sample.png")
     limit = picture_limit or plotting.picture_limit(model)
     stream = None
@@ -459,7 +468,7 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         stream = np.lib.format.open_memmap(npy + ".tmp.npy", mode="w+", dtype=np.float32,
                                            shape=(n,) + model.data_shape)
     shown, start = [], 0
-    for batch in model.sample_batches(n, seed, batch_size):
+    for batch in model.sample_batches(n, seed, batch_size, **options):
         if stream is not None:
             stream[start:start + len(batch)] = batch
         start += len(batch)
@@ -476,6 +485,30 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         os.replace(npy + ".tmp.npy", npy)
         written.append(npy)
     return written
+
+
+def check_sample_options(model, run, options):
+    """`options` (name -> number) checked against the model's ``sample_options``:
+    declared names, integers for ``int32`` options, values in their bounds."""
+    declared = model.sample_options
+    unknown = sorted(set(options) - set(declared))
+    if unknown:
+        raise RunError(f"model {run['model']!r} of this run has no sampler option "
+                       f"{', '.join(map(repr, unknown))}; its options: "
+                       + (", ".join(f"{k} ({o.doc})" for k, o in declared.items()) or "none"))
+    checked = {}
+    for name, value in options.items():
+        option = declared[name]
+        kind = "an integer" if option.dtype.startswith("int") else "a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind == "an integer" and not isinstance(value, int)):
+            raise RunError(f"sampler option {name}: expected {kind} "
+                           f"({option.expected(name)}), got {value!r}")
+        try:
+            checked[name] = option.check(model, name, value)
+        except (TypeError, ValueError) as e:
+            raise RunError(f"sampler option {name}: {e}") from None
+    return checked
 
 
 def reference_points(model, dataset, data_dir=None, count=1000):
