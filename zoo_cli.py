@@ -204,7 +204,8 @@ def cmd_export(args):
     """Exports the last good checkpoint for TF Serving; prints the version folder."""
     from zoo import runs
 
-    print(runs.export_run(args.run, base=args.base, version=args.version))
+    print(runs.export_run(args.run, base=args.base, version=args.version,
+                          max_samples=args.max_samples))
     return 0
 
 
@@ -334,6 +335,9 @@ def build_parser():
     p.add_argument("run", help="a run folder")
     p.add_argument("--base", default="savedmodels", help="export base path")
     p.add_argument("--version", type=positive_int, help="default: the next version")
+    p.add_argument("--max-samples", type=int_in(1, SEED_MAX), metavar="N",
+                   help="the most samples one `sample` request may ask for (default: as "
+                        "many as fit in 256 MiB of output, e.g. 1048576 digits)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("serve", help="tensorflow_model_server on an export base path")

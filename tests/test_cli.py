@@ -432,6 +432,34 @@ def test_export_and_serve(moons_run, tmp_path, capsys):
     one_error_line(capsys, "expected an export base path")
 
 
+def test_export_limits_the_samples_of_one_request(moons_run, tmp_path, capsys):
+    import tensorflow as tf
+
+    from zoo.savedmodels.export import SAMPLE_BYTES, read_metadata
+
+    base = tmp_path / "savedmodels"
+    assert zoo("export", moons_run, "--base", base, "--max-samples", 10) == 0
+    folder = capsys.readouterr().out.strip()
+    assert read_metadata(folder)["max_samples"] == 10
+    sample = tf.saved_model.load(folder).signatures["sample"]
+    inputs = {"seed": tf.constant(0), "temperature": tf.constant(1.0)}
+    assert sample(n=tf.constant(10), **inputs)["samples"].shape == (10, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"sample: expected n <= 10 \(max_samples of this export"):
+        sample(n=tf.constant(11), **inputs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected n >= 0"):
+        sample(n=tf.constant(-1), **inputs)
+
+    # The default: as many 2-D float32 points as fit in SAMPLE_BYTES.
+    assert zoo("export", moons_run, "--base", base) == 0
+    folder = capsys.readouterr().out.strip()
+    assert read_metadata(folder)["max_samples"] == SAMPLE_BYTES // (2 * 4)
+    before = files(base)
+    assert zoo("export", moons_run, "--base", base, "--max-samples", 0) == 2
+    one_error_line(capsys, "--max-samples: expected an integer in [1, 2147483647], got '0'")
+    assert files(base) == before
+
+
 def test_digits_run(tmp_path, capsys, data_dir):
     run = tmp_path / "digits"
     assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,

@@ -521,15 +521,17 @@ def reference_points(model, dataset, data_dir=None, count=1000):
     return np.asarray(next(iter(data)))
 
 
-def export_run(run_dir, base="savedmodels", version=None):
-    """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``."""
+def export_run(run_dir, base="savedmodels", version=None, max_samples=None):
+    """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``, its
+    ``sample`` signature limited to `max_samples` per call (None: the default of
+    :func:`zoo.savedmodels.export.export`)."""
     from zoo import savedmodels
     from zoo.savedmodels.export import VersionExistsError
 
     model, run, _ = load_checkpoint(run_dir)
     try:
         return savedmodels.export(model, os.path.join(os.fspath(base), run["model"]),
-                                  version=version)
+                                  version=version, max_samples=max_samples)
     except VersionExistsError as e:
         raise RunError(f"version {e.version} exists already at {e.target!r}; versions are "
                        "immutable for TF Serving: omit --version to export the next one, "
