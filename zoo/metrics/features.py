@@ -123,8 +123,8 @@ class FeatureNetwork:
             if not os.path.isfile(path):
                 raise FeatureError(f"no feature network at {path!r}: expected a .keras file")
             if not zipfile.is_zipfile(path):
-                raise FeatureError(f"{path!r} is not a .keras archive (a zip file written by "
-                                   "model.save); expected a Keras model of images -> features")
+                raise FeatureError(f"cannot load a feature network from {path!r}: it is not a "
+                                   ".keras archive (a zip file written by model.save)")
             try:
                 model = keras.saving.load_model(path, compile=False)
             except Exception as e:
