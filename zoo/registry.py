@@ -166,7 +166,7 @@ def get(name, dataset=None, **overrides):
     config = e.config_for(dataset)
     config.update(overrides)
     model = e.cls(**config)
-    built = model.get_config()
+    built = model.get_config() if overrides else {}
     for key, value in overrides.items():
         if _truncated(value, built.get(key)):
             raise ValueError(f"{e.cls.__name__}: expected {key} to be an integer, got {value!r}")
