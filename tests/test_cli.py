@@ -791,6 +791,11 @@ def test_compare_lists_runs_it_cannot_evaluate_and_compares_the_rest(moons_run, 
     assert f"Not evaluated: {damaged}: run settings {damaged / 'run.json'} are damaged" in table
     assert f"Not evaluated: {diverged}: checkpoint " in table and "non-finite weights" in table
     assert (runs_dir / "compare-moons" / "samples.png").exists()
+    # Named runs likewise.
+    assert zoo("compare", "moons", runs_dir / "a", damaged, "--num-samples", 100,
+               "--out", tmp_path / "named") == 0
+    table = (tmp_path / "named" / "table.md").read_text()
+    assert "| a |" in table and f"Not evaluated: {damaged}: run settings" in table
 
 
 def test_compare_trusts_metrics_only_of_the_checkpoint_it_loads(moons_run, three_epochs,

@@ -194,13 +194,18 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
     """
     info = datasets.info(dataset)
     failed = {}
+
+    def not_evaluated(run_dir, error):
+        failed[run_dir] = str(error)
+        log(f"{run_dir}: not evaluated: {error}")
+
     if run_dirs:
         run_dirs = [os.fspath(r) for r in run_dirs]
         for run_dir in run_dirs:
             try:
                 other = runs.read_run(run_dir)["dataset"]
-            except runs.RunError as e:
-                failed[run_dir] = str(e)
+            except runs.RunError as e:  # a damaged run.json
+                not_evaluated(run_dir, e)
                 continue
             if other != dataset:
                 raise runs.RunError(f"run {run_dir!r} is on {other!r}, not {dataset!r}")
@@ -211,11 +216,6 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
                                 f"`zoo train MODEL --dataset {dataset}`, or name run folders")
     out = _output_folder(out or os.path.join(runs_dir, f"compare-{dataset}"))
     models, rows = {}, []
-
-    def not_evaluated(run_dir, error):
-        failed[run_dir] = str(error)
-        log(f"{run_dir}: not evaluated: {error}")
-
     for run_dir in [r for r in run_dirs if r not in failed]:
         try:
             loaded = runs.load_checkpoint(run_dir)
