@@ -5,6 +5,7 @@ Every bad-input case runs the command and checks its exit code, its one
 """
 
 import csv
+import errno
 import hashlib
 import json
 import math
@@ -752,8 +753,6 @@ def test_features_that_are_no_feature_network(which, digits_run, tmp_path, capsy
 # ------------------------------------------------------------------ compare
 def test_compare_out_that_is_a_file_or_cannot_be_written(moons_run, tmp_path, monkeypatch,
                                                          capsys):
-    import errno
-
     runs_dir = tmp_path / "runs"
     copy_run(moons_run, runs_dir, "a")
     target = tmp_path / "afile.txt"
