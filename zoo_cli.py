@@ -95,6 +95,22 @@ def file_path(suffix):
     return check
 
 
+def parse_options(items):
+    """``["label=3", "temperature=0.7"]`` -> dict of numbers (JSON), for ``--option``."""
+    options = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--option expects name=value with a sampler option's name, "
+                             f"got {item!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            raise UsageError(f"--option {key}: expected a number, got {text!r}") from None
+    return options
+
+
 def parse_overrides(items):
     """``["hidden_units=8", "data_shape=[2]"]`` -> dict; values JSON, else strings."""
     overrides = {}
@@ -154,7 +170,7 @@ def cmd_sample(args):
     from zoo import runs
 
     for path in runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
-                                data_dir=args.data_dir):
+                                data_dir=args.data_dir, options=parse_options(args.option)):
         print(path)
     return 0
 
@@ -191,15 +207,25 @@ def cmd_export(args):
     """Exports the last good checkpoint for TF Serving; prints the version folder."""
     from zoo import runs
 
-    print(runs.export_run(args.run, base=args.base, version=args.version))
+    print(runs.export_run(args.run, base=args.base, version=args.version,
+                          max_samples=args.max_samples))
     return 0
 
 
 def cmd_serve(args):
     """Runs TF Serving on the base path (or says how to install it); its exit code."""
     from zoo import savedmodels
-    from zoo.runs import RunError
+    from zoo.runs import RUN_FILE, RunError
+    from zoo.savedmodels.serve import served_models
 
+    if os.path.isfile(os.path.join(args.base, RUN_FILE)):
+        raise RunError(f"{args.base!r} is a run folder, not an export base path: export it "
+                       f"with `zoo export {args.base}` (into savedmodels/), then run "
+                       "`zoo serve savedmodels`")
+    if os.path.isdir(args.base) and not served_models(args.base):
+        raise RunError(f"no exported model under {args.base!r}: expected folders "
+                       f"<model>/<version>/saved_model.pb; export a run with "
+                       f"`zoo export RUN --base {args.base}`")
     try:
         return savedmodels.serve(args.base, port=args.port, rest_port=args.rest_port,
                                  dry_run=args.dry_run)
@@ -287,6 +313,9 @@ def build_parser():
     p.add_argument("--out", type=file_path(".png"),
                    help="the PNG, of the first samples only (default: RUN/samples/sample.png)")
     p.add_argument("--npy", type=file_path(".npy"), help="write all n samples to this .npy")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="a sampler option of the model, e.g. temperature=0.7 (flows) or "
+                        "label=3 (class-conditional GANs; -1: at random) (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
     p.set_defaults(func=cmd_sample)
 
@@ -318,6 +347,9 @@ def build_parser():
     p.add_argument("run", help="a run folder")
     p.add_argument("--base", default="savedmodels", help="export base path")
     p.add_argument("--version", type=positive_int, help="default: the next version")
+    p.add_argument("--max-samples", type=int_in(1, SEED_MAX), metavar="N",
+                   help="the most samples one `sample` request may ask for (default: as "
+                        "many as fit in 256 MiB of output, e.g. 1048576 digits)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("serve", help="tensorflow_model_server on an export base path")
@@ -368,6 +400,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         parse_overrides(getattr(args, "set", None))
+        parse_options(getattr(args, "option", None))
     except UsageError as e:
         _error(e)
         return EXIT_ERROR

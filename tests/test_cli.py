@@ -5,6 +5,7 @@ Every bad-input case runs the command and checks its exit code, its one
 """
 
 import csv
+import errno
 import hashlib
 import json
 import math
@@ -91,8 +92,27 @@ def three_epochs(tmp_path_factory, data_dir):
     return finished_run(tmp_path_factory, data_dir, 3)
 
 
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, data_dir):
+    """A finished one-epoch run of a tiny NICE on digits (2 steps of 32)."""
+    run = tmp_path_factory.mktemp("runs") / "nice-digits"
+    assert zoo("train", "nice", *TINY_NICE_DIGITS, "--epochs", 1, "--out", run,
+               "--data-dir", data_dir) == 0
+    return run
+
+
 def copy_run(run, tmp_path, name="copy"):
     return shutil.copytree(run, tmp_path / name)
+
+
+def diverge(run):
+    """Adds epoch 2 to `run`: its checkpoint, with NaN weights, as the last good one."""
+    model, _, _ = runs.load_checkpoint(run)
+    for w in model.trainable_weights:
+        w.assign(np.full(w.shape, np.nan, np.float32))
+    model.save(str(run / "checkpoints" / "epoch_0002.keras"))
+    runs.write_json(str(run / "checkpoints" / "latest.json"),
+                    {"epoch": 2, "file": "epoch_0002.keras"})
 
 
 # ------------------------------------------------------------------ train / resume
@@ -255,19 +275,19 @@ def test_non_finite_stop_checks_every_logged_value():
     assert guard.failure == {"epoch": 5, "batch": 1, "values": {"wasserstein": float("inf")}}
 
 
-def test_evaluate_of_a_diverged_checkpoint_fails_and_writes_nothing(moons_run, tmp_path,
-                                                                   capsys):
+def test_a_diverged_checkpoint_is_not_evaluated_sampled_or_exported(moons_run, tmp_path,
+                                                                     capsys):
     run = copy_run(moons_run, tmp_path, "n3")
-    model, _, _ = runs.load_checkpoint(run)
-    for w in model.trainable_weights:
-        w.assign(np.full(w.shape, np.nan, np.float32))
-    model.save(str(run / "checkpoints" / "epoch_0002.keras"))
-    runs.write_json(str(run / "checkpoints" / "latest.json"),
-                    {"epoch": 2, "file": "epoch_0002.keras"})
+    diverge(run)
     before = files(run)
-    assert zoo("evaluate", run) == 3
-    one_error_line(capsys, "non-finite")
+    png, npy, base = tmp_path / "s.png", tmp_path / "s.npy", tmp_path / "savedmodels"
+    for argv in (["sample", run, "--out", png, "--npy", npy], ["sample", run],
+                 ["export", run, "--base", base], ["evaluate", run]):
+        assert zoo(*argv) == 3, argv
+        one_error_line(capsys, f"checkpoint {run / 'checkpoints' / 'epoch_0002.keras'} holds "
+                               "non-finite weights")
     assert files(run) == before
+    assert sorted(os.listdir(tmp_path)) == ["n3"]
 
 
 def test_a_last_update_that_breaks_the_model_is_not_saved(tmp_path, monkeypatch, capsys,
@@ -331,6 +351,49 @@ def test_sample_many_in_bounded_batches(moons_run, tmp_path, capsys):
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
 
 
+def test_sample_with_sampler_options(moons_run, tmp_path, capsys, data_dir):
+    npy = tmp_path / "cool.npy"
+    assert zoo("sample", moons_run, "-n", 50, "--option", "temperature=0.5", "--npy", npy,
+               "--out", tmp_path / "cool.png") == 0
+    model, _, _ = runs.load_checkpoint(moons_run)
+    np.testing.assert_allclose(np.load(npy), model.sample(50, seed=0, temperature=0.5),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.load(npy), model.sample(50, seed=0), rtol=1e-3)
+
+    # A class-conditional GAN's label.
+    run = tmp_path / "sngan"
+    assert zoo("train", "sngan", "--dataset", "digits", "--set", "num_classes=10", "--set",
+               "filters=4", "--set", "latent_dim=4", "--steps-per-epoch", 1, "--batch-size",
+               16, "--epochs", 1, "--out", run, "--data-dir", data_dir) == 0
+    assert zoo("sample", run, "-n", 16, "--option", "label=3", "--npy", tmp_path / "3.npy") == 0
+    model, _, _ = runs.load_checkpoint(run)
+    np.testing.assert_allclose(np.load(tmp_path / "3.npy"), model.sample(16, seed=0, label=3),
+                               rtol=1e-5, atol=1e-5)
+    before = files(run)
+    capsys.readouterr()
+    assert zoo("sample", run, "--option", "label=3.5") == 2
+    one_error_line(capsys, "sampler option label: expected an integer (label > -2 and "
+                           "label < 10), got 3.5")
+    assert zoo("sample", run, "--option", "label=10") == 2
+    one_error_line(capsys, "expected label > -2 and label < 10, got 10")
+    assert files(run) == before
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("label=3", "model 'realnvp' of this run has no sampler option 'label'; its options: "
+                "temperature ("),
+    ("temperature=0", "sampler option temperature: realnvp.sample: expected temperature > 0"),
+    ("temperature=x", "--option temperature: expected a number, got 'x'"),
+    ("temperature=[1]", "sampler option temperature: expected a number"),
+    ("temperature", "--option expects name=value"),
+])
+def test_sample_refuses_bad_options(option, expected, moons_run, tmp_path, capsys):
+    before = files(moons_run)
+    assert zoo("sample", moons_run, "--option", option, "--out", tmp_path / "s.png") == 2
+    one_error_line(capsys, expected)
+    assert files(moons_run) == before and os.listdir(tmp_path) == []
+
+
 def test_evaluate_writes_metrics(moons_run, capsys):
     assert zoo("evaluate", moons_run) == 0
     metrics = read(moons_run / "metrics.json")
@@ -368,6 +431,34 @@ def test_export_and_serve(moons_run, tmp_path, capsys):
         ("apt-get install tensorflow-model-server" in err)
     assert zoo("serve", tmp_path / "nothing-here") == 2
     one_error_line(capsys, "expected an export base path")
+
+
+def test_export_limits_the_samples_of_one_request(moons_run, tmp_path, capsys):
+    import tensorflow as tf
+
+    from zoo.savedmodels.export import SAMPLE_BYTES, read_metadata
+
+    base = tmp_path / "savedmodels"
+    assert zoo("export", moons_run, "--base", base, "--max-samples", 10) == 0
+    folder = capsys.readouterr().out.strip()
+    assert read_metadata(folder)["max_samples"] == 10
+    sample = tf.saved_model.load(folder).signatures["sample"]
+    inputs = {"seed": tf.constant(0), "temperature": tf.constant(1.0)}
+    assert sample(n=tf.constant(10), **inputs)["samples"].shape == (10, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"sample: expected n <= 10 \(max_samples of this export"):
+        sample(n=tf.constant(11), **inputs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected n >= 0"):
+        sample(n=tf.constant(-1), **inputs)
+
+    # The default: as many 2-D float32 points as fit in SAMPLE_BYTES.
+    assert zoo("export", moons_run, "--base", base) == 0
+    folder = capsys.readouterr().out.strip()
+    assert read_metadata(folder)["max_samples"] == SAMPLE_BYTES // (2 * 4)
+    before = files(base)
+    assert zoo("export", moons_run, "--base", base, "--max-samples", 0) == 2
+    one_error_line(capsys, "--max-samples: expected an integer in [1, 2147483647], got '0'")
+    assert files(base) == before
 
 
 def test_digits_run(tmp_path, capsys, data_dir):
@@ -590,6 +681,166 @@ def test_every_json_file_is_strict(moons_run):
     with pytest.raises(ValueError):
         runs.write_json(str(moons_run / "nan.json"), {"x": float("nan")})
     assert not (moons_run / "nan.json").exists()
+
+
+# ------------------------------------------------------------------ messages and parameters
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "sngan", "--dataset", "digits", "--set", "num_classes=10.7"],
+     "SNGAN: expected num_classes to be an integer, got 10.7"),
+    (["train", "sngan", "--dataset", "digits", "--set", "num_classes=2.5"],
+     "SNGAN: expected num_classes to be an integer, got 2.5"),
+    (["train", "realnvp", "--dataset", "mons"],
+     "model 'realnvp' has no preset for dataset 'mons'; presets: ['8gaussians', "),
+    (["train", "realnvp", "--dataset", "mons"], "]. Did you mean 'moons'?"),
+    (["compare", "mons"], "unknown dataset 'mons'; built-in datasets: "),
+    (["compare", "mons"], "]. Did you mean 'moons'?"),
+    (["train", "realnpv"], "]. Did you mean 'realnvp'?"),
+])
+def test_messages_name_the_value_and_suggest_a_name(argv, expected, tmp_path, capsys, data_dir):
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "run"), "--data-dir", data_dir]
+    assert zoo(*argv) == 2
+    line = one_error_line(capsys, expected)
+    assert "dataset=" not in line  # the Python API's hint, not the command's
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_zoo_get_refuses_a_fraction_for_an_integer_parameter():
+    import zoo as package
+
+    with pytest.raises(ValueError, match="expected num_classes to be an integer, got 2.5"):
+        package.get("sngan", dataset="digits", num_classes=2.5)
+    assert package.get("sngan", dataset="digits", num_classes=10.0).num_classes == 10
+    with pytest.raises(ValueError, match=r"no preset for dataset 'mons'.*Did you mean 'moons'"):
+        package.get("realnvp", dataset="mons")
+
+
+def test_resume_of_another_model_says_which_command_resumes_it(moons_run, capsys):
+    before = files(moons_run)
+    assert zoo("train", "nice", "--out", moons_run, "--resume") == 2
+    line = one_error_line(capsys, f"is a run of model 'realnvp', not 'nice'; resume it with "
+                                  f"`zoo train realnvp --out {moons_run} --resume`")
+    assert "without it" not in line
+    assert files(moons_run) == before
+
+
+def test_serve_of_a_run_folder_or_an_empty_base_says_to_export(moons_run, tmp_path, capsys):
+    before = files(moons_run)
+    assert zoo("serve", moons_run) == 2
+    line = one_error_line(capsys, f"{str(moons_run)!r} is a run folder, not an export base "
+                                  f"path: export it with `zoo export {moons_run}`")
+    assert "zoo.savedmodels" not in line
+    assert files(moons_run) == before
+    assert zoo("serve", tmp_path) == 2
+    line = one_error_line(capsys, f"export a run with `zoo export RUN --base {tmp_path}`")
+    assert "zoo.savedmodels" not in line and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "text"])
+def test_features_that_are_no_feature_network(which, digits_run, tmp_path, capsys):
+    if which == "checkpoint":  # a zoo model: no symbolic outputs
+        features, expected = digits_run / "checkpoints" / "epoch_0001.keras", \
+            "is a NICE, not a functional Keras model of images -> features"
+    else:
+        features, expected = tmp_path / "net.keras", "is not a .keras archive (a zip file"
+        features.write_text("not a model")
+    before = files(digits_run)
+    assert zoo("evaluate", digits_run, "--features", features) == 2
+    one_error_line(capsys, expected)
+    assert files(digits_run) == before
+
+
+# ------------------------------------------------------------------ compare
+def test_compare_out_that_is_a_file_or_cannot_be_written(moons_run, tmp_path, monkeypatch,
+                                                         capsys):
+    runs_dir = tmp_path / "runs"
+    copy_run(moons_run, runs_dir, "a")
+    target = tmp_path / "afile.txt"
+    target.write_text("keep me")
+    before = files(runs_dir)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--out", target) == 2
+    one_error_line(capsys, f"--out {str(target)!r} is a file; expected a folder")
+    assert target.read_text() == "keep me" and files(runs_dir) == before
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--out", tmp_path / "ro") == 2
+    one_error_line(capsys, f"cannot create the --out folder {str(tmp_path / 'ro')!r}: "
+                           "Read-only file system")
+    assert files(runs_dir) == before
+
+
+def test_compare_lists_runs_it_cannot_evaluate_and_compares_the_rest(moons_run, tmp_path,
+                                                                     capsys):
+    runs_dir = tmp_path / "runs"
+    copy_run(moons_run, runs_dir, "a")
+    empty = copy_run(moons_run, runs_dir, "b-no-checkpoint")  # diverged in its first epoch
+    shutil.rmtree(empty / "checkpoints")
+    damaged = copy_run(moons_run, runs_dir, "c-damaged")
+    (damaged / "run.json").write_text("{}")
+    diverged = copy_run(moons_run, runs_dir, "d-diverged")
+    diverge(diverged)
+    assert zoo("compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100) == 0
+    with open(runs_dir / "compare-moons" / "table.csv") as f:
+        assert [r["run"] for r in csv.DictReader(f)] == ["a"]
+    table = (runs_dir / "compare-moons" / "table.md").read_text()
+    assert f"Not evaluated: {empty}: run {str(empty)!r} has no checkpoint yet" in table
+    assert f"Not evaluated: {damaged}: run settings {damaged / 'run.json'} are damaged" in table
+    assert f"Not evaluated: {diverged}: checkpoint " in table and "non-finite weights" in table
+    assert (runs_dir / "compare-moons" / "samples.png").exists()
+    # Named runs likewise.
+    assert zoo("compare", "moons", runs_dir / "a", damaged, "--num-samples", 100,
+               "--out", tmp_path / "named") == 0
+    table = (tmp_path / "named" / "table.md").read_text()
+    assert "| a |" in table and f"Not evaluated: {damaged}: run settings" in table
+
+
+def test_compare_trusts_metrics_only_of_the_checkpoint_it_loads(moons_run, three_epochs,
+                                                                tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    run = copy_run(moons_run, runs_dir, "x")
+    argv = ["compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100]
+    assert zoo(*argv) == 0
+    measured = read(run / "metrics.json")
+    assert measured["checkpoint_sha256"] == hashlib.sha256(
+        read_bytes(run / "checkpoints" / "epoch_0001.keras")).hexdigest()
+    capsys.readouterr()
+
+    # Another model's metrics (the folder held an nsf run once): evaluated anew.
+    (run / "metrics.json").write_text(json.dumps(dict(measured, model="nsf", nll_nats=3.63)))
+    assert zoo(*argv) == 0
+    assert f"evaluating {run} (metrics of model 'nsf', not 'realnvp')" in \
+        capsys.readouterr().err
+    assert read(run / "metrics.json")["nll_nats"] == measured["nll_nats"]
+
+    # Another checkpoint of the same name, epoch and model: evaluated anew.
+    shutil.copy(three_epochs / "checkpoints" / "epoch_0003.keras",
+                run / "checkpoints" / "epoch_0001.keras")
+    assert zoo(*argv) == 0
+    assert "(metrics of another checkpoints/epoch_0001.keras (its SHA-256 differs))" in \
+        capsys.readouterr().err
+    assert read(run / "metrics.json")["nll_nats"] != measured["nll_nats"]
+    assert zoo(*argv) == 0
+    assert "evaluating" not in capsys.readouterr().err  # current now
+
+
+def test_compare_with_a_truncated_newest_checkpoint_evaluates_once(three_epochs, tmp_path,
+                                                                   capsys):
+    runs_dir = tmp_path / "runs"
+    run = copy_run(three_epochs, runs_dir, "t")
+    with open(run / "checkpoints" / "epoch_0003.keras", "r+b") as f:
+        f.truncate(100)
+    argv = ["compare", "moons", "--runs-dir", runs_dir, "--num-samples", 100]
+    assert zoo(*argv) == 0
+    err = capsys.readouterr().err
+    assert f"evaluating {run} (no metrics.json)" in err
+    assert err.count("epoch_0003.keras") == 1 and "truncated" in err  # one warning
+    assert read(run / "metrics.json")["epoch"] == 2
+    assert zoo(*argv) == 0
+    err = capsys.readouterr().err
+    assert "evaluating" not in err and err.count("epoch_0003.keras") == 1
 
 
 # ------------------------------------------------------------------ a new user's terminal

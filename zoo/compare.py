@@ -6,9 +6,11 @@
 Writes ``table.md``, ``table.csv``, ``samples.png`` (each run's samples side by
 side) and ``index.html`` (a page of all of it, ``zoo.report``) into
 ``runs/compare-DATASET/`` (or ``--out``). A run whose ``metrics.json`` is
-missing, older than its last good checkpoint, or from another sample count is
-evaluated first (``zoo.runs.evaluate_run``), so every row is measured the same way:
-FID is biased by the sample count and compares only at equal counts.
+missing, not of the checkpoint that loads (another file, SHA-256 or model), or from
+another sample count is evaluated first (``zoo.runs.evaluate_run``), so every row is
+measured the same way: FID is biased by the sample count and compares only at equal
+counts. A run that cannot be read (a damaged ``run.json``), has no checkpoint that
+loads, or diverged gets no row but a line under the table saying why.
 """
 
 import csv
@@ -53,9 +55,12 @@ POINT_COLUMNS = COMMON[:5] + [
 ]
 
 
-def find_runs(dataset, runs_dir="runs", log=print):
-    """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`
-    (a damaged ``run.json`` is skipped, with a line to `log`)."""
+def find_runs(dataset, runs_dir="runs", log=print, damaged=None):
+    """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`.
+
+    A run whose ``run.json`` is damaged may be on `dataset`: it is left out, with
+    a line to `log`, and put in the dict `damaged` (run -> why), if given.
+    """
     if not os.path.isdir(runs_dir):
         return []
     found = []
@@ -67,11 +72,14 @@ def find_runs(dataset, runs_dir="runs", log=print):
                     found.append(folder)
             except runs.RunError as e:
                 log(f"skipping {folder}: {e}")
+                if damaged is not None:
+                    damaged[folder] = str(e)
     return found
 
 
-def _stale(run_dir, dataset, num_samples):
-    """Why `run_dir`'s metrics.json must be (re)computed, or None."""
+def _stale(run_dir, dataset, num_samples, run, checkpoint):
+    """Why `run_dir`'s metrics.json must be (re)computed for `run`'s loaded
+    `checkpoint`, or None."""
     path = os.path.join(run_dir, runs.METRICS_FILE)
     if not os.path.isfile(path):
         return "no metrics.json"
@@ -79,13 +87,11 @@ def _stale(run_dir, dataset, num_samples):
         metrics = runs.read_json(path, "metrics")
     except runs.RunError:
         return "a damaged metrics.json"
-    if not isinstance(metrics, dict):
-        return "a damaged metrics.json"
+    mismatch = runs.metrics_mismatch(metrics, run, checkpoint)
+    if mismatch:
+        return mismatch
     if metrics.get("split") != "test":
         return f"metrics of the {metrics.get('split')!r} split"
-    index = runs.read_index(run_dir)
-    if index is not None and metrics.get("epoch") != index.epoch:
-        return f"metrics of epoch {metrics.get('epoch')}, checkpoint of epoch {index.epoch}"
     info = datasets.info(dataset)
     # 2-D points are compared with as many test points as there are samples.
     expected = num_samples if info.kind == "image" else min(num_samples, info.splits["test"])
@@ -155,13 +161,14 @@ def write_tables(rows, columns, out_dir, failed=None):
     return md, path
 
 
-def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None):
-    """One PNG with each run's samples (64 images or 1,000 points) side by side."""
+def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None, models=None):
+    """One PNG with each run's samples (64 images or 1,000 points) side by side;
+    `models` maps a run to its loaded model (the others are loaded here)."""
     from zoo import plotting
 
     panels = []
     for run_dir in run_dirs:
-        model, _, _ = runs.load_checkpoint(run_dir)
+        model = (models or {}).get(run_dir) or runs.load_checkpoint(run_dir)[0]
         n = plotting.EPOCH_SAMPLES[model.data_kind]
         samples = np.concatenate(list(model.sample_batches(n, seed)))
         reference = runs.reference_points(model, dataset, data_dir)
@@ -174,48 +181,90 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
             data_dir=None, features=None, log=print):
     """Evaluates what needs it and writes the table and the sheet of `dataset`'s runs.
 
-    A run whose evaluation meets NaN/Inf gets no row: a line under the table
-    says why.
+    A run that cannot be read (a damaged ``run.json``), has no checkpoint that
+    loads, or whose checkpoint or evaluation meets NaN/Inf gets no row: a line
+    under the table says why, and the other runs are compared. Each run's
+    checkpoint is loaded once.
 
     Returns:
         ``(rows, [table.md, table.csv, samples.png, index.html])`` (no sheet when
         no run has a row).
     Raises:
-        RunError: no runs, a run on another dataset, or a run that cannot be read.
+        RunError: no runs, a named run on another dataset, an `out` that is a file
+            or cannot be written, or a feature network that cannot score the runs.
     """
     info = datasets.info(dataset)
+    failed = {}
+
+    def not_evaluated(run_dir, error):
+        failed[run_dir] = str(error)
+        log(f"{run_dir}: not evaluated: {error}")
+
     if run_dirs:
+        run_dirs = [os.fspath(r) for r in run_dirs]
         for run_dir in run_dirs:
-            other = runs.read_run(run_dir)["dataset"]
+            try:
+                other = runs.read_run(run_dir)["dataset"]
+            except runs.RunError as e:  # a damaged run.json
+                not_evaluated(run_dir, e)
+                continue
             if other != dataset:
                 raise runs.RunError(f"run {run_dir!r} is on {other!r}, not {dataset!r}")
     else:
-        run_dirs = find_runs(dataset, runs_dir, log)
-        if not run_dirs:
+        run_dirs = find_runs(dataset, runs_dir, log, damaged=failed)
+        if not run_dirs and not failed:
             raise runs.RunError(f"no runs on {dataset!r} under {runs_dir!r}: train one with "
                                 f"`zoo train MODEL --dataset {dataset}`, or name run folders")
-    run_dirs = [os.fspath(r) for r in run_dirs]
-    failed = {}
-    for run_dir in run_dirs:
-        reason = _stale(run_dir, dataset, num_samples)
+    out = _output_folder(out or os.path.join(runs_dir, f"compare-{dataset}"))
+    models, rows = {}, []
+    for run_dir in [r for r in run_dirs if r not in failed]:
+        try:
+            loaded = runs.load_checkpoint(run_dir)
+        except (runs.RunError, runs.NonFiniteError) as e:  # no checkpoint, or diverged
+            not_evaluated(run_dir, e)
+            continue
+        _, run, checkpoint = loaded
+        reason = _stale(run_dir, dataset, num_samples, run, checkpoint)
         if reason:
             log(f"evaluating {run_dir} ({reason})")
             try:
                 runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed,
-                                  num_samples=num_samples, features=features)
+                                  num_samples=num_samples, features=features, loaded=loaded)
             except runs.NonFiniteError as e:  # that run diverged; the others go on
-                failed[run_dir] = str(e)
-                log(f"{run_dir}: not evaluated: {e}")
-    run_dirs = [r for r in run_dirs if r not in failed]
-    rows = [row(r) for r in run_dirs]
-    out = out or os.path.join(runs_dir, f"compare-{dataset}")
+                not_evaluated(run_dir, e)
+                continue
+        try:
+            rows.append(row(run_dir))
+        except runs.RunError as e:  # a damaged history.json
+            not_evaluated(run_dir, e)
+            continue
+        models[run_dir] = loaded[0]
+    run_dirs = [r for r in run_dirs if r in models]
     columns = IMAGE_COLUMNS if info.kind == "image" else POINT_COLUMNS
     if dataset != "8gaussians":
         columns = [c for c in columns if c[0] not in ("modes_covered", "high_quality_fraction")]
-    paths = list(write_tables(rows, columns, out, failed))
-    if run_dirs:
-        paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"), seed,
-                                  data_dir))
-    paths.append(report.write_page(dataset, rows, columns, run_dirs, out, failed,
-                                   sheet=paths[2] if run_dirs else None, data_dir=data_dir))
+    try:
+        paths = list(write_tables(rows, columns, out, failed))
+        if run_dirs:
+            paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"),
+                                      seed, data_dir, models))
+        paths.append(report.write_page(dataset, rows, columns, run_dirs, out, failed,
+                                       sheet=paths[2] if run_dirs else None,
+                                       data_dir=data_dir, models=models))
+    except OSError as e:
+        raise runs.RunError(f"cannot write the comparison into --out {out!r}: "
+                            f"{e.strerror or e}") from None
     return rows, paths
+
+
+def _output_folder(out):
+    """`out`, created, or a RunError saying why it cannot hold the comparison."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise runs.RunError(f"--out {out!r} is a file; expected a folder (new or existing) "
+                            "for table.md, table.csv and samples.png")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise runs.RunError(f"cannot create the --out folder {out!r}: "
+                            f"{e.strerror or e}") from None
+    return out

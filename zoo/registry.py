@@ -11,7 +11,6 @@ come from the dataset (``zoo.datasets.info``), never from the preset.
 """
 
 import dataclasses
-import difflib
 import importlib
 import importlib.metadata
 
@@ -46,6 +45,14 @@ class Entry:
         self.config_for(dataset)
         return dict(self.training.get(dataset or self.default_dataset, {}))
 
+    def no_preset(self, dataset):
+        """The error message for a `dataset` without a preset: the presets, and the
+        ones close to `dataset` (a typo)."""
+        from zoo import datasets
+
+        return (f"model {self.name!r} has no preset for dataset {dataset!r}; presets: "
+                f"{sorted(self.presets)}.{datasets.did_you_mean(dataset, self.presets)}")
+
     def config_for(self, dataset):
         """The constructor arguments for `dataset`: its data shape and levels, then
         the preset; or a clear error listing the presets."""
@@ -54,11 +61,8 @@ class Entry:
         if dataset is None:
             dataset = self.default_dataset
         if dataset not in self.presets:
-            raise ValueError(
-                f"model {self.name!r} has no preset for dataset {dataset!r}; "
-                f"presets: {sorted(self.presets)}. Pass dataset= one of those, or "
-                "build the class directly with your own config."
-            )
+            raise ValueError(f"{self.no_preset(dataset)} Pass dataset= one of those, or "
+                             "build the class directly with your own config.")
         info = datasets.info(dataset)
         return {"data_shape": info.shape, "num_levels": info.num_levels,
                 **self.presets[dataset]}
@@ -142,10 +146,11 @@ def entry(name):
     """The registry entry for `name`, or a ValueError naming the known models."""
     load_all()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
-        hint = f" Did you mean {close}?" if close else ""
+        from zoo.datasets import did_you_mean
+
         raise ValueError(
-            f"unknown model {name!r}; known models: {sorted(_REGISTRY)}.{hint}"
+            f"unknown model {name!r}; known models: {sorted(_REGISTRY)}."
+            + did_you_mean(name, _REGISTRY)
         )
     return _REGISTRY[name]
 
@@ -165,8 +170,26 @@ def get(name, dataset=None, **overrides):
         **overrides: constructor arguments that replace the preset's.
     Returns:
         An unbuilt ``keras.Model`` (call ``compile`` and ``fit`` on it).
+    Raises:
+        ValueError: an unknown model or dataset, or an override the model refuses;
+            an integer parameter given a number that is not one (``num_classes=2.5``).
     """
     e = entry(name)
     config = e.config_for(dataset)
     config.update(overrides)
-    return e.cls(**config)
+    model = e.cls(**config)
+    built = model.get_config() if overrides else {}
+    for key, value in overrides.items():
+        if _truncated(value, built.get(key)):
+            raise ValueError(f"{e.cls.__name__}: expected {key} to be an integer, got {value!r}")
+    return model
+
+
+def _truncated(given, kept):
+    """True if the number `given` (or a number in the list `given`) is not an
+    integer but the model keeps an integer for it (``int(10.7)``: 10)."""
+    if isinstance(given, (list, tuple)) and isinstance(kept, (list, tuple)) \
+            and len(given) == len(kept):
+        return any(_truncated(g, k) for g, k in zip(given, kept))
+    return isinstance(given, float) and isinstance(kept, int) and not isinstance(kept, bool) \
+        and given != kept

@@ -165,15 +165,16 @@ def curve_svg(term, points, width=CURVE_WIDTH, height=CURVE_HEIGHT):
     return "".join(parts)
 
 
-def densities(run_dirs, dataset, out_dir, data_dir=None):
+def densities(run_dirs, dataset, out_dir, data_dir=None, models=None):
     """{run folder: PNG} of each run's density beside a histogram of the test data
     (:func:`zoo.plotting.density_beside_data`), for runs on 2-D points whose model
-    has a ``log_prob``; written to ``out_dir/densities/RUN.png``."""
+    has a ``log_prob``; written to ``out_dir/densities/RUN.png``. `models` maps a
+    run to its loaded model (the others are loaded here)."""
     from zoo import plotting
 
     pictures = {}
     for run_dir in run_dirs:
-        model, _, _ = runs.load_checkpoint(run_dir)
+        model = (models or {}).get(run_dir) or runs.load_checkpoint(run_dir)[0]
         if model.data_kind != "points" or not hasattr(model, "log_prob"):
             continue
         data = runs.reference_points(model, dataset, data_dir, count=DENSITY_POINTS)
@@ -236,7 +237,7 @@ def _kinds():
 
 
 def write_page(dataset, rows, columns, run_dirs, out_dir, failed=None, sheet=None,
-               data_dir=None):
+               data_dir=None, models=None):
     """Writes ``out_dir/index.html`` (see the module's docstring) and returns its path.
 
     Args:
@@ -249,6 +250,8 @@ def write_page(dataset, rows, columns, run_dirs, out_dir, failed=None, sheet=Non
         failed: {run folder: why it has no row}, listed under the table.
         sheet: the PNG of every run's samples side by side, or None.
         data_dir: where the datasets are built (for 2-D test points).
+        models: {run folder: its loaded model}, those compare loaded (the
+            others are loaded here).
     """
     from zoo import datasets
 
@@ -264,7 +267,7 @@ def write_page(dataset, rows, columns, run_dirs, out_dir, failed=None, sheet=Non
     anchors = {r["run"]: f"run-{i}" for i, (r, _) in enumerate(paired)}
     pictures = {}
     if datasets.info(dataset).kind != "image":
-        pictures = densities([d for _, d in paired], dataset, out_dir, data_dir)
+        pictures = densities([d for _, d in paired], dataset, out_dir, data_dir, models)
 
     title = f"zoo compare: {dataset}"
     parts = [f"<h1>{html.escape(title)}</h1>",

@@ -9,7 +9,8 @@ A run folder holds::
     samples/epoch_NNNN.png        samples after each epoch (the same seed every epoch)
     logs/                         TensorBoard logs
     history.json                  one record of loss terms per epoch, across resumes
-    metrics.json                  what ``zoo evaluate`` measured
+    metrics.json                  what ``zoo evaluate`` measured, and of which checkpoint
+                                  (its file, SHA-256 and model)
 
 Every JSON file is strict JSON, written to a temporary file and renamed into place.
 Reading checks each file's shape and names the file and what was expected when it
@@ -18,6 +19,7 @@ the newest one that does, with a warning naming it; none is ever deleted here.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -244,7 +246,8 @@ def load_model_file(path):
 
 
 def load_checkpoint(run_dir):
-    """Loads a run's last good checkpoint, compiled, with its optimizer state.
+    """Loads a run's last good checkpoint, compiled, with its optimizer state, to
+    sample, evaluate or export it.
 
     That is the one ``latest.json`` names; if it does not load, or the index is
     missing, the newest older checkpoint that loads, with a warning naming what
@@ -255,13 +258,48 @@ def load_checkpoint(run_dir):
         :class:`Checkpoint` loaded.
     Raises:
         RunError: no run, a damaged index, no checkpoint, or none that loads.
+        NonFiniteError: the checkpoint's weights hold NaN or Inf (it diverged):
+            nothing is to be drawn, measured or exported from it.
     """
+    from zoo.training import non_finite_weights
+
     run = read_run(run_dir)
     model, checkpoint = load_newest(run_dir)
     if model is None:
         raise RunError(f"run {os.fspath(run_dir)!r} has no checkpoint yet (no "
                        f"{CHECKPOINTS}/epoch_NNNN.keras); train at least one epoch")
+    bad = non_finite_weights(model)
+    if bad:
+        raise NonFiniteError(
+            f"checkpoint {checkpoint.path} holds non-finite weights ({len(bad)} of them, "
+            f"e.g. {bad[0]}): its model has diverged, so nothing was sampled, evaluated or "
+            "exported from it, and nothing was written")
     return model, run, checkpoint
+
+
+def checkpoint_digest(checkpoint):
+    """The SHA-256 (hex) of a :class:`Checkpoint`'s file: what ``metrics.json`` was
+    measured on."""
+    digest = hashlib.sha256()
+    with open(checkpoint.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metrics_mismatch(metrics, run, checkpoint):
+    """Why `metrics` (of ``metrics.json``) are not those of `run`'s `checkpoint`, or
+    None when they name its model, file and SHA-256."""
+    if not isinstance(metrics, dict):
+        return "a damaged metrics.json"
+    if metrics.get("model") != run["model"]:
+        return f"metrics of model {metrics.get('model')!r}, not {run['model']!r}"
+    measured = metrics.get("checkpoint")
+    if measured != os.path.join(CHECKPOINTS, checkpoint.file):
+        return f"metrics of {measured}, not {os.path.join(CHECKPOINTS, checkpoint.file)}"
+    if metrics.get("checkpoint_sha256") != checkpoint_digest(checkpoint):
+        return f"metrics of another {measured} (its SHA-256 differs)"
+    return None
 
 
 def load_newest(run_dir):
@@ -299,7 +337,8 @@ def load_newest(run_dir):
 
 # ------------------------------------------------------------------ what is done with a run
 def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
-                 num_samples=10_000, features=None, iwae_samples=1000, iwae_examples=1000):
+                 num_samples=10_000, features=None, iwae_samples=1000, iwae_examples=1000,
+                 loaded=None):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
 
     Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
@@ -319,6 +358,10 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     its reconstruction, ``reconstruct``) and ``traversals.png`` (``decode`` along
     each latent dimension), listed under ``pictures``.
 
+    ``model``, ``checkpoint`` and ``checkpoint_sha256`` say what was measured
+    (:func:`metrics_mismatch`). `loaded` is what :func:`load_checkpoint` returned
+    for this run, if the caller loaded it already.
+
     Returns:
         ``(path, metrics)``.
     Raises:
@@ -331,7 +374,7 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     from zoo.metrics import features as feature_networks
     from zoo.metrics import latent, sample_quality
 
-    model, run, checkpoint = load_checkpoint(run_dir)
+    model, run, checkpoint = loaded or load_checkpoint(run_dir)
     network = None
     shipped = run["dataset"] in feature_networks.ARCHITECTURES
     if model.data_kind == "images" and (features is not None or shipped):
@@ -357,6 +400,7 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
         "split": split,
         "epoch": checkpoint.epoch,
         "checkpoint": os.path.join(CHECKPOINTS, checkpoint.file),
+        "checkpoint_sha256": checkpoint_digest(checkpoint),
         "loss_terms": terms,
     }
     try:
@@ -415,14 +459,23 @@ def latent_pictures(model, data, run_dir, count=16):
 
 
 def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,
-               picture_limit=None):
+               picture_limit=None, options=None):
     """Draws `n` samples of a run's last good checkpoint in batches of at most
-    `batch_size`; writes one picture of the first ones (``plotting.save_picture``)
-    and, if `npy` is given, all of them as a ``.npy`` array (written as they come,
-    so memory stays bounded). Returns the paths written."""
+    `batch_size`, with the sampler `options` (name -> value, of the model's
+    ``sample_options``); writes one picture of the first ones
+    (``plotting.save_picture``) and, if `npy` is given, all of them as a ``.npy``
+    array (written as they come, so memory stays bounded). Returns the paths
+    written.
+
+    Raises:
+        RunError: an option the model does not declare, or a value it refuses
+            (checked as the exported ``sample`` signature checks it); nothing is
+            written then.
+    """
     from zoo import plotting
 
     model, run, _ = load_checkpoint(run_dir)
+    options = check_sample_options(model, run, options or {})
     out = out or os.path.join(os.fspath(run_dir), SAMPLES, "sample.png")
     limit = picture_limit or plotting.picture_limit(model)
     stream = None
@@ -431,7 +484,7 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         stream = np.lib.format.open_memmap(npy + ".tmp.npy", mode="w+", dtype=np.float32,
                                            shape=(n,) + model.data_shape)
     shown, start = [], 0
-    for batch in model.sample_batches(n, seed, batch_size):
+    for batch in model.sample_batches(n, seed, batch_size, **options):
         if stream is not None:
             stream[start:start + len(batch)] = batch
         start += len(batch)
@@ -450,6 +503,30 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
     return written
 
 
+def check_sample_options(model, run, options):
+    """`options` (name -> number) checked against the model's ``sample_options``:
+    declared names, integers for ``int32`` options, values in their bounds."""
+    declared = model.sample_options
+    unknown = sorted(set(options) - set(declared))
+    if unknown:
+        raise RunError(f"model {run['model']!r} of this run has no sampler option "
+                       f"{', '.join(map(repr, unknown))}; its options: "
+                       + (", ".join(f"{k} ({o.doc})" for k, o in declared.items()) or "none"))
+    checked = {}
+    for name, value in options.items():
+        option = declared[name]
+        kind = "an integer" if option.dtype.startswith("int") else "a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind == "an integer" and not isinstance(value, int)):
+            raise RunError(f"sampler option {name}: expected {kind} "
+                           f"({option.expected(name)}), got {value!r}")
+        try:
+            checked[name] = option.check(model, name, value)
+        except (TypeError, ValueError) as e:
+            raise RunError(f"sampler option {name}: {e}") from None
+    return checked
+
+
 def reference_points(model, dataset, data_dir=None, count=1000):
     """Test points drawn under samples of 2-D points (None for other data)."""
     from zoo import datasets
@@ -460,15 +537,17 @@ def reference_points(model, dataset, data_dir=None, count=1000):
     return np.asarray(next(iter(data)))
 
 
-def export_run(run_dir, base="savedmodels", version=None):
-    """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``."""
+def export_run(run_dir, base="savedmodels", version=None, max_samples=None):
+    """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``, its
+    ``sample`` signature limited to `max_samples` per call (None: the default of
+    :func:`zoo.savedmodels.export.export`)."""
     from zoo import savedmodels
     from zoo.savedmodels.export import VersionExistsError
 
     model, run, _ = load_checkpoint(run_dir)
     try:
         return savedmodels.export(model, os.path.join(os.fspath(base), run["model"]),
-                                  version=version)
+                                  version=version, max_samples=max_samples)
     except VersionExistsError as e:
         raise RunError(f"version {e.version} exists already at {e.target!r}; versions are "
                        "immutable for TF Serving: omit --version to export the next one, "

@@ -57,10 +57,7 @@ def model_entry(name):
 def build_model(name, dataset, overrides):
     """``zoo.get(name, dataset, **overrides)``, with errors naming the parameters."""
     entry = model_entry(name)
-    try:
-        entry.config_for(dataset)
-    except ValueError as e:
-        raise RunError(str(e)) from None
+    check_preset(entry, dataset)
     fixed = sorted(set(overrides) & set(DATA_PARAMETERS))
     if fixed:
         info = datasets.info(dataset)
@@ -75,6 +72,12 @@ def build_model(name, dataset, overrides):
         return registry.get(name, dataset=dataset, **overrides)
     except (TypeError, ValueError) as e:
         raise RunError(f"model {name!r} with overrides {overrides}: {e}") from None
+
+
+def check_preset(entry, dataset):
+    """A RunError naming the presets (and a close one) if `dataset` has none."""
+    if dataset is not None and dataset not in entry.presets:
+        raise RunError(entry.no_preset(dataset))
 
 
 def _jsonable(value):
@@ -100,6 +103,7 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
     """The settings of a fresh run: explicit values, else the preset's training defaults."""
     entry = model_entry(name)
     dataset = dataset or entry.default_dataset
+    check_preset(entry, dataset)
     try:
         defaults = entry.training_for(dataset)
     except ValueError as e:
@@ -145,9 +149,13 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
             f"with another --out"
         )
 
-    for key, value in (("model", name), ("dataset", dataset)):
-        if value is not None and value != stored[key]:
-            conflict(key, stored[key], value)
+    if name is not None and name != stored["model"]:  # a name that cannot be left out
+        raise RunError(
+            f"run {run_dir!r} is a run of model {stored['model']!r}, not {name!r}; resume it "
+            f"with `zoo train {stored['model']} --out {run_dir} --resume`, or start a new "
+            f"run of {name!r} with another --out")
+    if dataset is not None and dataset != stored["dataset"]:
+        conflict("dataset", stored["dataset"], dataset)
     if overrides and _jsonable(overrides) != stored["overrides"]:
         conflict("overrides", stored["overrides"], _jsonable(overrides))
     check_seed(seed)

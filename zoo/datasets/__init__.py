@@ -8,6 +8,7 @@ batches: pixel levels for images (0..255 for ``fashion_mnist``, 0..16 for
 
 import contextlib
 import dataclasses
+import difflib
 import io
 import os
 import sys
@@ -57,8 +58,15 @@ def names():
 def info(name):
     """The DatasetInfo of a built-in dataset."""
     if name not in INFOS:
-        raise DatasetError(f"unknown dataset {name!r}; built-in datasets: {names()}")
+        raise DatasetError(f"unknown dataset {name!r}; built-in datasets: {names()}."
+                           + did_you_mean(name, names()))
     return INFOS[name]
+
+
+def did_you_mean(name, known):
+    """`` Did you mean 'x'?`` for the names of `known` close to `name`, or ""."""
+    close = difflib.get_close_matches(str(name), known, n=3)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def default_data_dir():

@@ -18,6 +18,7 @@ pooling="avg")`` behind a resize to 299x299 and a grey-to-RGB repeat.
 
 import hashlib
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -121,6 +122,9 @@ class FeatureNetwork:
             path = os.fspath(model)
             if not os.path.isfile(path):
                 raise FeatureError(f"no feature network at {path!r}: expected a .keras file")
+            if not zipfile.is_zipfile(path):
+                raise FeatureError(f"cannot load a feature network from {path!r}: it is not a "
+                                   ".keras archive (a zip file written by model.save)")
             try:
                 model = keras.saving.load_model(path, compile=False)
             except Exception as e:
@@ -130,6 +134,12 @@ class FeatureNetwork:
         if not isinstance(model, keras.Model):
             raise FeatureError(f"expected a keras.Model or a .keras path, got "
                                f"{type(model).__name__}")
+        if not hasattr(model, "outputs"):
+            # A subclassed model (a zoo checkpoint, say) has no symbolic inputs and outputs.
+            raise FeatureError(f"feature network {model.name!r} is a {type(model).__name__}, "
+                               "not a functional Keras model of images -> features (one "
+                               "input, one output of shape (batch, features)); a zoo model "
+                               "checkpoint is no feature network")
         if layer is not None:
             model = keras.Model(model.inputs, model.get_layer(layer).output)
         if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:

@@ -5,11 +5,17 @@ version, ``savedmodels/realnvp/<version>/``, which is the layout
 ``tensorflow_model_server`` watches. Each version has one signature per entry of
 ``model.serving_signatures()`` (the first one also as ``serving_default``), and
 ``assets.extra/zoo.json`` (a folder TF Serving does not read) describing the
-model: registry name, config, signatures, versions of zoo, TF and Keras. Beside it,
-``assets.extra/tf_serving_warmup_requests`` holds one small request per signature,
-which TF Serving runs when it loads the version (``zoo.savedmodels.warmup``).
+model: registry name, config, signatures, ``max_samples``, versions of zoo, TF and
+Keras. Beside it, ``assets.extra/tf_serving_warmup_requests`` holds one small
+request per signature, which TF Serving runs when it loads the version
+(``zoo.savedmodels.warmup``).
+
+The ``sample`` signature refuses ``n`` above the export's ``max_samples`` (by
+default as many as fit in :data:`SAMPLE_BYTES` of float32 output), so one request
+cannot allocate until the server runs out of memory.
 """
 
+import inspect
 import json
 import os
 import shutil
@@ -23,6 +29,8 @@ from zoo.savedmodels.warmup import write_warmup_requests
 
 METADATA = os.path.join("assets.extra", "zoo.json")
 SAVED_MODEL_FILE = "saved_model.pb"
+SAMPLE_BYTES = 256 * 2**20  # the default max_samples: one call's samples in 256 MiB
+INT32_MAX = 2**31 - 1
 
 
 def _version_folders(path):
@@ -71,6 +79,36 @@ def _check_version(version):
             f"version folders are integers) or None for the next one, got {version!r}"
         )
     return int(version)
+
+
+def default_max_samples(model):
+    """The samples of `model` whose float32 values fill :data:`SAMPLE_BYTES` (at
+    least 1): 33,554,432 points in 2-D, 1,048,576 digits, 85,598 Fashion-MNIST images."""
+    size = int(np.prod(model.data_shape)) * 4
+    return int(min(max(1, SAMPLE_BYTES // size), INT32_MAX))
+
+
+def _check_max_samples(max_samples):
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) \
+            or not 1 <= max_samples <= INT32_MAX:
+        raise ValueError(f"export: expected max_samples to be an integer in [1, {INT32_MAX}] "
+                         f"or None for the default, got {max_samples!r}")
+    return int(max_samples)
+
+
+def _limited(sample, max_samples):
+    """The ``sample`` signature's function, refusing ``n > max_samples`` in the graph
+    (with the same Python signature, so the SignatureDef keeps its defaults)."""
+    def limited(n, seed, *values):
+        ok = tf.less_equal(tf.cast(n, tf.int64), max_samples)
+        message = (f"sample: expected n <= {max_samples} (max_samples of this export; "
+                   "ask for fewer per request, or export with a larger --max-samples), got n =")
+        with tf.control_dependencies([tf.debugging.Assert(ok, [message, n])]):
+            n = tf.identity(n)
+        return sample(n, seed, *values)
+
+    limited.__signature__ = inspect.signature(sample)
+    return limited
 
 
 def _jsonable(value):
@@ -122,14 +160,15 @@ def _check_signatures(model, signatures):
                 )
 
 
-def export(model, path, version=None):
+def export(model, path, version=None, max_samples=None):
     """Writes `model` as a SavedModel to ``path/<version>/`` for TF Serving.
 
     The signatures are ``model.serving_signatures()`` (name -> (function,
     input TensorSpecs), functions returning dicts of named tensors); the first
     one is also ``serving_default``. Data inputs and outputs have a batch
     dimension; ``sample`` takes int32 scalars ``n`` and ``seed`` (call it with
-    TF Serving's columnar request format, ``{"inputs": {"n": 4, "seed": 0}}``).
+    TF Serving's columnar request format, ``{"inputs": {"n": 4, "seed": 0}}``)
+    and refuses ``n`` above `max_samples`, which ``zoo.json`` records.
     ``assets.extra/`` holds ``zoo.json`` and TF Serving's warm-up requests (one
     small request per signature, see ``zoo.savedmodels.warmup``). The version is
     written to a hidden temporary folder first and renamed into place, so a
@@ -140,6 +179,8 @@ def export(model, path, version=None):
         path: the model's folder, e.g. ``savedmodels/realnvp``; created if needed.
         version: a positive int, or None for one more than the largest existing
             version (1 for the first).
+        max_samples: the most samples one ``sample`` call may ask for; None for
+            :func:`default_max_samples` (its output within :data:`SAMPLE_BYTES`).
     Returns:
         The version folder written, as a string.
     Raises:
@@ -158,6 +199,8 @@ def export(model, path, version=None):
         taken = [int(n) for n in os.listdir(path) if n.isdigit()] if os.path.isdir(path) else []
         version = max(taken, default=0) + 1
     version = _check_version(version)
+    max_samples = default_max_samples(model) if max_samples is None else \
+        _check_max_samples(max_samples)
     target = os.path.join(path, str(version))
     if os.path.exists(target):
         raise VersionExistsError(
@@ -167,6 +210,9 @@ def export(model, path, version=None):
 
     signatures = model.serving_signatures()
     _check_signatures(model, signatures)
+    if "sample" in signatures:
+        fn, specs = signatures["sample"]
+        signatures = {**signatures, "sample": (_limited(fn, max_samples), specs)}
     archive = keras.export.ExportArchive()
     archive.track(model)
     functions = {}
@@ -181,7 +227,7 @@ def export(model, path, version=None):
     try:
         archive.write_out(staging, verbose=False)
         concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
-        _write_metadata(model, staging, version, signatures, concrete)
+        _write_metadata(model, staging, version, signatures, concrete, max_samples)
         write_warmup_requests(model, staging, os.path.basename(os.path.abspath(path)), signatures)
         if os.path.exists(target):
             raise VersionExistsError(f"export: version folder {target!r} appeared during "
@@ -193,7 +239,7 @@ def export(model, path, version=None):
     return target
 
 
-def _write_metadata(model, folder, version, signatures, concrete):
+def _write_metadata(model, folder, version, signatures, concrete, max_samples):
     import zoo
 
     first = next(iter(signatures))
@@ -210,6 +256,7 @@ def _write_metadata(model, folder, version, signatures, concrete):
         "sample_options": {name: {"default": option.default, "dtype": option.dtype,
                                   "above": option.above, "doc": option.doc}
                            for name, option in model.sample_options.items()},
+        "max_samples": max_samples,
         "num_parameters": int(sum(np.prod(v.shape) for v in model.trainable_weights)),
         "zoo_version": zoo.__version__,
         "tensorflow_version": tf.__version__,
