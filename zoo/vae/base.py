@@ -18,7 +18,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import GenerativeModel, on_batches
+from zoo.base import GenerativeModel
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import binarize, dequantize, to_symmetric
 from zoo.vae.conv_decoder import ConvDecoder
@@ -29,6 +29,7 @@ from zoo.vae.likelihoods import (
     discretized_logistic_sample,
     gaussian_log_prob,
 )
+from zoo.validation import on_batches
 
 # The observation models p(x|z) and their decoder outputs per channel.
 OBSERVATIONS = {"logistic": 2, "bernoulli": 1, "gaussian": 2, "gaussian_fixed": 1}
