@@ -36,7 +36,8 @@ def check(x, holds, asserts, message, eager_message=None, got=None, error=ValueE
     assertion of it, which fails with `message`. Otherwise it is ``holds(values)``
     of `x`'s values as a numpy array; if false, `error` is raised with
     `eager_message` (default `message`) and, when given, ``", got " +
-    got(values)``: what the values were. `x` is returned as it came.
+    got(values)``: what the values were. `x` is returned as it came. A caller
+    that knows which case it is in may leave the other condition None.
     """
     if traced(x):
         return asserted(x, asserts(x), message)
