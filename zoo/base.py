@@ -98,7 +98,9 @@ class GenerativeModel(keras.Model):
     ``loss_names`` and ``sample_options``, and writes the methods of the first
     section below: ``compute_losses``, ``nll`` (if it has a likelihood),
     ``draw_samples`` and ``data_signatures``, with a constructor that stores its
-    arguments and ends with ``self.build_model()``. The rest is written here.
+    arguments and ends with ``self.build_model()``. The rest is written here,
+    with the input checks of :mod:`zoo.validation` and the fitting of
+    :mod:`zoo.fitting`.
 
     Args:
         data_shape: the shape of one example, e.g. ``(2,)`` or ``(28, 28, 1)``;
