@@ -311,7 +311,8 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     def check_labels(self, labels, x, where):
         """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
         the batch `x`, for a conditional model (checked eagerly, or by a graph
-        assertion), None for an unconditional one; else a clear error."""
+        assertion: :func:`zoo.validation.check_labels`), None for an unconditional
+        one; else a clear error."""
         if not self.num_classes:
             if labels is not None:
                 raise ValueError(f"{self.name}.{where}: this model is unconditional "
