@@ -151,25 +151,6 @@ def test_two_workers_train_like_one_process(flow_runs):
     assert [r["epoch"] for r in history] == [1, 2]
 
 
-def test_gathered_weights_get_dense_gradients():
-    """A weight read through a gather gets a dense gradient, not IndexedSlices:
-    with those, a RealNVP whose couplings gathered their last kernel's columns
-    trained to other weights on two workers than in one process."""
-    import keras
-    import tensorflow as tf
-    from zoo.base import GenerativeModel
-
-    table = tf.Variable(tf.ones([5, 3]))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.gather(table, [0, 2]) ** 2)
-    assert isinstance(tape.gradient(loss, table), tf.IndexedSlices)  # what the tape gives
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.gather(table, [0, 2]) ** 2)
-    (grad,) = GenerativeModel.scaled_gradients(tape, loss, [table], keras.optimizers.Adam())
-    assert isinstance(grad, tf.Tensor)
-    np.testing.assert_array_equal(grad.numpy(), [[2] * 3, [0] * 3, [2] * 3, [0] * 3, [0] * 3])
-
-
 @pytest.mark.slow
 def test_two_workers_resume(flow_runs):
     """Both workers resume the chief's run for a third epoch and stay equal."""

@@ -35,9 +35,9 @@ import tensorflow as tf
 import zoo
 from zoo import datasets, distribute, plotting, registry, runs
 from zoo import precision as precision_module
-from zoo.base import INT32_MAX
 from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
                       RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
+from zoo.validation import INT32_MAX
 
 SEED_RANGE = (0, INT32_MAX)
 # Settings that a resumed run keeps unless given again (the learning rate may change).

@@ -6,8 +6,9 @@ import keras
 import tensorflow as tf
 
 import zoo
-from zoo.base import GenerativeModel, on_batches
+from zoo.base import GenerativeModel
 from zoo.datasets.toy import for_each_density
+from zoo.validation import on_batches
 
 
 @zoo.register("diagonal_gaussian", presets=for_each_density(), default_dataset="moons")

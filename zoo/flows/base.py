@@ -3,9 +3,10 @@
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo.base import GenerativeModel, SampleOption, on_batches
+from zoo.base import GenerativeModel, SampleOption
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.preprocessing import dequantize, logit_bijector
+from zoo.validation import on_batches
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

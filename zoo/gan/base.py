@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import validation
 from zoo.adversarial import MultiNetworkTraining
-from zoo.base import GenerativeModel, SampleOption, _asserted, on_batches
+from zoo.base import GenerativeModel, SampleOption
 from zoo.gan import losses, regularizers
 from zoo.gan.dcgan_critic import DCGANCritic
 from zoo.gan.dcgan_generator import DCGANGenerator
@@ -13,6 +14,7 @@ from zoo.gan.mlp_critic import MLPCritic
 from zoo.nn.mlp import MLP
 from zoo.nn.weight_average import WeightAverage
 from zoo.preprocessing import dequantize
+from zoo.validation import on_batches
 
 
 class AdversarialModel(MultiNetworkTraining, GenerativeModel):
@@ -295,44 +297,18 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     def check_labels(self, labels, x, where):
         """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
         the batch `x`, for a conditional model (checked eagerly, or by a graph
-        assertion), None for an unconditional one; else a clear error."""
+        assertion: :func:`zoo.validation.check_labels`), None for an unconditional
+        one; else a clear error."""
         if not self.num_classes:
             if labels is not None:
                 raise ValueError(f"{self.name}.{where}: this model is unconditional "
                                  f"(num_classes=0) and takes no labels, got some")
             return None
-        expected = f"labels: integers of shape (batch,) in [0, {self.num_classes})"
         if labels is None:
-            raise ValueError(f"{self.name}.{where}: a class-conditional model needs "
-                             f"{expected}, got none")
+            raise ValueError(f"{self.name}.{where}: a class-conditional model needs labels: "
+                             f"integers of shape (batch,) in [0, {self.num_classes}), got none")
         batch = x.shape[0] if tf.executing_eagerly() else tf.shape(x)[0]
-        if tf.is_tensor(labels) and not tf.executing_eagerly():
-            if not labels.dtype.is_integer or labels.shape.rank not in (1, None):
-                raise ValueError(f"{self.name}.{where}: expected {expected}, got "
-                                 f"{labels.dtype.name} of shape {labels.shape}")
-            labels = tf.cast(labels, tf.int32)
-            # Only ops whose results keep their rank whatever the input's: an
-            # exported signature's graph is specialised to its spec's rank
-            # (tf.rank, reshapes and reduction axes), while a caller may feed
-            # any. The shape is (batch,) iff its max, sum and product are all
-            # `batch`; tf.where counts the labels out of range.
-            shape = tf.shape(labels)
-            batch = tf.cast(batch, tf.int32)
-            outside = tf.where(tf.expand_dims((labels < 0) | (labels >= self.num_classes), 0))
-            ok = tf.reduce_all(tf.stack([
-                tf.reduce_max(tf.concat([shape, [-1]], 0)) == batch,
-                tf.reduce_sum(shape) == batch, tf.reduce_prod(shape) == batch,
-                tf.shape(outside)[0] == 0]))
-            return _asserted(labels, ok, f"{self.name}.{where}: expected {expected} (one "
-                                         f"per example)")
-        array = np.asarray(labels.numpy() if tf.is_tensor(labels) else labels)
-        if array.dtype.kind not in "iu" or array.ndim != 1 or array.shape[0] != int(batch) \
-                or np.any(array < 0) or np.any(array >= self.num_classes):
-            raise ValueError(f"{self.name}.{where}: expected {expected} (one per example), "
-                             f"got {array.dtype.name} of shape {array.shape}"
-                             + (f" with values in [{array.min()}, {array.max()}]"
-                                if array.size and array.dtype.kind in "iuf" else ""))
-        return tf.constant(array, tf.int32)
+        return validation.check_labels(labels, batch, self.num_classes, f"{self.name}.{where}")
 
     def random_labels(self, batch):
         """Classes uniformly at random from the training stream (None if

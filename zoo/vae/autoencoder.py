@@ -9,7 +9,8 @@ import math
 
 import tensorflow as tf
 
-from zoo.base import GenerativeModel, on_batches
+from zoo.base import GenerativeModel
+from zoo.validation import on_batches
 from zoo.distributions import OBSERVATIONS, observation_model
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder

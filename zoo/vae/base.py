@@ -20,9 +20,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import on_batches
 from zoo.metrics.likelihood import bits_per_dim
 from zoo.vae.autoencoder import LOG_2PI, Autoencoder, standard_normal_log_prob
+from zoo.validation import on_batches
 
 # Samples per pass of the importance-weighted bound (it loops over chunks of them).
 IWAE_CHUNK = 64

@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import _asserted, on_batches
+from zoo import validation
 from zoo.registry import register
 from zoo.vae.base import VariationalAutoencoder
+from zoo.validation import on_batches
 
 # Tolerance on the sums along K of the latents ``decode`` takes (float32 softmaxes
 # sum to 1 within a few 1e-7).
@@ -277,13 +278,14 @@ class GumbelSoftmaxVAE(VariationalAutoencoder):
         z = self.check_batch(z, where, self.latent_shape, value_range=(0.0, 1.0), what="z")
         expected = (f"{self.name}.{where}: expected z of one-hot or relaxed vectors, entries "
                     f"in [0, 1] summing to 1 along its {self.num_categories} categories")
-        sums = tf.reduce_sum(z, axis=-1)
-        if tf.executing_eagerly():
-            sums = sums.numpy()
-            if sums.size and np.max(np.abs(sums - 1.0)) > SIMPLEX_ATOL:
-                raise ValueError(f"{expected}, got sums in [{sums.min()}, {sums.max()}]")
-            return z
-        return _asserted(z, tf.reduce_all(tf.abs(sums - 1.0) <= SIMPLEX_ATOL), expected)
+
+        def sums(z):
+            return tf.reduce_sum(z, axis=-1)
+
+        return validation.check(
+            z, lambda a: np.all(np.abs(sums(a).numpy() - 1.0) <= SIMPLEX_ATOL),
+            lambda t: tf.reduce_all(tf.abs(sums(t) - 1.0) <= SIMPLEX_ATOL), expected,
+            got=lambda a: f"sums in [{np.min(sums(a))}, {np.max(sums(a))}]")
 
     def decode(self, z):
         """Latents (batch, N, K), one-hot or relaxed -> the decoder's mean image in

@@ -3,7 +3,6 @@
 import keras
 import tensorflow as tf
 
-from zoo.base import on_batches
 from zoo.nn.mlp import MLP
 from zoo.registry import register
 from zoo.vae.base import (
@@ -13,6 +12,7 @@ from zoo.vae.base import (
 )
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder
+from zoo.validation import on_batches
 
 # The smallest standard deviation of any Gaussian layer (keeps log sigma and the
 # KL terms finite however negative the softplus's input).

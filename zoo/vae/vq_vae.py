@@ -7,11 +7,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import _asserted, on_batches
+from zoo import validation
 from zoo.nn.resnet import residual_relu
 from zoo.precision import network
 from zoo.registry import register
 from zoo.vae.base import VariationalAutoencoder
+from zoo.validation import on_batches
 
 
 def code_perplexity(codes, num_embeddings):
@@ -530,40 +531,10 @@ class VQVAE(VariationalAutoencoder):
 
     def check_codes(self, codes, where):
         """A batch of code indices (batch, h, w) of an integer dtype in [0, K), as
-        int32: checked eagerly, or with graph assertions inside traced functions;
-        else an error naming what was expected."""
-        h, w = self.latent_shape
-        k = self.num_embeddings
-        prefix = f"{self.name}.{where}"
-        shaped = f"codes of shape (batch, {h}, {w})"
-        ranged = f"code indices in [0, {k})"
-        if codes is None or isinstance(codes, (str, bytes, dict, float, int)):
-            raise TypeError(f"{prefix}: expected integer {shaped}, got {type(codes).__name__}")
-        if not tf.is_tensor(codes):
-            codes = np.asarray(codes)
-        kind = codes.dtype.kind if isinstance(codes, np.ndarray) else None
-        integer = kind in ("i", "u") if kind else (codes.dtype.is_integer
-                                                    and codes.dtype != tf.bool)
-        if not integer:
-            name = codes.dtype.name if hasattr(codes.dtype, "name") else str(codes.dtype)
-            raise TypeError(f"{prefix}: expected integer {shaped} (an integer dtype: the "
-                            f"indices of codebook vectors), got dtype {name}")
-        shape = tuple(codes.shape)
-        if len(shape) != 3 or any(s is not None and s != d for s, d in zip(shape[1:], (h, w))):
-            raise ValueError(f"{prefix}: expected {shaped}, got shape {shape}")
-        if tf.executing_eagerly():
-            array = np.asarray(codes)
-            if array.size and (array.min() < 0 or array.max() >= k):
-                raise ValueError(f"{prefix}: expected {ranged}, got values in "
-                                 f"[{array.min()}, {array.max()}]")
-            return tf.constant(array, tf.int32)
-        shape_ok = tf.cond(tf.equal(tf.rank(codes), 3),
-                           lambda: tf.reduce_all(tf.equal(tf.shape(codes)[1:], [h, w])),
-                           lambda: tf.constant(False))
-        codes = _asserted(codes, shape_ok, f"{prefix}: expected {shaped}")
-        codes = _asserted(codes, tf.reduce_all((codes >= 0) & (codes < k)),
-                          f"{prefix}: expected {ranged}")
-        return tf.cast(codes, tf.int32)
+        int32 (:func:`zoo.validation.check_codes`): checked eagerly, or with graph
+        assertions inside traced functions; else an error naming what was expected."""
+        return validation.check_codes(codes, f"{self.name}.{where}", tuple(self.latent_shape),
+                                      self.num_embeddings)
 
     def check_latents(self, z, where):
         return self.check_codes(z, where)
