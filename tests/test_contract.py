@@ -33,6 +33,8 @@ zoo.registry.import_module("my_models")
 TINY = {
     "diagonal_gaussian": [("moons", {})],
     "realnvp": [("moons", dict(hidden_units=8, num_couplings=2)),
+                # class-conditional through the base (a class prior): any flow can be
+                ("moons", dict(hidden_units=8, num_couplings=2, num_classes=3)),
                 ("digits", dict(hidden_units=4, num_blocks=1, couplings_per_scale=1,
                                 final_couplings=2))],
     "nice": [("moons", dict(hidden_units=8, num_hidden=1, num_couplings=2)),
@@ -68,6 +70,7 @@ TINY = {
     "sobolev_gan": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
     "swgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
     "vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8)),
+            ("digits", dict(latent_dim=2, filters=4, hidden_units=8, num_classes=3)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="bernoulli")),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="gaussian"))],
     "beta_vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8, kl_warmup_steps=3))],

@@ -37,6 +37,8 @@ from zoo import fitting
 from zoo import precision as precision_module
 from zoo import validation
 from zoo.nn.random_stream import RandomStream
+from zoo.nn.weight_average import WeightAverage
+from zoo.validation import on_batches
 
 # What a model's ``nll`` is, by its ``likelihood``; ``zoo evaluate`` writes the text.
 LIKELIHOODS = {
@@ -105,6 +107,14 @@ class GenerativeModel(keras.Model):
         num_levels: for images, the number of intensity levels of the raw data
             (256 for 8-bit pixels, 17 for scikit-learn's digits); raw inputs lie in
             ``[0, num_levels)``. ``None`` for continuous data such as 2-D densities.
+        num_classes: classes of a class-conditional model (models whose class
+            sets ``conditional``); 0: unconditional. A conditional model trains
+            on ``(x, label)`` batches, ``compute_losses`` takes ``labels``,
+            ``sample`` the option ``label`` (-1: classes at random) and its data
+            signatures a ``label`` input.
+        ema_decay: the decay of an exponential moving average of the weights of
+            the model's ``averaged_networks``, which sampling and export use
+            (:meth:`averaged`); 0: none.
     """
 
     family = None
@@ -120,15 +130,42 @@ class GenerativeModel(keras.Model):
     # Whether a training step draws from the random stream ``rng`` (noise, latents,
     # dequantization); a deterministic step leaves the stream where it is.
     draws_training_noise = False
+    # Whether the model can be class-conditional (``num_classes > 0``).
+    conditional = False
+    # The networks (``self.<name>_network``) whose weights ``ema_decay`` averages.
+    averaged_networks = ()
 
-    def __init__(self, data_shape, num_levels=None, precision="float32", **kwargs):
+    def __init__(self, data_shape, num_levels=None, precision="float32", num_classes=0,
+                 ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
+        kind = type(self).__name__
         precision_module.check(precision, type(self), self.name)
         self.precision = precision
         self.data_shape = tuple(int(d) for d in data_shape)
         self.num_levels = None if num_levels is None else int(num_levels)
         if any(d <= 0 for d in self.data_shape):
             raise ValueError(f"data_shape must be positive, got {self.data_shape}")
+        self.num_classes = int(num_classes)
+        if self.num_classes < 0:
+            raise ValueError(f"{kind}: expected num_classes >= 0 (0: unconditional), got "
+                             f"{num_classes}")
+        if self.num_classes and not self.conditional:
+            raise ValueError(f"{kind}: this model cannot be class-conditional; expected "
+                             f"num_classes=0, got {num_classes}")
+        if self.num_classes:
+            self.sample_options = {**self.sample_options, "label": SampleOption(
+                -1, "int32", above=-2, below=self.num_classes,
+                doc="the class of every sample; -1: classes uniformly at random")}
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
+        if self.ema_decay and not self.averaged_networks:
+            raise ValueError(f"{kind}: this model keeps no weight average; expected "
+                             f"ema_decay=0, got {ema_decay}")
+        for network in self.averaged_networks:  # tracked by build_model
+            setattr(self, f"{network}_average",
+                    WeightAverage(self.ema_decay, name=f"{network}_average")
+                    if self.ema_decay else None)
         self.rng = RandomStream(name="rng")
         self._xla = _Functions()
 
@@ -185,10 +222,11 @@ class GenerativeModel(keras.Model):
         Families where that was measured faster say so."""
         return False
 
-    def training_terms(self, x):
-        """The loss terms of a training step, and what :meth:`after_update` needs
-        of its forward pass (None here)."""
-        return self.compute_losses(x, training=True), None
+    def training_terms(self, x, labels=None):
+        """The loss terms of a training step (on the classes `labels` of a
+        conditional model), and what :meth:`after_update` needs of its forward
+        pass (None here)."""
+        return self.compute_losses(x, training=True, **self.with_labels(labels)), None
 
     def after_update(self, state):
         """Runs after the optimizer's update with what ``training_terms`` returned
@@ -198,7 +236,7 @@ class GenerativeModel(keras.Model):
     @classmethod
     def parameter_names(cls):
         """The constructor arguments of this class (through its base classes)."""
-        names = ["data_shape", "num_levels", "precision"]
+        names = ["data_shape", "num_levels", "precision", "num_classes", "ema_decay"]
         for klass in cls.__mro__:
             if klass is not GenerativeModel and issubclass(klass, GenerativeModel):
                 names += [p.name for p in inspect.signature(klass.__init__).parameters.values()
@@ -224,6 +262,10 @@ class GenerativeModel(keras.Model):
         not change the weights' initial values)."""
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
         self.build_weights()
+        for network in self.averaged_networks:
+            average = getattr(self, f"{network}_average")
+            if average is not None:
+                average.track(getattr(self, f"{network}_network"))
         precision_module.apply(self, self.precision)
         self.rng.initialize()
 
@@ -330,12 +372,123 @@ class GenerativeModel(keras.Model):
             self._xla.functions[name] = tf.function(fn, jit_compile=True, reduce_retracing=True)
         return self._xla.functions[name](*tensors)
 
+    # -------------------------------------- classes, weight averages, completion
+    def check_labels(self, labels, x, where):
+        """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
+        the batch `x`, for a conditional model (checked eagerly, or by a graph
+        assertion: :func:`zoo.validation.check_labels`), None for an unconditional
+        one; else a clear error."""
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(f"{self.name}.{where}: this model is unconditional "
+                                 f"(num_classes=0) and takes no labels, got some")
+            return None
+        if labels is None:
+            raise ValueError(f"{self.name}.{where}: a class-conditional model needs labels: "
+                             f"integers of shape (batch,) in [0, {self.num_classes}), got none")
+        batch = x.shape[0] if tf.executing_eagerly() else tf.shape(x)[0]
+        return validation.check_labels(labels, batch, self.num_classes, f"{self.name}.{where}")
+
+    def random_labels(self, batch):
+        """Classes uniformly at random from the training stream (None if
+        unconditional)."""
+        if not self.num_classes:
+            return None
+        return tf.random.stateless_uniform(tf.stack([batch]), seed=self.rng.next_seed(),
+                                           minval=0, maxval=self.num_classes, dtype=tf.int32)
+
+    def sample_labels(self, n, seed, label):
+        """The `n` classes of ``sample(label=...)``: `label` for every sample, or for
+        -1 classes drawn uniformly from the stateless `seed`."""
+        shape = tf.stack([n])
+        drawn = tf.random.stateless_uniform(shape, seed=seed, minval=0,
+                                            maxval=self.num_classes, dtype=tf.int32)
+        label = tf.cast(label, tf.int32)
+        return tf.where(tf.broadcast_to(label >= 0, shape), tf.broadcast_to(label, shape),
+                        drawn)
+
+    def one_hot(self, labels, dtype=tf.float32):
+        """The classes as one-hot vectors (batch, num_classes)."""
+        return tf.one_hot(labels, self.num_classes, dtype=dtype)
+
+    def label_spec(self):
+        """The ``label`` input of a conditional model's data signatures."""
+        return tf.TensorSpec([None], tf.int32, name="label")
+
+    def with_labels(self, labels):
+        """``{"labels": labels}`` for a conditional model, else ``{}``: the keyword
+        arguments that pass a batch's classes on to ``compute_losses``."""
+        return {"labels": labels} if self.num_classes else {}
+
+    def averaged(self, network):
+        """``self.<network>_network`` as sampling and export run it: with the
+        weights' moving average where ``ema_decay`` keeps one, else as it is."""
+        layer = getattr(self, f"{network}_network")
+        average = getattr(self, f"{network}_average", None)
+        if average is None:
+            return layer
+        return lambda *args, **kwargs: average.call_averaged(layer, *args, **kwargs)
+
+    def update_averages(self, networks=None):
+        """One step of the weight averages of `networks` (default: every averaged
+        one) after an optimizer update; nothing without ``ema_decay``."""
+        for network in self.averaged_networks if networks is None else networks:
+            average = getattr(self, f"{network}_average", None)
+            if average is not None:
+                average.update(getattr(self, f"{network}_network"), self.optimizer.iterations)
+
+    @on_batches("data")
+    def complete(self, x, mask, seed=None, **options):
+        """Completion (inpainting): values of `x` where `mask` is 1 are kept exactly,
+        those where it is 0 are generated by the model, conditioned on the kept
+        ones, from the stateless `seed`, with the sampler `options`. `mask` has
+        `x`'s shape, every value 0 or 1. For models that implement
+        :meth:`draw_completion` (``can_complete``)."""
+        if not self.can_complete:
+            raise TypeError(f"{self.name} cannot complete data: it has no draw_completion")
+        x = self.validate_inputs(x, "complete")
+        mask = validation.check_mask(mask, x, f"{self.name}.complete", self.data_shape)
+        unknown = sorted(set(options) - set(self.sample_options))
+        if unknown:
+            raise TypeError(f"{self.name}.complete: unknown option(s) {unknown}; its options: "
+                            f"{sorted(self.sample_options) or 'none'}")
+        values = {name: option.check(self, name, options.get(name, option.default))
+                  for name, option in self.sample_options.items()}
+        drawn = self.draw_completion(x, mask, self.stateless_seed(seed), **values)
+        return tf.where(mask > 0.5, x, drawn)  # the kept values bit for bit
+
+    @property
+    def can_complete(self):
+        return type(self).draw_completion is not GenerativeModel.draw_completion
+
+    def draw_completion(self, x, mask, seed, **options):
+        """Values for the places where `mask` is 0, given those where it is 1
+        (the base keeps the latter exactly); a model that can complete writes it."""
+        raise NotImplementedError
+
+    def complete_signature(self):
+        """``complete(x, mask, seed, *options)`` -> ``{"x": ...}``."""
+        names = list(self.sample_options)
+
+        def complete(x, mask, seed, *values):
+            return {"x": self.complete(x, mask, seed, **dict(zip(names, values)))}
+
+        specs = [self.data_spec(), self.data_spec("mask"),
+                 tf.TensorSpec([], tf.int32, name="seed")]
+        specs += [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
+        defaults = {k: tf.constant(self.sample_options[k].default, self.sample_options[k].dtype)
+                    for k in names}
+        complete.__signature__ = _signature(specs, defaults)
+        return complete, specs
+
     # ----------------------------------------------------------------- serving
     def serving_signatures(self):
         """Every serving signature: the first of ``data_signatures()``, ``sample``
         (``n``, ``seed`` and one input per sampler option, with its default), then
-        the others."""
+        the others, and ``complete`` for a model that can complete."""
         data = dict(self.data_signatures())
+        if self.can_complete:
+            data["complete"] = self.complete_signature()
         first = next(iter(data))
         return {first: data.pop(first), "sample": self.sample_signature(), **data}
 
@@ -397,6 +550,25 @@ class GenerativeModel(keras.Model):
             data = data["x"] if "x" in data else data["image"]
         return self.validate_inputs(data, "train_step", values=False)
 
+    def unpack_labels(self, data, required=True):
+        """``(x, labels)`` of a batch, the labels checked; None for an
+        unconditional model, and for a conditional one whose batch has none when
+        not `required` (``compute_losses`` then draws them)."""
+        labels = None
+        if isinstance(data, (list, tuple)) and len(data) > 1:
+            labels = data[1]
+        elif isinstance(data, dict):
+            labels = data.get("label")
+        x = self.unpack(data)
+        if not self.num_classes:
+            return x, None
+        if labels is None:
+            if required:
+                raise ValueError(f"{self.name}.train_step: a class-conditional model trains "
+                                 f"on (x, label) batches, got no labels")
+            return x, None
+        return x, self.check_labels(labels, x, "train_step")
+
     def update_trackers(self, terms):
         """Updates each term's running mean; returns the means, the step's logs
         (:func:`zoo.fitting.step_logs`)."""
@@ -412,18 +584,22 @@ class GenerativeModel(keras.Model):
     scaled_gradients = staticmethod(fitting.scaled_gradients)
 
     def train_step(self, data):
-        x = self.unpack(data)
+        x, labels = self.unpack_labels(data)
         with tf.GradientTape() as tape:
-            terms, state = self.training_terms(x)
+            terms, state = self.training_terms(x, labels)
             loss = self.replica_scaled(terms["loss"])
         grads = self.scaled_gradients(tape, loss, self.trainable_weights, self.optimizer)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.after_update(state)
+        self.update_averages()
         return self.update_trackers(terms)
 
     def test_step(self, data):
-        x = self.unpack(data)
-        return self.update_trackers(self.compute_losses(x, training=False))
+        """The loss terms on a batch (a conditional model's at the batch's labels
+        if it has them, else at random ones)."""
+        x, labels = self.unpack_labels(data, required=False)
+        return self.update_trackers(self.compute_losses(x, training=False,
+                                                        **self.with_labels(labels)))
 
 
 def _signature(specs, defaults=None):

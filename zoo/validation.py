@@ -110,6 +110,20 @@ def check_batch(x, prefix, event_shape, value_range=(-np.inf, np.inf), what="x",
     return x
 
 
+def check_mask(mask, x, prefix, event_shape):
+    """A completion mask for the batch `x`: `x`'s shape, every value 0 (generate)
+    or 1 (keep), as float32; checked eagerly, or by graph assertions."""
+    mask = check_batch(mask, prefix, event_shape, (0.0, 1.0), what="mask")
+    mask = check(mask, lambda a: np.all((a == 0) | (a == 1)),
+                 lambda t: tf.reduce_all((t == 0.0) | (t == 1.0)),
+                 f"{prefix}: expected a mask of 0 (generate) and 1 (keep) only",
+                 got=lambda a: "other values")
+    return check(mask, lambda a: a.shape[0] == np.shape(x)[0],
+                 lambda t: tf.equal(tf.shape(t)[0], tf.shape(x)[0]),
+                 f"{prefix}: expected a mask of x's shape (one per example)",
+                 got=lambda a: f"{a.shape[0]} masks for {np.shape(x)[0]} examples")
+
+
 def validate_count(n, prefix):
     """A sample count: an int >= 1 (eager), or an int tensor checked >= 0 in graphs."""
     if traced(n):

@@ -58,5 +58,10 @@ class DiagonalGaussian(GenerativeModel):
         eps = tf.random.stateless_normal(tf.concat([[n], self.data_shape], 0), seed=seed)
         return self.mean + tf.exp(self.log_scale) * eps
 
+    def draw_completion(self, x, mask, seed):
+        # The coordinates are independent: the missing ones are drawn from their
+        # marginals (the base class keeps the others exactly, and exports `complete`).
+        return self.draw_samples(tf.shape(x)[0], seed)
+
     def data_signatures(self):
         return {"log_prob": (lambda x: {"log_prob": self.log_prob(x)}, [self.data_spec()])}

@@ -1,10 +1,13 @@
 """What every normalizing flow of the zoo shares."""
 
+import math
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo.base import GenerativeModel, SampleOption
 from zoo.metrics.likelihood import bits_per_dim
+from zoo.nn.class_conditional_gaussian import ClassConditionalGaussian
 from zoo.preprocessing import dequantize, logit_bijector
 from zoo.validation import on_batches
 
@@ -25,13 +28,23 @@ class FlowModel(GenerativeModel):
     its log-det is part of the model, so ``log_prob`` is the density of dequantized
     data in raw pixel units and ``bits_per_dim`` follows from it directly.
 
+    Class-conditional (``num_classes > 0``): the latent of class y is
+    ``z = loc_y + exp(log_scale_y) * e``, ``e`` from the base distribution, with
+    learned ``loc_y`` and ``log_scale_y`` (a class-conditional prior, as Glow's,
+    Kingma & Dhariwal 2018, Sec. 5; :class:`ClassConditionalGaussian`), and the
+    flow itself shared by all classes. ``log_prob(x, labels)`` is then log p(x | y);
+    without labels, ``log_prob`` and ``nll`` give log p(x) under classes uniform a
+    priori, ``logsumexp_y log p(x | y) - log K``, an exact density too.
+
     Args:
         data_shape: shape of one example.
         num_levels: intensity levels of raw image data, None for continuous data.
         logit_alpha: the alpha of the logit preprocessing (images only).
+        (others): as :class:`~zoo.base.GenerativeModel` (``num_classes``).
     """
 
     family = "flow"
+    conditional = True
 
     @property
     def draws_training_noise(self):
@@ -47,6 +60,9 @@ class FlowModel(GenerativeModel):
     def __init__(self, data_shape, num_levels=None, logit_alpha=0.05, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         self.logit_alpha = float(logit_alpha)
+        self.class_prior = (ClassConditionalGaussian(self.num_classes, self.data_shape,
+                                                     name="class_prior")
+                            if self.num_classes else None)
 
     def flow_bijector(self):
         raise NotImplementedError
@@ -119,23 +135,52 @@ class FlowModel(GenerativeModel):
     def distribution(self):
         return tfd.TransformedDistribution(self.base_distribution, self.bijector)
 
+    def distribution_given(self, labels):
+        """p(x | y) for a batch of classes `labels` (the class's prior shift and
+        scale, then the flow); ``distribution`` for None."""
+        if labels is None:
+            return self.distribution
+        loc, log_scale = self.class_prior(labels)
+        prior = tfb.Chain([tfb.Shift(loc), tfb.Scale(log_scale=log_scale)])
+        return tfd.TransformedDistribution(self.base_distribution,
+                                           tfb.Chain([self.bijector, prior]))
+
+    def conditional_log_prob(self, x, labels):
+        """log p(x | y); for a conditional model without labels, log p(x) with
+        classes uniform a priori (the mixture over every class)."""
+        if not self.num_classes or labels is not None:
+            return self.distribution_given(labels).log_prob(x)
+        batch = tf.shape(x)[0]
+        per_class = tf.stack([
+            self.distribution_given(tf.fill(tf.stack([batch]), k)).log_prob(x)
+            for k in range(self.num_classes)])
+        return tf.reduce_logsumexp(per_class, axis=0) - math.log(self.num_classes)
+
     def call(self, x):
+        if self.num_classes:
+            return self.distribution_given(tf.zeros(tf.shape(x)[:1], tf.int32)).log_prob(x)
         return self.distribution.log_prob(x)
 
     # ----------------------------------------------------------- public API
     @on_batches("data")
-    def log_prob(self, x):
-        """Exact log-density of `x` (nats); for images, of dequantized raw pixels."""
-        return self.distribution.log_prob(self.validate_inputs(x, "log_prob"))
+    def log_prob(self, x, labels=None):
+        """Exact log-density of `x` (nats); for images, of dequantized raw pixels.
+        A conditional model gives log p(x | y) for `labels`, and without them
+        log p(x) under uniform classes."""
+        x = self.validate_inputs(x, "log_prob")
+        labels = None if labels is None else self.check_labels(labels, x, "log_prob")
+        return self.conditional_log_prob(x, labels)
 
     @on_batches("data")
-    def nll(self, x, seed=None):
+    def nll(self, x, seed=None, labels=None):
         """-log p(x) per example (nats); images are first dequantized, x + u with
-        u ~ U[0, 1) drawn statelessly from `seed`."""
+        u ~ U[0, 1) drawn statelessly from `seed`. A conditional model: -log p(x | y)
+        for `labels`, else -log p(x) under uniform classes."""
         x = self.validate_inputs(x, "nll")
+        labels = None if labels is None else self.check_labels(labels, x, "nll")
         if self.num_levels is not None:
             x = dequantize(x, self.stateless_seed(seed))
-        return -self.distribution.log_prob(x)
+        return -self.conditional_log_prob(x, labels)
 
     def bits_per_dim(self, x):
         """-log_prob / (D ln 2) per example."""
@@ -151,21 +196,33 @@ class FlowModel(GenerativeModel):
         """Latent z -> data (the generative direction)."""
         return self.bijector.forward(self.check_batch(z, "decode", self.data_shape, what="z"))
 
-    def draw_samples(self, n, seed, temperature=1.0):
-        """z from the base distribution, scaled by `temperature`, mapped to data."""
+    def draw_samples(self, n, seed, temperature=1.0, label=-1):
+        """z from the base distribution, scaled by `temperature` (and for a
+        conditional model moved to the class's prior: `label`, or classes drawn
+        uniformly for -1), mapped to data."""
         z = temperature * self.base_distribution.sample(n, seed=seed)
+        if self.num_classes:
+            labels = self.sample_labels(n, tf.random.experimental.stateless_fold_in(seed, 1),
+                                        label)
+            loc, log_scale = self.class_prior(labels)
+            z = loc + tf.exp(log_scale) * z
         return self.xla_where_traced("decode", lambda z: self.bijector.forward(z), z)
 
     # -------------------------------------------------------------- training
-    def compute_losses(self, x, training=False):
+    def compute_losses(self, x, training=False, labels=None):
         if self.num_levels is not None:
             x = dequantize(x, self.rng.next_seed())
-        nll = -tf.reduce_mean(self.distribution.log_prob(x))
+        nll = -tf.reduce_mean(self.conditional_log_prob(x, labels))
         return {"loss": nll, "bits_per_dim": bits_per_dim(nll, self.event_size)}
 
     def data_signatures(self):
+        if self.num_classes:
+            log_prob = (lambda x, label: {"log_prob": self.log_prob(x, label)},
+                        [self.data_spec(), self.label_spec()])
+        else:
+            log_prob = (lambda x: {"log_prob": self.log_prob(x)}, [self.data_spec()])
         return {
-            "log_prob": (lambda x: {"log_prob": self.log_prob(x)}, [self.data_spec()]),
+            "log_prob": log_prob,
             "encode": (lambda x: {"z": self.encode(x)}, [self.data_spec()]),
             "decode": (lambda z: {"x": self.decode(z)}, [self.data_spec("z")]),
         }

@@ -164,6 +164,8 @@ class FFJORD(FlowModel):
         logit_alpha: alpha of the logit preprocessing (images only).
     """
 
+    conditional = False  # its training density uses a trace estimator of its own
+
     def __init__(self, data_shape=(2,), num_levels=None, hidden_units=64, num_hidden=3,
                  integration_time=1.0, num_steps=8, solver="rk4", trace_estimator="hutchinson",
                  noise="rademacher", activation="tanh", logit_alpha=0.05, **kwargs):

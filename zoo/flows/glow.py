@@ -181,7 +181,7 @@ class Glow(FlowModel):
 
         return tf.cond(self.initialized, lambda: tf.constant(False), initialize)
 
-    def compute_losses(self, x, training=False):
+    def compute_losses(self, x, training=False, labels=None):
         if training:
             self._initialize(x)
-        return super().compute_losses(x, training=training)
+        return super().compute_losses(x, training=training, labels=labels)

@@ -100,12 +100,12 @@ class MAF(FlowModel):
             steps = [tfb.Chain([step, bn.bijector()]) for step, bn in zip(steps, self.batch_norms)]
         return self.on_data_shape(self.reversing_chain(steps))
 
-    def compute_losses(self, x, training=False):
+    def compute_losses(self, x, training=False, labels=None):
         # Read while the step is traced: batch statistics in the training step only.
         for bn in self.batch_norms:
             bn.batch_statistics = training
         try:
-            return super().compute_losses(x, training=training)
+            return super().compute_losses(x, training=training, labels=labels)
         finally:
             for bn in self.batch_norms:
                 bn.batch_statistics = False

@@ -6,13 +6,12 @@ import tensorflow as tf
 
 from zoo import validation
 from zoo.adversarial import MultiNetworkTraining
-from zoo.base import GenerativeModel, SampleOption
+from zoo.base import GenerativeModel
 from zoo.gan import losses, regularizers
 from zoo.gan.dcgan_critic import DCGANCritic
 from zoo.gan.dcgan_generator import DCGANGenerator
 from zoo.gan.mlp_critic import MLPCritic
 from zoo.nn.mlp import MLP
-from zoo.nn.weight_average import WeightAverage
 from zoo.preprocessing import dequantize
 from zoo.validation import on_batches
 
@@ -100,6 +99,8 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     """
 
     family = "gan"
+    conditional = True  # with a projection critic (check_critic)
+    averaged_networks = ("generator",)
     draws_training_noise = True
     optimizer_terms = {"generator": "generator_loss", "critic": "critic_loss"}
     critic_networks = ("critic",)
@@ -108,7 +109,7 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
                  hidden_units=128, num_hidden=3, n_critic=1, adversarial_loss="non_saturating",
                  divergence=None, bandwidths=None, num_projections=None, learned_critic=True,
                  critic_outputs=1, regularizer="none", regularizer_weight=0.0, weight_clip=0.0,
-                 spectral_norm=False, ema_decay=0.0, num_classes=0, **kwargs):
+                 spectral_norm=False, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         kind = type(self).__name__
         self.latent_dim = int(latent_dim)
@@ -126,15 +127,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         self.critic_outputs = int(critic_outputs)
         self.weight_clip = float(weight_clip)
         self.spectral_norm = bool(spectral_norm)
-        self.ema_decay = float(ema_decay)
-        self.num_classes = int(num_classes)
-        if self.num_classes < 0:
-            raise ValueError(f"{kind}: expected num_classes >= 0 (0: unconditional), got "
-                             f"{num_classes}")
-        if self.num_classes:
-            self.sample_options = {"label": SampleOption(
-                -1, "int32", above=-2, below=self.num_classes,
-                doc="the class of every sample; -1: classes uniformly at random")}
         if self.latent_dim < 1:
             raise ValueError(f"{kind}: expected latent_dim >= 1, got {self.latent_dim}")
         if self.n_critic < 1:
@@ -142,8 +134,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         if self.regularizer_weight < 0:
             raise ValueError(f"{kind}: expected a regularizer weight >= 0, got "
                              f"{self.regularizer_weight}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
         loss = losses.loss_class(adversarial_loss)
         given = {"divergence": divergence, "bandwidths": self.bandwidths,
                  "num_projections": self.num_projections}
@@ -182,8 +172,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
             self.lagrange_multiplier = self.add_weight(
                 shape=(), initializer="zeros", trainable=False, aggregation="mean",
                 name="lagrange_multiplier")
-        self.generator_average = (WeightAverage(self.ema_decay, name="generator_average")
-                                  if self.ema_decay > 0 else None)
         self.check_optimizer_terms()
         self.build_model()
 
@@ -245,11 +233,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
             return DCGANCritic(self.filters, **options)
         return MLPCritic(self.hidden_units, self.num_hidden, **options)
 
-    def build_weights(self):
-        super().build_weights()
-        if self.generator_average is not None:
-            self.generator_average.track(self.generator_network)
-
     @property
     def latent_shape(self):
         return (self.latent_dim,)
@@ -294,30 +277,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         return self.critic_network(y, labels=labels, training=training)[:, 0]
 
     # ------------------------------------------------------------ classes
-    def check_labels(self, labels, x, where):
-        """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
-        the batch `x`, for a conditional model (checked eagerly, or by a graph
-        assertion: :func:`zoo.validation.check_labels`), None for an unconditional
-        one; else a clear error."""
-        if not self.num_classes:
-            if labels is not None:
-                raise ValueError(f"{self.name}.{where}: this model is unconditional "
-                                 f"(num_classes=0) and takes no labels, got some")
-            return None
-        if labels is None:
-            raise ValueError(f"{self.name}.{where}: a class-conditional model needs labels: "
-                             f"integers of shape (batch,) in [0, {self.num_classes}), got none")
-        batch = x.shape[0] if tf.executing_eagerly() else tf.shape(x)[0]
-        return validation.check_labels(labels, batch, self.num_classes, f"{self.name}.{where}")
-
-    def random_labels(self, batch):
-        """Classes uniformly at random from the training stream (None if
-        unconditional)."""
-        if not self.num_classes:
-            return None
-        return tf.random.stateless_uniform(tf.stack([batch]), seed=self.rng.next_seed(),
-                                           minval=0, maxval=self.num_classes, dtype=tf.int32)
-
     def generator_input(self, z, labels):
         """``z``, and for a conditional model ``[z, one_hot(labels)]``."""
         if not self.num_classes:
@@ -327,25 +286,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     def generate_from(self, z, labels, training):
         """The generator's output (model space) for latents and labels."""
         return self.generator_network(self.generator_input(z, labels), training=training)
-
-    def unpack_labels(self, data, required=True):
-        """``(x, labels)`` of a batch, the labels checked; None for an
-        unconditional model, and for a conditional one whose batch has none when
-        not `required` (``compute_losses`` then draws them)."""
-        labels = None
-        if isinstance(data, (list, tuple)) and len(data) > 1:
-            labels = data[1]
-        elif isinstance(data, dict):
-            labels = data.get("label")
-        x = self.unpack(data)
-        if not self.num_classes:
-            return x, None
-        if labels is None:
-            if required:
-                raise ValueError(f"{self.name}.train_step: a class-conditional model trains "
-                                 f"on (x, label) batches, got no labels")
-            return x, None
-        return x, self.check_labels(labels, x, "train_step")
 
     def features(self, y, training=False):
         """What a distance between batches compares, shape (batch, k): the
@@ -446,8 +386,7 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
             terms = self.generator_losses(x, labels)
             scaled = {n: self.replica_scaled(terms[self.optimizer_terms[n]]) for n in networks}
         self.update(networks, scaled, tape)
-        if self.generator_average is not None:
-            self.generator_average.update(self.generator_network, self.optimizer.iterations)
+        self.update_averages()
         return terms
 
     def generator_turn(self):
@@ -523,12 +462,7 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
     def generated(self, z, labels=None):
         """Data from latents (and labels), by the sampling weights (the average,
         if kept)."""
-        inputs = self.generator_input(z, labels)
-        if self.generator_average is None:
-            y = self.generator_network(inputs, training=False)
-        else:
-            y = self.generator_average.call_averaged(self.generator_network, inputs,
-                                                     training=False)
+        y = self.averaged("generator")(self.generator_input(z, labels), training=False)
         return self.to_data_space(y)
 
     @on_batches("latent")
@@ -543,14 +477,8 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         z = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seed)
         if not self.num_classes:
             return self.generated(z)
-        shape = tf.stack([n])
-        drawn = tf.random.stateless_uniform(
-            shape, seed=tf.random.experimental.stateless_fold_in(seed, 1), minval=0,
-            maxval=self.num_classes, dtype=tf.int32)
-        label = tf.cast(label, tf.int32)
-        labels = tf.where(tf.broadcast_to(label >= 0, shape), tf.broadcast_to(label, shape),
-                          drawn)
-        return self.generated(z, labels)
+        return self.generated(z, self.sample_labels(
+            n, tf.random.experimental.stateless_fold_in(seed, 1), label))
 
     @on_batches("data")
     def critic(self, x, labels=None):

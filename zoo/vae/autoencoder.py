@@ -12,6 +12,7 @@ import tensorflow as tf
 from zoo.base import GenerativeModel
 from zoo.validation import on_batches
 from zoo.distributions import OBSERVATIONS, observation_model
+from zoo.nn.class_conditional_gaussian import ClassConditionalGaussian
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder
 
@@ -89,6 +90,10 @@ class Autoencoder(GenerativeModel):
                                                    scale=self.observation_scale)
         if self.latent_dim < 1:
             raise ValueError(f"{where}: expected latent_dim >= 1, got {self.latent_dim}")
+        # A conditional model's prior p(z | y) (the classes' own Gaussians).
+        self.class_prior = (ClassConditionalGaussian(self.num_classes, (self.latent_dim,),
+                                                     name="class_prior")
+                            if self.num_classes else None)
         self.make_networks()
         self.build_model()
 
@@ -186,22 +191,32 @@ class Autoencoder(GenerativeModel):
         """A flow on the posterior sample: (z_K, log|det dz_K/dz_0|). None here."""
         return z, tf.zeros(tf.shape(z)[:-1])
 
-    def log_prior(self, z):
-        """log p(z), summed over the latent's dimensions: N(0, I) here."""
+    def log_prior(self, z, labels=None):
+        """log p(z), summed over the latent's dimensions: N(0, I) here; a
+        conditional model's p(z | y) for classes `labels`."""
+        if labels is not None:
+            return self.class_prior.log_prob(z, labels)
         return standard_normal_log_prob(z)
 
-    def draw_prior(self, n, seed):
-        """`n` latents from the prior."""
-        return tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seed)
+    def draw_prior(self, n, seed, labels=None):
+        """`n` latents from the prior (of the classes `labels`, if given)."""
+        eps = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seed)
+        if labels is None:
+            return eps
+        loc, log_scale = self.class_prior(labels)
+        return loc + tf.exp(log_scale) * eps
 
-    def kl_estimates(self, mean, log_scale, log_q, log_p):
+    def kl_estimates(self, mean, log_scale, log_q, log_p, labels=None):
         """The KL terms per sample: in closed form where ``analytic_kl`` (a Gaussian
-        posterior and prior N(0, I)), else the Monte Carlo ``log q(z|x) - log p(z)`` at the sample."""
+        posterior and prior N(0, I), or a class's Gaussian for `labels`), else the
+        Monte Carlo ``log q(z|x) - log p(z)`` at the sample."""
         if self.analytic_kl:
-            return {"kl": tf.broadcast_to(self.kl_divergence(mean, log_scale), tf.shape(log_q))}
+            kl = (self.kl_divergence(mean, log_scale) if labels is None
+                  else self.class_prior.kl_from(mean, log_scale, labels))
+            return {"kl": tf.broadcast_to(kl, tf.shape(log_q))}
         return {"kl": log_q - log_p}
 
-    def infer(self, observed, seed, num_samples, training=False):
+    def infer(self, observed, seed, num_samples, training=False, labels=None):
         """`num_samples` draws from q(z|x) for each example of `observed`.
 
         `training` is True in the training step (a relaxed posterior may differ
@@ -209,7 +224,8 @@ class Autoencoder(GenerativeModel):
 
         Returns a dict of ``z`` (S, B, latent_dim), ``log_q`` and ``log_prior``
         (S, B), and one (S, B) estimate per name of ``kl_names``, whose sum has the
-        expectation KL(q(z|x) || p(z)).
+        expectation KL(q(z|x) || p(z)); for a conditional model with `labels`,
+        against the classes' prior p(z | y).
         """
         params = self.encoder(self.encoder_input(observed))
         mean, log_scale = tf.split(params[:, : 2 * self.latent_dim], 2, axis=-1)
@@ -219,9 +235,9 @@ class Autoencoder(GenerativeModel):
         log_q = standard_normal_log_prob(eps) - tf.reduce_sum(log_scale, axis=-1)
         z, log_det = self.transform_posterior(z, observed, params)
         log_q = log_q - log_det
-        log_p = self.log_prior(z)
+        log_p = self.log_prior(z, labels)
         return {"z": z, "log_q": log_q, "log_prior": log_p,
-                **self.kl_estimates(mean, log_scale, log_q, log_p)}
+                **self.kl_estimates(mean, log_scale, log_q, log_p, labels)}
 
     def latent_mean(self, x):
         """E_q[z|x] of raw levels (for active units): the encoder's mean here."""
@@ -267,11 +283,17 @@ class Autoencoder(GenerativeModel):
                                         self.encoder(self.encoder_input(observed)))
         return z[0]
 
-    def draw_samples(self, n, seed):
-        """Images drawn from the model: z ~ p(z), then x ~ p(x|z), as integer
+    def draw_samples(self, n, seed, label=-1):
+        """Images drawn from the model: z ~ p(z) (a conditional model's p(z | y) of
+        `label`, or of classes drawn uniformly for -1), then x ~ p(x|z), as integer
         levels (Bernoulli: 0 or num_levels - 1)."""
         z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        return self.decoder_sample(self.decoder_params(self.draw_prior(n, z_seed)), x_seed)
+        labels = None
+        if self.num_classes:
+            labels = self.sample_labels(n, tf.random.experimental.stateless_fold_in(seed, 1),
+                                        label)
+        return self.decoder_sample(self.decoder_params(self.draw_prior(n, z_seed, labels)),
+                                   x_seed)
 
     def latent_spec(self):
         return tf.TensorSpec((None,) + tuple(self.latent_shape), tf.float32, name="z")

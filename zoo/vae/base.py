@@ -95,15 +95,16 @@ class VariationalAutoencoder(Autoencoder):
                              f"{self.kl_warmup_steps}")
         super().__init__(**kwargs)
 
-    def elbo_terms(self, x, seed=None, training=False):
+    def elbo_terms(self, x, seed=None, training=False, labels=None):
         """(reconstruction, {kl name: kl}) per example, from one z ~ q(z|x).
 
         The draws (data noise, posterior sample) come from the stateless `seed`
         (an int or shape [2]), or from the training stream ``self.rng`` if None.
+        A conditional model's bound is on log p(x | y) for the classes `labels`.
         """
         data_seed, z_seed = self.split_seed(seed, 2)
         observed = self.observed(x, seed=data_seed)
-        latents = self.infer(observed, z_seed, 1, training=training)
+        latents = self.infer(observed, z_seed, 1, training=training, **self.with_labels(labels))
         log_likelihood = self.decoder_log_prob(observed, latents["z"])[0]
         return -log_likelihood, {k: latents[k][0] for k in self.kl_names}
 
@@ -114,8 +115,10 @@ class VariationalAutoencoder(Autoencoder):
         step = tf.cast(self.optimizer.iterations, tf.float32) + 1.0
         return self.beta * tf.minimum(1.0, step / float(self.kl_warmup_steps))
 
-    def compute_losses(self, x, training=False):
-        reconstruction, kls = self.elbo_terms(x, training=training)
+    def compute_losses(self, x, training=False, labels=None):
+        if self.num_classes and labels is None:  # a batch without its classes
+            labels = self.random_labels(tf.shape(x)[0])
+        reconstruction, kls = self.elbo_terms(x, training=training, labels=labels)
         reconstruction = tf.reduce_mean(reconstruction)
         kls = {k: tf.reduce_mean(v) for k, v in kls.items()}
         kl = tf.add_n(list(kls.values()))
@@ -126,9 +129,10 @@ class VariationalAutoencoder(Autoencoder):
             "bits_per_dim": bits_per_dim(reconstruction + kl, self.event_size),
         }
 
-    def log_weights(self, observed, seed, num_samples):
-        """log p(x, z_s) - log q(z_s|x) for `num_samples` posterior draws: (S, B)."""
-        latents = self.infer(observed, seed, num_samples)
+    def log_weights(self, observed, seed, num_samples, labels=None):
+        """log p(x, z_s) - log q(z_s|x) for `num_samples` posterior draws: (S, B)
+        (a conditional model's log p(x, z_s | y) with `labels`)."""
+        latents = self.infer(observed, seed, num_samples, **self.with_labels(labels))
         return self.decoder_log_prob(observed, latents["z"]) + latents["log_prior"] \
             - latents["log_q"]
 
@@ -139,7 +143,7 @@ class VariationalAutoencoder(Autoencoder):
                              f"got {num_samples!r}")
         return int(value)
 
-    def bound_from_observed(self, observed, seed, num_samples):
+    def bound_from_observed(self, observed, seed, num_samples, labels=None):
         """The importance-weighted bound of `observed`, in chunks of at most
         ``IWAE_CHUNK`` samples (a running log-sum-exp), so k = 1000 fits in memory."""
         chunk = min(num_samples, IWAE_CHUNK)
@@ -148,7 +152,7 @@ class VariationalAutoencoder(Autoencoder):
 
         def body(i, total):
             log_w = self.log_weights(observed, tf.random.experimental.stateless_fold_in(seed, i),
-                                     chunk)
+                                     chunk, labels)
             keep = tf.range(chunk)[:, None] + i * chunk < num_samples
             log_w = tf.where(keep, log_w, -np.inf)
             return i + 1, tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]),
@@ -159,47 +163,75 @@ class VariationalAutoencoder(Autoencoder):
         return total - math.log(num_samples)
 
     @on_batches("data")
-    def importance_weighted_bound(self, x, num_samples=64, seed=None):
+    def importance_weighted_bound(self, x, num_samples=64, seed=None, labels=None):
         """The importance-weighted bound (Burda et al. 2016,
         https://arxiv.org/abs/1509.00519, eq. 8) on log p(x), per example (nats):
 
             L_k(x) = log (1/k) sum_s p(x, z_s) / q(z_s|x),  z_s ~ q(z|x),
 
-        E L_1 = ELBO <= E L_k <= E L_{k+1} <= log p(x) (their Theorem 1).
+        E L_1 = ELBO <= E L_k <= E L_{k+1} <= log p(x) (their Theorem 1). A
+        conditional model's bound is on log p(x | y) for `labels`, and without
+        them on log p(x) under uniform classes (:meth:`over_classes`).
         """
         num_samples = self.check_num_samples(num_samples, "importance_weighted_bound")
         x = self.validate_levels(x, "importance_weighted_bound")
+        labels = None if labels is None else self.check_labels(labels, x,
+                                                                "importance_weighted_bound")
         data_seed, z_seed = tf.unstack(
             tf.random.experimental.stateless_split(self.stateless_seed(seed), 2))
-        return self.bound_from_observed(self.observed(x, seed=data_seed), z_seed, num_samples)
+        observed = self.observed(x, seed=data_seed)
+        return self.over_classes(
+            lambda y: self.bound_from_observed(observed, z_seed, num_samples, y), x, labels)
+
+    def over_classes(self, bound, x, labels):
+        """``bound(labels)`` per example; for a conditional model without labels,
+        ``logsumexp_y bound(y) - log K``: with each ``bound(y) <= log p(x | y)``, a
+        bound on log p(x) under classes uniform a priori."""
+        if not self.num_classes or labels is not None:
+            return bound(labels)
+        batch = tf.shape(x)[0]
+        per_class = tf.stack([bound(tf.fill(tf.stack([batch]), k))
+                              for k in range(self.num_classes)])
+        return tf.reduce_logsumexp(per_class, axis=0) - math.log(self.num_classes)
 
     # ------------------------------------------------------------ public API
     @on_batches("data")
-    def evidence(self, x, seed=None):
+    def evidence(self, x, seed=None, labels=None):
         """The ELBO per example and its terms: ``{"elbo", "reconstruction", <each
         KL term>}`` (nats), from one posterior sample drawn statelessly from `seed`
-        (a random one if None). Images are raw integer levels."""
-        reconstruction, kls = self.elbo_terms(self.validate_levels(x, "elbo"),
-                                              self.stateless_seed(seed))
+        (a random one if None). Images are raw integer levels. A conditional
+        model needs the classes `labels` (its bound is on log p(x | y))."""
+        x = self.validate_levels(x, "elbo")
+        labels = self.check_labels(labels, x, "elbo")
+        reconstruction, kls = self.elbo_terms(x, self.stateless_seed(seed), labels=labels)
         return {"elbo": -reconstruction - tf.add_n(list(kls.values())),
                 "reconstruction": reconstruction, **kls}
 
-    def elbo(self, x, seed=None):
+    def elbo(self, x, seed=None, labels=None):
         """The evidence lower bound on log p(x), per example (nats; a bound, not
         the log-likelihood), from one posterior sample drawn statelessly from
-        `seed` (a random one if None). Images are raw integer levels."""
-        return self.evidence(x, seed)["elbo"]
+        `seed` (a random one if None). Images are raw integer levels. A
+        conditional model's bound is on log p(x | y) for `labels`, and without
+        them on log p(x) under uniform classes."""
+        if not self.num_classes or labels is not None:
+            return self.evidence(x, seed, labels)["elbo"]
+        seed = self.stateless_seed(seed)
+        return self.over_classes(lambda y: self.evidence(x, seed, y)["elbo"],
+                                 self.validate_levels(x, "elbo"), None)
 
-    def nll(self, x, seed=None):
-        """The negative ELBO per example (nats), an upper bound on -log p(x)."""
-        return -self.elbo(x, seed)
+    def nll(self, x, seed=None, labels=None):
+        """The negative ELBO per example (nats), an upper bound on -log p(x) (on
+        -log p(x | y) for a conditional model's `labels`)."""
+        return -self.elbo(x, seed, labels)
 
     def data_signatures(self):
-        return {
-            "elbo": (lambda x, seed: self.evidence(x, seed),
-                     [self.data_spec(), tf.TensorSpec([], tf.int32, name="seed")]),
-            **super().data_signatures(),
-        }
+        seed = tf.TensorSpec([], tf.int32, name="seed")
+        if self.num_classes:
+            elbo = (lambda x, seed, label: self.evidence(x, seed, label),
+                    [self.data_spec(), seed, self.label_spec()])
+        else:
+            elbo = (lambda x, seed: self.evidence(x, seed), [self.data_spec(), seed])
+        return {"elbo": elbo, **super().data_signatures()}
 
 
 def for_images(**config):

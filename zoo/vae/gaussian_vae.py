@@ -43,7 +43,16 @@ class GaussianVAE(VariationalAutoencoder):
     Losses (``loss_names``): ``loss`` (reconstruction + beta kl, optimised),
     ``reconstruction`` (-E_q log p(x|z), nats per example), ``kl`` (nats per
     example), ``bits_per_dim`` ((reconstruction + kl) / (D ln 2)).
+
+    Class-conditional (``num_classes > 0``): the prior is the class's own
+    Gaussian p(z | y) (:class:`~zoo.nn.class_conditional_gaussian.ClassConditionalGaussian`,
+    learned, starting at N(0, I)), the encoder and decoder shared, so that
+    ``ELBO(x | y) = E_q[log p(x|z)] - KL(q(z|x) || p(z|y)) <= log p(x | y)`` (the
+    KL in closed form); ``sample(label=y)`` draws z from p(z | y). ``elbo`` takes
+    ``labels``; without them ``nll`` bounds -log p(x) under uniform classes.
     """
+
+    conditional = True
 
     def __init__(self, *args, **kwargs):  # VariationalAutoencoder's arguments
         kwargs.setdefault("name", "vae")

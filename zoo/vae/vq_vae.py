@@ -475,7 +475,7 @@ class VQVAE(VariationalAutoencoder):
     def compute_losses(self, x, training=False):
         return self.vq_terms(x, training=training)[0]
 
-    def training_terms(self, x):
+    def training_terms(self, x, labels=None):
         """The terms of eq. 3, and the latents the EMA update needs."""
         return self.vq_terms(x, training=True)
 
