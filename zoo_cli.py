@@ -343,13 +343,14 @@ def _error(message):
 class StopSignals:
     """SIGINT and SIGTERM of a multi-worker `zoo train`, taken by a thread.
 
-    TensorFlow waits for the other workers, and runs collective steps, in C++,
-    where Python runs no signal handler, and its coordination service catches
-    SIGTERM itself. So both signals are blocked before TensorFlow starts a
-    thread (each thread inherits that), and a thread of ours takes them: it
-    interrupts the main thread as Ctrl-C does (so the command names the last
-    checkpoint, exit code 130), and if the command has not ended within `grace`
-    seconds it prints one line and ends the process.
+    TensorFlow's coordination service catches SIGTERM itself (and ignores it),
+    and its collective steps run in C++, where Python runs no signal handler. So
+    both signals are blocked before TensorFlow starts a thread (each thread
+    inherits that), and a thread of ours takes them: it interrupts the main
+    thread as Ctrl-C does (so the command names the last checkpoint, exit code
+    130), and if the command has not ended within `grace` seconds it prints one
+    line and ends the process. (The wait for the other workers is in Python:
+    ``zoo.distribute.wait_for_workers``.)
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -11,10 +11,12 @@ on 2 cores).
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -350,7 +352,6 @@ def cluster_configs(n):
 
 def test_workers_meet_before_tensorflow_connects_them():
     """Each worker says whom it waits for; they meet whichever starts first."""
-    import threading
 
     configs = cluster_configs(3)
     said, failed = [], []
@@ -402,12 +403,17 @@ def test_zoo_train_without_its_workers_gives_up_or_stops_on_sigterm(tmp_path):
     timed, timed_config = alone("timed", "--connect-timeout", "3")
     waiting, _ = alone("waiting")
     try:
-        line = waiting.stderr.readline()
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in waiting.stderr],
+                         daemon=True).start()
+        line = lines.get(timeout=WORKER_TIMEOUT)
         assert line.startswith("zoo: waiting for workers 127.0.0.1:"), line
         sent = time.monotonic()
         waiting.send_signal(signal.SIGTERM)
-        _, err = waiting.communicate(timeout=30)
+        waiting.wait(timeout=30)
         assert time.monotonic() - sent < 10
+        time.sleep(0.5)  # the reader's last lines
+        err = "".join(lines.get() for _ in range(lines.qsize()))
         errors = [e for e in err.splitlines() if e.startswith("zoo: error:")]
         assert waiting.returncode == 130 and len(errors) == 1, err
         assert "interrupted before anything was written" in errors[0]

@@ -372,13 +372,15 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
     (``entry.training_for(dataset)``) for a new run, and from ``run.json`` when
     resuming; given settings that differ from a resumed run's are an error,
     except `epochs` (a new target) and `learning_rate` (a new rate, e.g. after
-    divergence). Nothing is written before every setting has been checked.
+    divergence). Nothing is written before every setting has been checked. The
+    process that writes the run holds its lock (:class:`zoo.runs.RunLock`) until
+    it returns, so a second writer is refused.
 
     Args:
         name: a registered model name.
         dataset: a dataset with a preset for the model; None: the model's default
             (new run) or the run's (resume).
-        out: the run folder.
+        out: the run folder: for a new run, one that does not exist or is empty.
         epochs: epochs in total (not additional ones).
         batch_size, learning_rate: as in the preset unless given.
         steps_per_epoch: batches per epoch, the data repeated; None: one pass.
@@ -409,15 +411,21 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             rest in float32. A model constructor argument, so the same as
             ``overrides={"precision": ...}``; None: the preset's (float32) or
             the resumed run's.
+        connect_timeout: ``multi_worker``: seconds to wait for the other workers
+            (:func:`zoo.distribute.wait_for_workers`); None:
+            :data:`zoo.distribute.CONNECT_TIMEOUT`.
     Returns:
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
-            with checkpoints without `resume`, nothing to resume, settings
-            conflicting with the run, damaged run files; an unknown strategy, a
-            missing or bad ``TF_CONFIG``, no TPU; an unknown precision, or a
-            mixed one for a model that cannot take it.
+            that is neither new nor empty without `resume`, nothing to resume, a
+            run folder another process writes, settings conflicting with the
+            run, damaged run files; an unknown strategy, a missing or bad
+            ``TF_CONFIG``, workers that did not come, no TPU; an unknown
+            precision, or a mixed one for a model that cannot take it.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
+        zoo.runs.TrainingInterrupted: Ctrl-C; the message names the last good
+            checkpoint and the command that resumes the run.
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
     run_dir = runs.check_folder(out)
