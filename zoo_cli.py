@@ -138,7 +138,7 @@ def cmd_train(args):
     if out is None:
         dataset = args.dataset or training.model_entry(args.model).default_dataset
         out = os.path.join("runs", f"{args.model}-{dataset}")
-    if args.stop_signals is not None:
+    if getattr(args, "stop_signals", None) is not None:
         args.stop_signals.describe = lambda reason: training.interrupted_message(
             args.model, out, args.data_dir, args.strategy, reason)
     result = training.train(
