@@ -64,13 +64,13 @@ def test_a_second_writer_is_refused_naming_the_holder(moons_run, tmp_path, capsy
 
 
 def test_a_lock_is_held_by_one_writer(tmp_path):
-    first = runs.RunLock(tmp_path / "new").acquire()
-    assert json.loads((tmp_path / "new" / ".lock").read_text())["pid"] == os.getpid()
+    first = runs.RunLock(tmp_path / "new" / "run").acquire()
+    assert json.loads((tmp_path / "new" / "run" / ".lock").read_text())["pid"] == os.getpid()
     with pytest.raises(runs.RunError, match=f"pid {os.getpid()} on host"):
-        runs.RunLock(tmp_path / "new").acquire()
-    assert runs.RunLock(tmp_path / "new").holder() is not None
+        runs.RunLock(tmp_path / "new" / "run").acquire()
+    assert runs.RunLock(tmp_path / "new" / "run").holder() is not None
     first.release()
-    assert not (tmp_path / "new").exists()  # it made the folder, and nothing was written
+    assert os.listdir(tmp_path) == []  # it made the folders, and nothing was written
     with runs.RunLock(tmp_path / "new"):
         assert runs.RunLock(tmp_path / "new").holder() is not None
     assert runs.RunLock(tmp_path / "new").holder() is None

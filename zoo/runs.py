@@ -241,8 +241,8 @@ class RunLock:
     The file holds the writer's pid and host, so that a second writer is refused
     with a message naming them. The OS releases the lock when the process ends,
     however it ends, so a killed run can be resumed at once; :meth:`release`
-    also removes the file (and the folder, if :meth:`acquire` made it and
-    nothing else was written into it).
+    also removes the file (and the folders :meth:`acquire` made, if nothing else
+    was written into them).
     """
 
     TRIES = 5  # a reader (holder) holds the file for an instant: try again briefly
@@ -251,7 +251,7 @@ class RunLock:
         self.run_dir = os.fspath(run_dir)
         self.path = os.path.join(self.run_dir, LOCK_FILE)
         self.fd = None
-        self.made_folder = False
+        self.made = []  # the folders acquire() made, innermost first
 
     def holder(self):
         """A RunError naming the process that holds the lock, or None if it is free."""
@@ -282,12 +282,14 @@ class RunLock:
         holds it (naming it) or the folder cannot be written."""
         import time
 
+        path = os.path.abspath(self.run_dir)
+        while not os.path.exists(path):
+            self.made.append(path)
+            path = os.path.dirname(path)
         try:
-            os.makedirs(self.run_dir)
-            self.made_folder = True
-        except FileExistsError:
-            pass
+            os.makedirs(self.run_dir, exist_ok=True)
         except OSError as e:
+            self.made = []
             raise RunError(f"cannot make the run folder {self.run_dir!r}: {e.strerror}") \
                 from None
         busy = None
@@ -333,12 +335,12 @@ class RunLock:
         self._remove_folder()
 
     def _remove_folder(self):
-        if self.made_folder:
+        for folder in self.made:
             try:
-                os.rmdir(self.run_dir)  # only when empty: nothing was written
+                os.rmdir(folder)  # only when empty: nothing was written
             except OSError:
-                pass
-            self.made_folder = False
+                break
+        self.made = []
 
     def __enter__(self):
         return self.acquire()
