@@ -364,10 +364,14 @@ class StopSignals:
 
     def _watch(self):
         name = signal.Signals(signal.sigwaitinfo(self.SIGNALS).si_signo).name
-        _thread.interrupt_main()  # KeyboardInterrupt in the main thread, as Ctrl-C
-        signal.sigtimedwait(self.SIGNALS, self.grace)  # a second signal: at once
+        # Not where Ctrl-C is ignored (`nohup ... &`): then at once.
+        interrupts = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if interrupts:
+            _thread.interrupt_main()  # KeyboardInterrupt in the main thread, as Ctrl-C
+            signal.sigtimedwait(self.SIGNALS, self.grace)  # a second signal: at once
         if self.exit_code is None:
-            reason = f"stopped by {name} (TensorFlow did not return within {self.grace:g} s)"
+            reason = f"stopped by {name}" + (
+                f" (TensorFlow did not return within {self.grace:g} s)" if interrupts else "")
             try:
                 message = self.describe(reason) if self.describe else reason
             except Exception:  # noqa: BLE001  (the line is what matters)
