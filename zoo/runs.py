@@ -30,6 +30,7 @@ import math
 import os
 import re
 import socket
+import time
 import zipfile
 
 import keras
@@ -280,8 +281,6 @@ class RunLock:
     def acquire(self):
         """Takes the lock, making the folder if needed; RunError if another process
         holds it (naming it) or the folder cannot be written."""
-        import time
-
         path = os.path.abspath(self.run_dir)
         while not os.path.exists(path):
             self.made.append(path)
