@@ -22,7 +22,6 @@ the newest one that does, with a warning naming it; none is ever deleted here.
 """
 
 import dataclasses
-import errno
 import fcntl
 import json
 import logging
