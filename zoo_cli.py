@@ -18,11 +18,14 @@ imports TensorFlow (which registers every model with Keras), and help and
 argument errors must not wait for that. Commands import ``zoo`` when they run.
 """
 
+import _thread
 import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 
 EXIT_ERROR = 2
 EXIT_NON_FINITE = 3
@@ -32,6 +35,7 @@ DEMO_DATASET = "digits"
 SEED_MAX = 2**31 - 1
 # zoo.distribute.STRATEGIES, without importing TensorFlow to parse (a test checks them equal)
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+STOP_GRACE = 3.0  # seconds a multi-worker train has to stop after SIGINT/SIGTERM
 # zoo.precision.PRECISIONS, likewise
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -153,12 +157,16 @@ def cmd_train(args):
         runs.import_modules(args.imports)
         dataset = args.dataset or training.model_entry(args.model).default_dataset
         out = os.path.join("runs", f"{args.model}-{dataset}")
+    if getattr(args, "stop_signals", None) is not None:
+        args.stop_signals.describe = lambda reason: training.interrupted_message(
+            args.model, out, args.data_dir, args.strategy, reason)
     result = training.train(
         args.model, args.dataset, out, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
-        strategy=args.strategy, precision=args.precision, imports=args.imports,
+        strategy=args.strategy, precision=args.precision, connect_timeout=args.connect_timeout,
+        imports=args.imports,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -296,6 +304,9 @@ def build_parser():
                    help="default: one device; mirrored: every GPU here; multi_worker: "
                         "the machines of TF_CONFIG (the chief writes the run); tpu: the TPU "
                         "of TPU_NAME or of this Cloud TPU VM")
+    p.add_argument("--connect-timeout", type=positive_float, metavar="SECONDS",
+                   help="multi_worker: how long to wait for the other workers to come "
+                        "(default 300)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="float32 (the default), or mixed: the networks compute in float16 "
                         "(with loss scaling) or bfloat16, log-dets, likelihoods and "
@@ -374,6 +385,46 @@ def _error(message):
     print(f"zoo: error: {message}", file=sys.stderr, flush=True)
 
 
+class StopSignals:
+    """SIGINT and SIGTERM of a multi-worker `zoo train`, taken by a thread.
+
+    TensorFlow's coordination service catches SIGTERM itself (and ignores it),
+    and its collective steps run in C++, where Python runs no signal handler. So
+    both signals are blocked before TensorFlow starts a thread (each thread
+    inherits that), and a thread of ours takes them: it interrupts the main
+    thread as Ctrl-C does (so the command names the last checkpoint, exit code
+    130), and if the command has not ended within `grace` seconds it prints one
+    line and ends the process. (The wait for the other workers is in Python:
+    ``zoo.distribute.wait_for_workers``.)
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, grace=STOP_GRACE):
+        self.grace = grace
+        self.describe = None  # reason -> the line's message (set by the command)
+        self.exit_code = None  # set once main() has printed its last line
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        threading.Thread(target=self._watch, daemon=True, name="zoo-stop-signals").start()
+
+    def _watch(self):
+        name = signal.Signals(signal.sigwaitinfo(self.SIGNALS).si_signo).name
+        # Not where Ctrl-C is ignored (`nohup ... &`): then at once.
+        interrupts = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if interrupts:
+            _thread.interrupt_main()  # KeyboardInterrupt in the main thread, as Ctrl-C
+            signal.sigtimedwait(self.SIGNALS, self.grace)  # a second signal: at once
+        if self.exit_code is None:
+            reason = f"stopped by {name}" + (
+                f" (TensorFlow did not return within {self.grace:g} s)" if interrupts else "")
+            try:
+                message = self.describe(reason) if self.describe else reason
+            except Exception:  # noqa: BLE001  (the line is what matters)
+                message = reason
+            _error(message)
+        os._exit(EXIT_INTERRUPTED if self.exit_code is None else self.exit_code)
+
+
 class _OneLine(logging.Formatter):
     def format(self, record):
         return f"zoo: {record.levelname.lower()}: {record.getMessage()}"
@@ -407,6 +458,17 @@ def main(argv=None):
     except SystemExit as e:  # --help
         return e.code
 
+    # Before TensorFlow starts a thread: a multi-worker run can block in C++.
+    args.stop_signals = StopSignals() if getattr(args, "strategy", None) == "multi_worker" \
+        else None
+    code = _run(args)
+    if args.stop_signals is not None:
+        args.stop_signals.exit_code = code
+    return code
+
+
+def _run(args):
+    """Runs a parsed command: its exit code, every error one line."""
     _quiet_logging()
     try:
         import zoo  # noqa: F401  (TensorFlow, quietly)
@@ -427,8 +489,8 @@ def main(argv=None):
     except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as e:  # TrainingInterrupted names the last checkpoint
+        _error(str(e) or "interrupted")
         return EXIT_INTERRUPTED
     except NonFiniteError as e:
         _error(e)

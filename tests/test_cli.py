@@ -10,6 +10,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -63,6 +65,13 @@ def one_error_line(capsys, expected):
     assert len(lines) == 1 and lines[0].startswith("zoo: error:"), err
     assert expected in lines[0], err
     return lines[0]
+
+
+def pasted(line):
+    """The `zoo ...` command quoted in an error line, as argv (without `zoo`)."""
+    commands = re.findall(r"`(zoo [^`]*)`", line)
+    assert len(commands) == 1, line
+    return shlex.split(commands[0])[1:]
 
 
 def same_state(a, b):
@@ -256,9 +265,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 3,
                "--data-dir", data_dir) == 3
     line = one_error_line(capsys, "non-finite")
-    assert "epoch 2" in line and str(good) in line and "--resume --lr 0.0001" in line
+    assert "epoch 2" in line and str(good) in line
+    assert f"`zoo train realnvp --out {run} --resume --lr 0.0001 --data-dir {data_dir}`" in line
     assert files(run / "checkpoints") == before
     assert len(read(run / "history.json")) == 1
+    monkeypatch.setattr(RealNVP, "compute_losses", original)
+    assert zoo(*pasted(line)) == 0  # the command works as pasted
+    assert read(run / "checkpoints" / "latest.json")["epoch"] == 3
 
 
 def test_non_finite_stop_checks_every_logged_value():
@@ -311,8 +324,7 @@ def test_a_last_update_that_breaks_the_model_is_not_saved(tmp_path, monkeypatch,
     assert "no checkpoint was written" in line and "--lr 0.0001" in line
     assert runs.checkpoint_files(run) == []
     monkeypatch.setattr(RealNVP, "compute_losses", original)
-    assert zoo("train", "realnvp", "--out", run, "--resume", "--lr", "1e-4",
-               "--data-dir", data_dir) == 0
+    assert zoo(*pasted(line)) == 0  # the command works as pasted
     assert read(run / "run.json")["training"]["learning_rate"] == 1e-4
     assert [r["learning_rate"] for r in read(run / "history.json")] == [1e-4, 1e-4]
 

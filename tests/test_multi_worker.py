@@ -11,9 +11,12 @@ on 2 cores).
 
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -319,3 +322,90 @@ def test_killed_worker_fails_cleanly_and_resumes(tmp_path):
     for i, (stdout, stderr, code) in enumerate(outcomes):
         assert code == 0, f"worker {i}: {stderr[-3000:]}"
     assert runs.load_newest(out)[1].epoch == last + 1
+
+
+# ------------------------------------------------------------------ workers that do not come
+def cluster_configs(n):
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(n)]
+    return [{"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}}
+            for i in range(n)]
+
+
+def test_workers_meet_before_tensorflow_connects_them():
+    """Each worker says whom it waits for; they meet whichever starts first."""
+
+    configs = cluster_configs(3)
+    said, failed = [], []
+
+    def meet(config):
+        try:
+            distribute.wait_for_workers(config, 30, say=said.append)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            failed.append(e)
+
+    threads = [threading.Thread(target=meet, args=(c,)) for c in reversed(configs)]
+    for thread in threads:  # the coordinator (worker 0) last
+        thread.start()
+    for thread in threads:
+        thread.join(40)
+    assert not failed and not any(t.is_alive() for t in threads), failed
+    addresses = configs[0]["cluster"]["worker"]
+    assert sorted(said) == sorted(
+        f"zoo: waiting for workers {', '.join(a for a in addresses if a != own)} (TF_CONFIG; "
+        "at most 30 s, --connect-timeout)" for own in addresses)
+
+
+def test_workers_that_do_not_come_are_named():
+    coordinator, other = cluster_configs(2)
+    missing = other["cluster"]["worker"][1]
+    with pytest.raises(ValueError, match=f"the workers {missing} did not come within 0.5 s "
+                                         r"\(--connect-timeout\)"):
+        distribute.wait_for_workers(coordinator, 0.5, say=lambda line: None)
+    with pytest.raises(ValueError, match=f"the coordinator {coordinator['cluster']['worker'][0]}"
+                                         " .* did not let this one start"):
+        distribute.wait_for_workers(other, 0.5, say=lambda line: None)
+
+
+def test_zoo_train_without_its_workers_gives_up_or_stops_on_sigterm(tmp_path):
+    """`zoo train --strategy multi_worker` whose other worker never comes: with
+    --connect-timeout 3 it exits 2 with one error line naming that worker; with the
+    default timeout, SIGTERM stops it within seconds (exit 130, one line)."""
+    import time
+
+    def alone(out, *flags):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + sys.path),
+               "TF_CONFIG": json.dumps(cluster_configs(2)[0])}
+        command = [sys.executable, os.path.join(ROOT, "zoo_cli.py"), "train", "realnvp",
+                   "--dataset", "moons", "--strategy", "multi_worker", "--epochs", "1",
+                   "--steps-per-epoch", "5", "--out", str(tmp_path / out), *flags]
+        return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE), json.loads(env["TF_CONFIG"])
+
+    timed, timed_config = alone("timed", "--connect-timeout", "3")
+    waiting, _ = alone("waiting")
+    try:
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in waiting.stderr],
+                         daemon=True).start()
+        line = lines.get(timeout=WORKER_TIMEOUT)
+        assert line.startswith("zoo: waiting for workers 127.0.0.1:"), line
+        sent = time.monotonic()
+        waiting.send_signal(signal.SIGTERM)
+        waiting.wait(timeout=30)
+        assert time.monotonic() - sent < 10
+        time.sleep(0.5)  # the reader's last lines
+        err = "".join(lines.get() for _ in range(lines.qsize()))
+        errors = [e for e in err.splitlines() if e.startswith("zoo: error:")]
+        assert waiting.returncode == 130 and len(errors) == 1, err
+        assert "interrupted before anything was written" in errors[0]
+        _, err = timed.communicate(timeout=WORKER_TIMEOUT)
+    finally:
+        for process in (timed, waiting):
+            process.kill()
+            process.wait()
+    missing = timed_config["cluster"]["worker"][1]
+    errors = [e for e in err.splitlines() if e.startswith("zoo: error:")]
+    assert timed.returncode == 2 and len(errors) == 1, err
+    assert f"the workers {missing} did not come within 3 s (--connect-timeout)" in errors[0]
+    assert err.startswith(f"zoo: waiting for workers {missing} ") and "Traceback" not in err
+    assert not (tmp_path / "timed").exists() and not (tmp_path / "waiting").exists()

@@ -27,12 +27,26 @@ run, whatever the data's files.
 
 The strategy must be made before TensorFlow runs anything else in the process
 (collective ops are configured at start-up): ``zoo train`` does it first.
+
+Before a multi-worker strategy is made, the workers meet (:func:`wait_for_workers`):
+TensorFlow's own wait for them is in C++, holding Python's lock, so that it can
+neither time out nor be stopped by SIGINT or SIGTERM. The coordinator (the chief)
+listens on its address, every other worker checks in there, and once all have,
+the coordinator lets them go on and TensorFlow connects them at once. Each says in
+one line which workers it waits for, and gives up after `connect_timeout` seconds
+with a ValueError naming them.
 """
 
 import json
 import os
+import socket
+import sys
+import time
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CONNECT_TIMEOUT = 300.0  # seconds a multi-worker run waits for its workers (--connect-timeout)
+HELLO = "zoo-worker"  # a worker checking in at the coordinator: "zoo-worker host:port"
+GO = "go"  # the coordinator's answer once every worker has checked in
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 
@@ -114,6 +128,137 @@ def is_chief(config):
                                and "chief" not in config["cluster"])
 
 
+def peers(config):
+    """The addresses of the chief and workers of a (checked) ``TF_CONFIG`` other
+    than this task's: the processes a multi-worker run waits for."""
+    return [a for a in _members(config) if a != _own(config)]
+
+
+def _members(config):
+    return [a for kind in ("chief", "worker") for a in config["cluster"].get(kind, [])]
+
+
+def _own(config):
+    return config["cluster"][config["task"]["type"]][config["task"]["index"]]
+
+
+def _split(address):
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def wait_for_workers(config, timeout, say=None):
+    """Returns once every chief and worker task of `config` (a checked
+    ``TF_CONFIG``) has come, before TensorFlow connects them.
+
+    The coordinator (the task that writes the run, :func:`is_chief`) listens on
+    its own address until every other task has checked in, then answers each
+    :data:`GO`; the others connect to it until they get that answer. `say` (a
+    function of one line; None: print to stderr) gets one line naming the
+    workers waited for.
+
+    Raises:
+        ValueError: they did not all come within `timeout` seconds, naming them;
+            the coordinator's address cannot be listened on.
+    """
+    others = peers(config)
+    if not others:
+        return
+    if say is None:
+        def say(line):
+            print(line, file=sys.stderr, flush=True)
+    say(f"zoo: waiting for workers {', '.join(others)} (TF_CONFIG; at most {timeout:g} s, "
+        "--connect-timeout)")
+    deadline = time.monotonic() + timeout
+    if is_chief(config):
+        _gather(_own(config), others, deadline, timeout)
+    else:
+        cluster = config["cluster"]
+        coordinator = (cluster.get("chief") or cluster["worker"])[0]
+        _check_in(coordinator, _own(config), deadline, timeout)
+
+
+START_ALL = ("start every worker of TF_CONFIG's cluster, each with its own task, or check "
+             "their addresses")
+
+
+def _gather(own, others, deadline, timeout):
+    """The coordinator's part: every other worker checks in, then all get GO."""
+    _, port = _split(own)
+    try:
+        server = socket.create_server(("", port))  # SO_REUSEADDR: TensorFlow binds it next
+    except OSError as e:
+        raise ValueError(f"cannot listen on {own} (this task's address in TF_CONFIG): "
+                         f"{os.strerror(e.errno)}; is another worker running there?") from None
+    came = {}
+    try:
+        server.settimeout(0.2)
+        while set(others) - set(came):
+            if time.monotonic() > deadline:
+                missing = ", ".join(a for a in others if a not in came)
+                raise ValueError(f"the workers {missing} did not come within {timeout:g} s "
+                                 f"(--connect-timeout): {START_ALL}")
+            try:
+                connection, _ = server.accept()
+            except socket.timeout:
+                continue
+            address = _hello(connection)
+            if address not in others:
+                connection.close()
+                continue
+            if address in came:  # that worker started again
+                came[address].close()
+            came[address] = connection
+        for connection in came.values():
+            connection.sendall(f"{GO}\n".encode())
+        for connection in came.values():  # they close first: no TIME_WAIT on our port
+            try:
+                connection.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+                connection.recv(16)
+            except OSError:
+                pass
+    finally:
+        for connection in came.values():
+            connection.close()
+        server.close()
+
+
+def _hello(connection):
+    """The address a connecting worker checks in with, or None."""
+    connection.settimeout(2.0)
+    try:
+        line = connection.makefile("rb").readline(200).decode(errors="replace").split()
+    except OSError:
+        return None
+    return line[1] if len(line) == 2 and line[0] == HELLO else None
+
+
+def _check_in(coordinator, own, deadline, timeout):
+    """A worker's part: check in at the coordinator until it answers GO."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(_split(coordinator), timeout=1.0) as connection:
+                connection.sendall(f"{HELLO} {own}\n".encode())
+                connection.settimeout(0.2)
+                answer = b""
+                while time.monotonic() < deadline:
+                    try:
+                        chunk = connection.recv(16)
+                    except socket.timeout:
+                        continue
+                    answer += chunk
+                    if not chunk or b"\n" in answer:
+                        break
+                if answer.split() == [GO.encode()]:
+                    return
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.2)
+    raise ValueError(f"the workers did not all come within {timeout:g} s (--connect-timeout): "
+                     f"the coordinator {coordinator} (the chief, else worker 0), which waits "
+                     f"for every worker, did not let this one start; {START_ALL}")
+
+
 def writes_run(strategy_name, environ=None):
     """Whether this process writes the run folder (every strategy but a
     multi-worker one's non-chief workers)."""
@@ -138,12 +283,15 @@ def _tpu_resolver():
     return tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
 
 
-def make_strategy(name="default"):
+def make_strategy(name="default", connect_timeout=None):
     """The ``tf.distribute`` strategy called `name` (one of :data:`STRATEGIES`).
+
+    For ``multi_worker`` the workers meet first (:func:`wait_for_workers`), for
+    at most `connect_timeout` seconds (None: :data:`CONNECT_TIMEOUT`).
 
     Raises:
         ValueError: an unknown name, a missing or bad ``TF_CONFIG`` for
-            ``multi_worker``, no TPU for ``tpu``.
+            ``multi_worker``, workers that did not come in time, no TPU for ``tpu``.
     """
     check_name(name)
     import tensorflow as tf
@@ -153,7 +301,8 @@ def make_strategy(name="default"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        read_tf_config()
+        config = read_tf_config()
+        wait_for_workers(config, CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = _tpu_resolver()
     tf.config.experimental_connect_to_cluster(resolver)

@@ -11,7 +11,11 @@ A run folder holds::
     history.json                  one record of loss terms per epoch, across resumes
     metrics.json                  what ``zoo evaluate`` measured, and of which checkpoint
                                   (its file, SHA-256 and model)
+    .lock                         held by the process training the run (:class:`RunLock`)
 
+A run folder has one writer: ``zoo train`` holds an OS lock on ``.lock``
+(released when the process ends, however it ends) and a second one is refused,
+naming the process that holds it. A new run goes only into a new or empty folder.
 Every JSON file is strict JSON, written to a temporary file and renamed into place.
 Reading checks each file's shape and names the file and what was expected when it
 is wrong. A checkpoint that does not load (truncated, damaged) is passed over for
@@ -19,12 +23,15 @@ the newest one that does, with a warning naming it; none is ever deleted here.
 """
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
 import math
 import os
 import re
+import socket
+import time
 import zipfile
 
 import keras
@@ -39,6 +46,7 @@ CHECKPOINTS = "checkpoints"
 LATEST_FILE = "latest.json"
 SAMPLES = "samples"
 LOGS = "logs"
+LOCK_FILE = ".lock"
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
 KEEP_CHECKPOINTS = 3  # checkpoints kept per run (about 5 MB each for digits RealNVP)
 TRAINING_SETTINGS = {"epochs": int, "batch_size": int, "learning_rate": float,
@@ -49,6 +57,11 @@ log = logging.getLogger("zoo")
 
 class RunError(Exception):
     """A run cannot be started, resumed or read; the message says why and what to do."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message names the last good checkpoint
+    and how to resume."""
 
 
 class NonFiniteError(RuntimeError):
@@ -98,15 +111,17 @@ def write_json(path, value):
     return path
 
 
-def read_json(path, what):
-    """Reads a JSON file, or raises RunError saying which file of a run is bad."""
+def read_json(path, what, recover=None):
+    """Reads a JSON file, or raises RunError saying which file of a run is bad
+    (and, given `recover`, how to recover)."""
     try:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
         raise RunError(f"{what} not found: {path}") from None
     except (OSError, ValueError) as e:
-        raise RunError(f"{what} {path} cannot be read: {e}") from None
+        raise RunError(f"{what} {path} cannot be read: {e}"
+                       + (f". {recover}" if recover else "")) from None
 
 
 def _is_int(value):
@@ -123,7 +138,8 @@ def read_run(run_dir):
     if not os.path.exists(path):
         raise RunError(f"{run_dir!r} is not a run folder: it has no {RUN_FILE} "
                        "(written by `zoo train`)")
-    run = read_json(path, "run settings")
+    recover = "Restore the file, or start a new run with another --out"
+    run = read_json(path, "run settings", recover)
     expected = ('expected an object with "model", "dataset", "overrides", "training" '
                 '(epochs, batch_size, learning_rate, steps_per_epoch, jit_compile) and "seed"')
     problems = []
@@ -153,8 +169,7 @@ def read_run(run_dir):
             problems.append(f"imports={imports!r}")
     if problems:
         raise RunError(f"run settings {path} are damaged: {expected}; got "
-                       f"{', '.join(problems)}. Restore the file, or start a new run "
-                       "with another --out")
+                       f"{', '.join(problems)}. {recover}")
     import_modules(run.get("imports", []))
     return run
 
@@ -178,14 +193,14 @@ def read_index(run_dir):
     path = os.path.join(os.fspath(run_dir), CHECKPOINTS, LATEST_FILE)
     if not os.path.exists(path):
         return None
-    index = read_json(path, "checkpoint index")
+    recover = "Delete it to fall back to the newest checkpoint that loads"
+    index = read_json(path, "checkpoint index", recover)
     ok = isinstance(index, dict) and _is_int(index.get("epoch")) and index["epoch"] >= 1 \
         and isinstance(index.get("file"), str) and CHECKPOINT_PATTERN.match(index["file"])
     if not ok:
         raise RunError(
             f'checkpoint index {path} is damaged: expected {{"epoch": N, "file": '
-            f'"epoch_NNNN.keras"}}, got {json.dumps(index)[:200]}. Delete it to fall back '
-            "to the newest checkpoint that loads")
+            f'"epoch_NNNN.keras"}}, got {json.dumps(index)[:200]}. {recover}')
     return Checkpoint(index["epoch"], index["file"],
                       os.path.join(os.fspath(run_dir), CHECKPOINTS, index["file"]))
 
@@ -195,13 +210,13 @@ def read_history(run_dir):
     path = os.path.join(os.fspath(run_dir), HISTORY_FILE)
     if not os.path.exists(path):
         return []
-    history = read_json(path, "training history")
+    recover = "Restore it, or delete it to keep only the epochs trained from now on"
+    history = read_json(path, "training history", recover)
     if not isinstance(history, list) or not all(
             isinstance(r, dict) and _is_int(r.get("epoch")) for r in history):
         raise RunError(
             f"training history {path} is damaged: expected a list of records "
-            f'{{"epoch": N, ...}}, got {json.dumps(history)[:200]}. Restore it, or delete '
-            "it to keep only the epochs trained from now on")
+            f'{{"epoch": N, ...}}, got {json.dumps(history)[:200]}. {recover}')
     return history
 
 
@@ -211,6 +226,143 @@ def check_folder(run_dir):
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunError(f"--out {run_dir!r} is a file; expected a run folder (new or existing)")
     return run_dir
+
+
+def check_new_folder(run_dir):
+    """The folder of a new run: one that does not exist or is empty (a lock file
+    left by a killed run aside); otherwise a RunError saying what is there, so
+    that nothing of a user's is overwritten."""
+    run_dir = check_folder(run_dir)
+    if not os.path.isdir(run_dir):
+        return run_dir
+    try:
+        entries = sorted(set(os.listdir(run_dir)) - {LOCK_FILE})
+    except OSError as e:
+        raise RunError(f"--out {run_dir!r} cannot be read: {e.strerror}") from None
+    if not entries:
+        return run_dir
+    if has_checkpoints(run_dir):
+        raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
+                       "to continue it, or choose another --out")
+    if RUN_FILE in entries:
+        raise RunError(f"run folder {run_dir!r} holds a run without checkpoints (its "
+                       f"{RUN_FILE}); pass --resume to start it again, or choose another "
+                       "--out")
+    shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+    raise RunError(f"--out {run_dir!r} is a folder that holds other files ({shown}); a new "
+                   "run goes into a new or empty folder: choose another --out")
+
+
+class RunLock:
+    """The one writer of a run folder: an OS lock (``flock``) on ``RUN/.lock``.
+
+    The file holds the writer's pid and host, so that a second writer is refused
+    with a message naming them. The OS releases the lock when the process ends,
+    however it ends, so a killed run can be resumed at once; :meth:`release`
+    also removes the file (and the folders :meth:`acquire` made, if nothing else
+    was written into them).
+    """
+
+    TRIES = 5  # a reader (holder) holds the file for an instant: try again briefly
+
+    def __init__(self, run_dir):
+        self.run_dir = os.fspath(run_dir)
+        self.path = os.path.join(self.run_dir, LOCK_FILE)
+        self.fd = None
+        self.made = []  # the folders acquire() made, innermost first
+
+    def holder(self):
+        """A RunError naming the process that holds the lock, or None if it is free."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:  # no lock file (or not ours to read): nobody holds it
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self._locked(fd)
+        finally:
+            os.close(fd)
+        return None
+
+    def _locked(self, fd):
+        try:
+            owner = json.loads(os.pread(fd, 4096, 0).decode())
+            who = f"pid {int(owner['pid'])} on host {owner['host']}"
+        except (OSError, ValueError, TypeError, KeyError):
+            who = "a process that has not said which yet"
+        return RunError(f"run folder {self.run_dir!r} is being written by another process "
+                        f"({who}, which holds its {LOCK_FILE}); wait for it to end, or "
+                        "stop it and resume the run with --resume")
+
+    def acquire(self):
+        """Takes the lock, making the folder if needed; RunError if another process
+        holds it (naming it) or the folder cannot be written."""
+        path = os.path.abspath(self.run_dir)
+        while not os.path.exists(path):
+            self.made.append(path)
+            path = os.path.dirname(path)
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+        except OSError as e:
+            self.made = []
+            raise RunError(f"cannot make the run folder {self.run_dir!r}: {e.strerror}") \
+                from None
+        busy = None
+        for attempt in range(self.TRIES):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                self._remove_folder()
+                raise RunError(f"cannot write into the run folder {self.run_dir!r}: "
+                               f"{e.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy = self._locked(fd)
+                os.close(fd)
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            try:  # the last holder may have removed the file it locked meanwhile
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+                      .encode() + b"\n", 0)
+            self.fd = fd
+            return self
+        self._remove_folder()
+        raise busy or RunError(f"cannot lock the run folder {self.run_dir!r}")
+
+    def release(self):
+        """Removes the lock file and lets the lock go (nothing if not held)."""
+        if self.fd is None:
+            return
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+        self._remove_folder()
+
+    def _remove_folder(self):
+        for folder in self.made:
+            try:
+                os.rmdir(folder)  # only when empty: nothing was written
+            except OSError:
+                break
+        self.made = []
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -304,30 +456,55 @@ def metrics_mismatch(metrics, run, checkpoint):
 
 def load_newest(run_dir):
     """``(model, checkpoint)`` of the newest loadable checkpoint (see
-    :func:`load_checkpoint`), or ``(None, None)`` for a run without checkpoints."""
+    :func:`load_checkpoint`), or ``(None, None)`` for a run without checkpoints.
+
+    A run being trained rotates its checkpoints: one that is removed while it is
+    read is no damage, and the index is read again."""
     run_dir = os.fspath(run_dir)
+    for _ in range(LOAD_TRIES):
+        found = _load_newest(run_dir)
+        if found is not None:
+            return found
+    raise RunError(f"the checkpoints of {run_dir!r} changed {LOAD_TRIES} times while they "
+                   "were read; try again")
+
+
+LOAD_TRIES = 10
+
+
+def _load_newest(run_dir):
+    """:func:`load_newest` once; None if a checkpoint was removed while it was read."""
     index = read_index(run_dir)
     files = checkpoint_files(run_dir)
+    notes = []
     if index is None and files:
-        log.warning("%s is missing: using the newest checkpoint that loads",
-                    os.path.join(run_dir, CHECKPOINTS, LATEST_FILE))
+        notes.append(("%s is missing: using the newest checkpoint that loads",
+                      os.path.join(run_dir, CHECKPOINTS, LATEST_FILE)))
     newest = index.epoch if index else None
     candidates = [Checkpoint(int(CHECKPOINT_PATTERN.match(f).group(1)), f,
                              os.path.join(run_dir, CHECKPOINTS, f)) for f in files]
     candidates = [c for c in candidates if newest is None or c.epoch <= newest][::-1]
     if index is not None and index.file not in files:
-        log.warning("%s names %s, which is missing", LATEST_FILE, index.file)
+        if os.path.exists(index.path):
+            return None  # written since the listing
+        notes.append(("%s names %s, which is missing", LATEST_FILE, index.file))
     failures = []
     for candidate in candidates:
         try:
             model = load_model_file(candidate.path)
         except ValueError as e:
+            if not os.path.exists(candidate.path):
+                return None  # rotated away by the run's training meanwhile
             failures.append(str(e))
             continue
+        for note in notes:
+            log.warning(*note)
         for failure in failures:
             log.warning("%s; using %s (epoch %d) instead", failure, candidate.file,
                         candidate.epoch)
         return model, candidate
+    for note in notes:
+        log.warning(*note)
     if failures or (index is not None):
         raise RunError(f"no checkpoint of {run_dir!r} loads: "
                        + ("; ".join(failures) or f"{LATEST_FILE} names a missing file")

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -321,22 +322,34 @@ class SampleGrid(keras.callbacks.Callback):
                               count, self.seed, reference=self.reference)
 
 
-def _diverged(failure, last_good, run_dir, learning_rate):
-    """The NonFiniteLossError for `failure`, naming the last good checkpoint."""
+def _diverged(failure, last_good, run, run_dir, data_dir):
+    """The NonFiniteLossError for `failure`, naming the last good checkpoint and the
+    command that resumes from it with a lower learning rate."""
     epoch = failure["epoch"]
     where = f"epoch {epoch}" + (f", batch {failure['batch']}" if "batch" in failure else "") \
         + (f" ({failure['where']})" if "where" in failure else "")
-    lower = f"{learning_rate / 10:g}"
+    command = resume_command(run["model"], run_dir, f"{run['training']['learning_rate'] / 10:g}",
+                             run.get("strategy", "default"), data_dir)
     if last_good is None:
         good = (f"no checkpoint was written (it diverged in the first epoch); start again "
-                f"with a lower learning rate, e.g. --lr {lower}")
+                f"with a lower learning rate: `{command}`")
     else:
         good = (f"the last good checkpoint, {last_good.path} (epoch {last_good.epoch}), is "
-                f"intact: resume from it with a lower learning rate, `zoo train --out "
-                f"{run_dir} --resume --lr {lower}`")
+                f"intact: resume from it with a lower learning rate, `{command}`")
     return NonFiniteLossError(
         f"training stopped: non-finite values in {where}: {failure['values']}; {good}",
         epoch, failure["values"], last_good and last_good.path)
+
+
+def _epochs(numbers):
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    spans = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans)
 
 
 # ------------------------------------------------------------------ the loop
@@ -360,20 +373,22 @@ def _say(verbose, message):
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
-          strategy="default", precision=None, imports=()):
+          strategy="default", precision=None, connect_timeout=None, imports=()):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
     (``entry.training_for(dataset)``) for a new run, and from ``run.json`` when
     resuming; given settings that differ from a resumed run's are an error,
     except `epochs` (a new target) and `learning_rate` (a new rate, e.g. after
-    divergence). Nothing is written before every setting has been checked.
+    divergence). Nothing is written before every setting has been checked. The
+    process that writes the run holds its lock (:class:`zoo.runs.RunLock`) until
+    it returns, so a second writer is refused.
 
     Args:
         name: a registered model name.
         dataset: a dataset with a preset for the model; None: the model's default
             (new run) or the run's (resume).
-        out: the run folder.
+        out: the run folder: for a new run, one that does not exist or is empty.
         epochs: epochs in total (not additional ones).
         batch_size, learning_rate: as in the preset unless given.
         steps_per_epoch: batches per epoch, the data repeated; None: one pass.
@@ -404,6 +419,9 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             rest in float32. A model constructor argument, so the same as
             ``overrides={"precision": ...}``; None: the preset's (float32) or
             the resumed run's.
+        connect_timeout: ``multi_worker``: seconds to wait for the other workers
+            (:func:`zoo.distribute.wait_for_workers`); None:
+            :data:`zoo.distribute.CONNECT_TIMEOUT`.
         imports: modules to import first, which register models defined outside
             the zoo (``zoo train --import MODULE``); the run records them, so
             that every later command on it imports them too.
@@ -411,11 +429,14 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
-            with checkpoints without `resume`, nothing to resume, settings
-            conflicting with the run, damaged run files; an unknown strategy, a
-            missing or bad ``TF_CONFIG``, no TPU; an unknown precision, or a
-            mixed one for a model that cannot take it.
+            that is neither new nor empty without `resume`, nothing to resume, a
+            run folder another process writes, settings conflicting with the
+            run, damaged run files; an unknown strategy, a missing or bad
+            ``TF_CONFIG``, workers that did not come, no TPU; an unknown
+            precision, or a mixed one for a model that cannot take it.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
+        zoo.runs.TrainingInterrupted: Ctrl-C; the message names the last good
+            checkpoint and the command that resumes the run.
         zoo.datasets.DatasetError: the data cannot be loaded.
     """
     run_dir = runs.check_folder(out)
@@ -425,6 +446,16 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         writer = distribute.writes_run(distribute.check_name(strategy))
     except ValueError as e:
         raise RunError(str(e)) from None
+    if connect_timeout is not None and not (
+            isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
+            and 0 < connect_timeout < math.inf):
+        raise RunError(f"connect_timeout must be a positive number of seconds, got "
+                       f"{connect_timeout!r}")
+    # One writer per run folder; a multi-worker run's other workers only read it.
+    lock = runs.RunLock(run_dir) if writer else None
+    busy = lock and lock.holder()
+    if busy:
+        raise busy
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if precision is not None:
@@ -433,29 +464,52 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
                 "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile,
                 "critic_learning_rate": critic_learning_rate}
     has_run = os.path.isfile(os.path.join(run_dir, RUN_FILE))
-    if resume:
-        if not has_run:
-            raise RunError(f"nothing to resume in {run_dir!r}: it holds no {RUN_FILE}; start "
-                           "a new run there without --resume")
-        stored = runs.read_run(run_dir)
-        run = resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings)
-        history = runs.read_history(run_dir)
-    else:
-        if runs.has_checkpoints(run_dir):
-            raise RunError(f"run folder {run_dir!r} already holds checkpoints; pass --resume "
-                           "to continue it, or choose another --out")
+    if resume and not has_run:
+        raise RunError(f"nothing to resume in {run_dir!r}: it holds no {RUN_FILE}; start "
+                       "a new run there without --resume")
+    if not resume:
+        runs.check_new_folder(run_dir)
         run = new_run(name, dataset, epochs, overrides, seed, settings)
         if imports:
             run["imports"] = imports
-        stored, history = None, []
-    run["strategy"] = strategy
+        check_precision(run)
+    if lock:  # a resumed run's files are read under the lock, a new run's made
+        lock.acquire()
+    try:
+        if resume:
+            stored = runs.read_run(run_dir)
+            run = resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed,
+                              settings)
+            history = runs.read_history(run_dir)
+            check_precision(run)
+        else:
+            runs.check_new_folder(run_dir)  # again: no run was written before the lock
+            stored, history = None, []
+        return _train(run, run_dir, writer, strategy, connect_timeout, resume, stored,
+                      history, verbose, data_dir, callbacks)
+    except KeyboardInterrupt:
+        raise runs.TrainingInterrupted(
+            interrupted_message(name, run_dir, data_dir, strategy)) from None
+    finally:
+        if lock:
+            lock.release()
+
+
+def check_precision(run):
+    """RunError if the run's precision is unknown or its model cannot take it."""
     try:
         precision_module.check(run["overrides"].get("precision", "float32"),
                                model_entry(run["model"]).cls, run["model"])
     except precision_module.PrecisionError as e:
         raise RunError(str(e)) from None
+
+
+def _train(run, run_dir, writer, strategy, connect_timeout, resume, stored, history,
+           verbose, data_dir, callbacks):
+    """:func:`train` once the settings are checked (and the run folder locked)."""
+    run["strategy"] = strategy
     try:  # first of all TensorFlow: collective ops are configured at start-up
-        scope = distribute.make_strategy(strategy).scope()
+        scope = distribute.make_strategy(strategy, connect_timeout=connect_timeout).scope()
     except ValueError as e:
         raise RunError(str(e)) from None
     with scope:
@@ -477,6 +531,36 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
     return result
 
 
+def resume_command(model, run_dir, learning_rate=None, strategy="default", data_dir=None):
+    """The `zoo train` command that resumes a run, quoted for a POSIX shell."""
+    argv = ["zoo", "train", model, "--out", os.fspath(run_dir), "--resume"]
+    if learning_rate is not None:
+        argv += ["--lr", learning_rate]
+    if strategy != "default":
+        argv += ["--strategy", strategy]
+    if data_dir is not None:
+        argv += ["--data-dir", os.fspath(data_dir)]
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def interrupted_message(name, run_dir, data_dir=None, strategy="default",
+                        reason="interrupted"):
+    """What an interrupted `train` says: `reason`, the last good checkpoint of the
+    run folder and how to resume it."""
+    try:
+        index = runs.read_index(run_dir)
+    except RunError:
+        index = None
+    command = resume_command(name, run_dir, strategy=strategy, data_dir=data_dir)
+    if index is not None and os.path.isfile(index.path):
+        return (f"{reason}; the last good checkpoint, {index.path} (epoch {index.epoch}), "
+                f"is intact: resume with `{command}`")
+    if os.path.isfile(os.path.join(run_dir, RUN_FILE)):
+        return (f"{reason} before the first checkpoint of {run_dir}; start it again with "
+                f"`{command}`")
+    return f"{reason} before anything was written to {run_dir}"
+
+
 def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, data_dir,
          callbacks):
     """Fits from `checkpoint` (None: the start) to the run's epochs, writing run.json,
@@ -492,6 +576,12 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
     start = checkpoint.epoch if checkpoint else 0
     total = run["training"]["epochs"]
     history = [record for record in history if record["epoch"] <= start]
+    missing = sorted(set(range(1, start + 1)) - {record["epoch"] for record in history})
+    if missing and write_dir == run_dir:
+        runs.log.warning("%s has no record of epoch%s %s: their losses and times are lost "
+                         "(a checkpoint holds the model only); it holds the epochs trained "
+                         "from now on", os.path.join(run_dir, HISTORY_FILE),
+                         "s" if len(missing) > 1 else "", _epochs(missing))
     if start >= total:
         _say(verbose, f"run {run_dir} is finished: {start} of {total} epochs done "
                       "(pass more epochs to train further)")
@@ -540,9 +630,11 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
             kept = "no checkpoint was written yet"
         else:
             kept = f"the last good checkpoint, {last.path} (epoch {last.epoch}), is intact"
+        command = resume_command(run["model"], run_dir, strategy=run["strategy"],
+                                 data_dir=data_dir)
         raise RunError(f"training stopped: the workers lost each other ({lost}); {kept}: "
-                       "start every worker again with --resume")
+                       f"start every worker again with --resume (`{command}`)")
     if guard.failure is not None:
-        raise _diverged(guard.failure, checkpointer.last, run_dir, training["learning_rate"])
+        raise _diverged(guard.failure, checkpointer.last, run, run_dir, data_dir)
     return TrainResult(model, run_dir, checkpointer.last, history, total)
 
