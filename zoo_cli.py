@@ -422,6 +422,9 @@ class StopSignals:
             except Exception:  # noqa: BLE001  (the line is what matters)
                 message = reason
             _error(message)
+        quiet = sys.modules.get("zoo.quiet")
+        if quiet is not None:  # the line out through the native-log filter first
+            quiet.stop_filtering()
         os._exit(EXIT_INTERRUPTED if self.exit_code is None else self.exit_code)
 
 
@@ -461,14 +464,15 @@ def main(argv=None):
     # Before TensorFlow starts a thread: a multi-worker run can block in C++.
     args.stop_signals = StopSignals() if getattr(args, "strategy", None) == "multi_worker" \
         else None
-    code = _run(args)
+    code = _run(args, own_process=argv is None)
     if args.stop_signals is not None:
         args.stop_signals.exit_code = code
     return code
 
 
-def _run(args):
-    """Runs a parsed command: its exit code, every error one line."""
+def _run(args, own_process=False):
+    """Runs a parsed command: its exit code, every error one line. As the
+    process's own command, TF's native log lines are kept off stderr."""
     _quiet_logging()
     try:
         import zoo  # noqa: F401  (TensorFlow, quietly)
@@ -476,7 +480,7 @@ def _run(args):
         from zoo.quiet import filter_native_logs
         from zoo.runs import NonFiniteError, RunError
 
-        if argv is None and not os.environ.get("ZOO_DEBUG"):  # the process's own command
+        if own_process and not os.environ.get("ZOO_DEBUG"):
             filter_native_logs()
     except KeyboardInterrupt:
         _error("interrupted")
