@@ -156,12 +156,14 @@ class GenerativeModel(keras.Model):
             self.sample_options = {**self.sample_options, "label": SampleOption(
                 -1, "int32", above=-2, below=self.num_classes,
                 doc="the class of every sample; -1: classes uniformly at random")}
-        self.ema_decay = float(ema_decay)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
-        if self.ema_decay and not self.averaged_networks:
-            raise ValueError(f"{kind}: this model keeps no weight average; expected "
-                             f"ema_decay=0, got {ema_decay}")
+        if not self.averaged_networks:  # (a subclass may use the name for its own)
+            if ema_decay:
+                raise ValueError(f"{kind}: this model keeps no weight average; expected "
+                                 f"ema_decay=0, got {ema_decay}")
+        else:
+            self.ema_decay = float(ema_decay)
+            if not 0.0 <= self.ema_decay < 1.0:
+                raise ValueError(f"{kind}: expected 0 <= ema_decay < 1, got {self.ema_decay}")
         for network in self.averaged_networks:  # tracked by build_model
             setattr(self, f"{network}_average",
                     WeightAverage(self.ema_decay, name=f"{network}_average")
@@ -236,7 +238,9 @@ class GenerativeModel(keras.Model):
     @classmethod
     def parameter_names(cls):
         """The constructor arguments of this class (through its base classes)."""
-        names = ["data_shape", "num_levels", "precision", "num_classes", "ema_decay"]
+        names = ["data_shape", "num_levels", "precision"]
+        names += ["num_classes"] if cls.conditional else []
+        names += ["ema_decay"] if cls.averaged_networks else []
         for klass in cls.__mro__:
             if klass is not GenerativeModel and issubclass(klass, GenerativeModel):
                 names += [p.name for p in inspect.signature(klass.__init__).parameters.values()
@@ -317,17 +321,22 @@ class GenerativeModel(keras.Model):
         """A stateless seed (shape [2] int32) from an int/tensor seed, random if None."""
         return validation.stateless_seed(seed, self.name)
 
+    def check_options(self, options, where):
+        """Every sampler option of ``sample_options`` checked, its default where
+        `options` does not give it; a TypeError names unknown ones."""
+        unknown = sorted(set(options) - set(self.sample_options))
+        if unknown:
+            raise TypeError(f"{self.name}.{where}: unknown option(s) {unknown}; its options: "
+                            f"{sorted(self.sample_options) or 'none'}")
+        return {name: option.check(self, name, options.get(name, option.default))
+                for name, option in self.sample_options.items()}
+
     # ---------------------------------------------------------------- sampling
     def sample(self, n, seed=None, **options):
         """`n` samples drawn statelessly from `seed` (reproducible), with the
         sampler options of ``sample_options`` (defaults where not given)."""
         n = self.validate_count(n)
-        unknown = sorted(set(options) - set(self.sample_options))
-        if unknown:
-            raise TypeError(f"{self.name}.sample: unknown option(s) {unknown}; its options: "
-                            f"{sorted(self.sample_options) or 'none'}")
-        values = {name: option.check(self, name, options.get(name, option.default))
-                  for name, option in self.sample_options.items()}
+        values = self.check_options(options, "sample")
         seed = self.stateless_seed(seed)
         if isinstance(n, int):
             return self.draw_samples(n, seed, **values)
@@ -448,12 +457,7 @@ class GenerativeModel(keras.Model):
             raise TypeError(f"{self.name} cannot complete data: it has no draw_completion")
         x = self.validate_inputs(x, "complete")
         mask = validation.check_mask(mask, x, f"{self.name}.complete", self.data_shape)
-        unknown = sorted(set(options) - set(self.sample_options))
-        if unknown:
-            raise TypeError(f"{self.name}.complete: unknown option(s) {unknown}; its options: "
-                            f"{sorted(self.sample_options) or 'none'}")
-        values = {name: option.check(self, name, options.get(name, option.default))
-                  for name, option in self.sample_options.items()}
+        values = self.check_options(options, "complete")
         drawn = self.draw_completion(x, mask, self.stateless_seed(seed), **values)
         return tf.where(mask > 0.5, x, drawn)  # the kept values bit for bit
 
@@ -473,13 +477,8 @@ class GenerativeModel(keras.Model):
         def complete(x, mask, seed, *values):
             return {"x": self.complete(x, mask, seed, **dict(zip(names, values)))}
 
-        specs = [self.data_spec(), self.data_spec("mask"),
-                 tf.TensorSpec([], tf.int32, name="seed")]
-        specs += [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
-        defaults = {k: tf.constant(self.sample_options[k].default, self.sample_options[k].dtype)
-                    for k in names}
-        complete.__signature__ = _signature(specs, defaults)
-        return complete, specs
+        return self.with_option_inputs(complete, [self.data_spec(), self.data_spec("mask"),
+                                                  tf.TensorSpec([], tf.int32, name="seed")])
 
     # ----------------------------------------------------------------- serving
     def serving_signatures(self):
@@ -500,12 +499,19 @@ class GenerativeModel(keras.Model):
         def sample(n, seed, *values):
             return {"samples": self.sample(n, seed, **dict(zip(names, values)))}
 
-        specs = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")]
-        specs += [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
+        return self.with_option_inputs(sample, [tf.TensorSpec([], tf.int32, name="n"),
+                                                tf.TensorSpec([], tf.int32, name="seed")])
+
+    def with_option_inputs(self, fn, specs):
+        """(`fn`, `specs` and one scalar input per sampler option), `fn`'s
+        signature naming them, with the options' defaults (which the
+        SignatureDef records)."""
+        names = list(self.sample_options)
+        specs = specs + [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
         defaults = {k: tf.constant(self.sample_options[k].default, self.sample_options[k].dtype)
                     for k in names}
-        sample.__signature__ = _signature(specs, defaults)
-        return sample, specs
+        fn.__signature__ = _signature(specs, defaults)
+        return fn, specs
 
     def data_spec(self, name="x"):
         return tf.TensorSpec((None,) + self.data_shape, tf.float32, name=name)
