@@ -191,7 +191,8 @@ def signature_inputs(model, specs, seed=0):
     normal for continuous data; other float inputs (latents) are standard normal,
     or Dirichlet(1) distributions over the last axis for a model whose
     ``latent_support`` is ``"simplex"`` (one-hot or relaxed categorical codes);
-    integer batched inputs are class labels in ``[0, num_classes)``, or lie in the
+    a completion's ``mask`` is 0s and 1s at random; integer batched inputs are
+    class labels in ``[0, num_classes)``, or lie in the
     range ``[low, high)`` the model gives for them in ``integer_input_ranges``
     (code indices); int32 scalars ``n`` and ``seed`` are 3 and 7; sampler options
     take their defaults. Batches have 3 examples.
@@ -222,7 +223,9 @@ def signature_inputs(model, specs, seed=0):
             raise ValueError(f"signature_inputs: input {spec.name!r} has unknown dims {shape}")
         shape = [BATCH] + shape[1:]
         is_data = spec.name == data_name and tuple(shape[1:]) == model.data_shape
-        if spec.dtype.is_integer:  # class labels, or the model's own (code indices)
+        if spec.name == "mask":  # a completion's: 1 keeps a value, 0 generates it
+            value = rng.integers(0, 2, shape)
+        elif spec.dtype.is_integer:  # class labels, or the model's own (code indices)
             value = rng.integers(*integer_range(model, spec.name), shape)
         elif is_data and model.num_levels is not None:
             value = rng.integers(0, model.num_levels, shape)

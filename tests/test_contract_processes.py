@@ -116,7 +116,7 @@ def test_keras_file_loads_after_import_zoo_alone(case, request):
 # the ODE) and each family; the others (splines, and MADE's plain masked layers
 # among them) in the slow suite.
 EXPORT_DEFAULT = {"realnvp-moons", "glow-digits", "ffjord-moons", "sngan-digits-num_classes",
-                  "vae-digits-num_classes"}
+                  "vae-digits-num_classes", "diagonal_gaussian-moons"}
 
 
 @pytest.fixture(scope="module")

@@ -235,9 +235,10 @@ class Autoencoder(GenerativeModel):
         log_q = standard_normal_log_prob(eps) - tf.reduce_sum(log_scale, axis=-1)
         z, log_det = self.transform_posterior(z, observed, params)
         log_q = log_q - log_det
-        log_p = self.log_prior(z, labels)
+        given = {} if labels is None else {"labels": labels}  # (variants take none)
+        log_p = self.log_prior(z, **given)
         return {"z": z, "log_q": log_q, "log_prior": log_p,
-                **self.kl_estimates(mean, log_scale, log_q, log_p, labels)}
+                **self.kl_estimates(mean, log_scale, log_q, log_p, **given)}
 
     def latent_mean(self, x):
         """E_q[z|x] of raw levels (for active units): the encoder's mean here."""
@@ -292,7 +293,8 @@ class Autoencoder(GenerativeModel):
         if self.num_classes:
             labels = self.sample_labels(n, tf.random.experimental.stateless_fold_in(seed, 1),
                                         label)
-        return self.decoder_sample(self.decoder_params(self.draw_prior(n, z_seed, labels)),
+        given = {} if labels is None else {"labels": labels}  # (variants take none)
+        return self.decoder_sample(self.decoder_params(self.draw_prior(n, z_seed, **given)),
                                    x_seed)
 
     def latent_spec(self):
