@@ -281,11 +281,9 @@ def test_latent_metrics_over_a_dataset():
 def test_evaluation_pictures(tmp_path):
     from PIL import Image
 
-    from zoo.runs import latent_pictures
-
     model = tiny("vae")
     data = tf.data.Dataset.from_tensor_slices(levels(12)).batch(5)
-    paths = latent_pictures(model, data, tmp_path, count=12)
+    paths = model.evaluation_pictures(data, tmp_path, count=12)
     assert paths == {"reconstructions": "evaluation/reconstructions.png",
                      "traversals": "evaluation/traversals.png"}
     tile = 8 * 4 + 2  # 8x8 digits at x4, and a border (plotting.PADDING)
