@@ -480,6 +480,18 @@ def test_evaluate_refuses_bad_declared_defaults(declared, expected, moons_run, t
     assert files(run) == before
 
 
+def test_evaluate_names_what_declared_defaults_lack(moons_run, tmp_path, monkeypatch,
+                                                   capsys):
+    run = copy_run(moons_run, tmp_path)
+    monkeypatch.setattr(type(runs.load_checkpoint(run)[0]), "evaluation_defaults",
+                        lambda self: {"num_samples": 100})
+    before = files(run)
+    assert zoo("evaluate", run) == 2
+    one_error_line(capsys, "model 'realnvp': evaluation_defaults() lacks nll_examples, "
+                           "sample_options: expected them beside its own settings")
+    assert files(run) == before
+
+
 def test_export_and_serve(moons_run, tmp_path, capsys):
     base = tmp_path / "savedmodels"
     old = os.umask(0o022)
