@@ -258,10 +258,10 @@ def cmd_demo(args):
 
 
 # ------------------------------------------------------------------ parser
-def add_quality_arguments(p):
-    p.add_argument("--num-samples", type=positive_int, default=10_000,
-                   help="samples for the sample-quality metrics (default 10000; FID "
-                        "compares only at equal counts)")
+def add_quality_arguments(p, num_samples=10_000, described="10000"):
+    p.add_argument("--num-samples", type=positive_int, default=num_samples,
+                   help=f"samples for the sample-quality metrics (default {described}; "
+                        "FID compares only at equal counts)")
     p.add_argument("--features", type=file_path(".keras"),
                    help="a .keras feature network (images -> features) instead of the "
                         "zoo's classifier of the dataset")
@@ -335,13 +335,13 @@ def build_parser():
     p.add_argument("run", help="a run folder")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=positive_int, help="default: the run's")
-    p.add_argument("--iwae-samples", type=positive_int, default=1000,
+    p.add_argument("--iwae-samples", type=positive_int,
                    help="k of the importance-weighted bound of latent-variable models "
-                        "(default 1000)")
-    p.add_argument("--iwae-examples", type=positive_int, default=1000,
+                        "(default: the model's, 1000 for the zoo's VAEs)")
+    p.add_argument("--iwae-examples", type=positive_int,
                    help="test examples the importance-weighted bound averages over "
-                        "(default 1000)")
-    add_quality_arguments(p)
+                        "(default: the model's, 1000 for the zoo's VAEs)")
+    add_quality_arguments(p, None, "the model's, 10000 for the zoo's models")
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("compare", help="one table and one sample sheet of every run "

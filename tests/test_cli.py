@@ -19,10 +19,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import zoo_cli as cli
-from zoo import plotting, runs, training
+from zoo import datasets, plotting, runs, training
 from zoo.savedmodels.serve import SERVER
 
 TINY_MOONS = ["--dataset", "moons", "--set", "hidden_units=8", "--set", "num_couplings=2",
@@ -419,6 +420,90 @@ def test_evaluate_writes_metrics(moons_run, capsys):
     assert quality["sliced_wasserstein"] > 0 and math.isfinite(quality["mmd_rbf"])
 
 
+def declare_evaluation(monkeypatch, run, **declared):
+    """Makes the model class of `run` declare `declared` over its evaluation defaults;
+    returns the sampler options each ``sample_batches`` call was given."""
+    cls = type(runs.load_checkpoint(run)[0])
+    defaults = cls.evaluation_defaults
+    monkeypatch.setattr(cls, "evaluation_defaults",
+                        lambda self: {**defaults(self), **declared})
+    given, sample_batches = [], cls.sample_batches
+
+    def recording(self, n, seed=0, batch_size=1000, **options):
+        given.append(options)
+        return sample_batches(self, n, seed, batch_size, **options)
+
+    monkeypatch.setattr(cls, "sample_batches", recording)
+    return given
+
+
+def test_evaluate_spends_what_the_model_declares(moons_run, tmp_path, monkeypatch):
+    run = copy_run(moons_run, tmp_path)
+    given = declare_evaluation(monkeypatch, run, nll_examples=50, num_samples=300,
+                               sample_options={"temperature": 0.5})
+    assert zoo("evaluate", run, "--batch-size", 1000) == 0
+    metrics = read(run / "metrics.json")
+    test, _ = datasets.arrays("moons", "test")
+    model, _, _ = runs.load_checkpoint(run)
+    assert metrics["num_examples"] == 50
+    np.testing.assert_allclose(metrics["nll_nats"], np.mean(model.nll(test[:50])), rtol=1e-5)
+    assert metrics["sample_quality"]["num_samples"] == 300
+    assert given == [{"temperature": 0.5}]
+    # A flag overrides the declared default; the others stay.
+    assert zoo("evaluate", run, "--batch-size", 1000, "--num-samples", 200,
+               "--iwae-samples", 3) == 0
+    metrics = read(run / "metrics.json")
+    assert metrics["sample_quality"]["num_samples"] == 200 and metrics["num_examples"] == 50
+    assert "importance_weighted" not in metrics  # a flow has no such bound: the flag is unused
+
+
+def test_likelihood_over_the_first_examples_whatever_the_batches(moons_run):
+    from zoo.metrics import evaluate_likelihood
+
+    model, _, _ = runs.load_checkpoint(moons_run)
+    test, _ = datasets.arrays("moons", "test")
+    data = tf.data.Dataset.from_tensor_slices(test[:100]).batch(20)
+    expected = float(np.mean(model.nll(test[:50])))
+    for batches in (data, data.unbatch().batch(50), data.unbatch().batch(7)):
+        result = evaluate_likelihood(model, batches, max_examples=50)
+        assert result["num_examples"] == 50
+        np.testing.assert_allclose(result["nll_nats"], expected, rtol=1e-5)
+    assert evaluate_likelihood(model, data, max_examples=1000)["num_examples"] == 100
+    with pytest.raises(ValueError, match="max_examples must be an int >= 1 or None, got 0"):
+        evaluate_likelihood(model, data, max_examples=0)
+
+
+@pytest.mark.parametrize("declared, expected", [
+    (dict(num_samples=0), "evaluation_defaults(): expected num_samples to be an int >= 1, "
+                          "got 0"),
+    (dict(nll_examples=2.5), "expected nll_examples to be an int >= 1 or None, got 2.5"),
+    (dict(sample_options={"label": 3}), "model 'realnvp' of this run has no sampler option "
+                                        "'label'"),
+    (dict(sample_options={"temperature": 0}), "sampler option temperature: realnvp.sample: "
+                                              "expected temperature > 0"),
+])
+def test_evaluate_refuses_bad_declared_defaults(declared, expected, moons_run, tmp_path,
+                                                monkeypatch, capsys):
+    run = copy_run(moons_run, tmp_path)
+    declare_evaluation(monkeypatch, run, **declared)
+    before = files(run)
+    assert zoo("evaluate", run) == 2
+    one_error_line(capsys, expected)
+    assert files(run) == before
+
+
+def test_evaluate_names_what_declared_defaults_lack(moons_run, tmp_path, monkeypatch,
+                                                   capsys):
+    run = copy_run(moons_run, tmp_path)
+    monkeypatch.setattr(type(runs.load_checkpoint(run)[0]), "evaluation_defaults",
+                        lambda self: {"num_samples": 100})
+    before = files(run)
+    assert zoo("evaluate", run) == 2
+    one_error_line(capsys, "model 'realnvp': evaluation_defaults() lacks nll_examples, "
+                           "sample_options: expected them beside its own settings")
+    assert files(run) == before
+
+
 def test_export_and_serve(moons_run, tmp_path, capsys):
     base = tmp_path / "savedmodels"
     old = os.umask(0o022)
@@ -593,6 +678,8 @@ def test_compare_gives_a_run_that_cannot_be_evaluated_a_line(moons_run, tmp_path
     (["train", "realnvp", "--seed", "99999999999"], "--seed: expected an integer"),
     (["train", "realnvp", "--dataset", "moons", "--critic-lr", "1e-3"],
      "--critic-lr sets a critic's learning rate, but model 'realnvp' trains no critic"),
+    (["train", "gmmn", "--dataset", "moons", "--critic-lr", "1e-3"],
+     "--critic-lr sets a critic's learning rate, but model 'gmmn' trains no critic"),
     (["sample", "{tmp}/missing"], "no run folder"),
     (["evaluate", "{tmp}/missing"], "no run folder"),
     (["export", "{tmp}/missing"], "no run folder"),
@@ -784,6 +871,18 @@ def test_compare_out_that_is_a_file_or_cannot_be_written(moons_run, tmp_path, mo
     assert files(runs_dir) == before
 
 
+def test_compare_shows_the_measures_the_dataset_declares(moons_run, tmp_path):
+    run = copy_run(moons_run, tmp_path, "mixture")  # the moons model, on 8gaussians
+    settings = read(run / "run.json")
+    settings["training"]["batch_size"] = 1000  # evaluated in few batches
+    (run / "run.json").write_text(json.dumps({**settings, "dataset": "8gaussians"}))
+    assert datasets.info("8gaussians").point_metrics  # (moons has none: the test below)
+    assert zoo("compare", "8gaussians", run, "--num-samples", 100, "--out", tmp_path / "c") == 0
+    header = (tmp_path / "c" / "table.md").read_text().splitlines()[0]
+    assert "| modes |" in header and "| high quality |" in header
+    assert read(run / "metrics.json")["sample_quality"]["num_modes"] == 8
+
+
 def test_compare_lists_runs_it_cannot_evaluate_and_compares_the_rest(moons_run, tmp_path,
                                                                      capsys):
     runs_dir = tmp_path / "runs"
@@ -798,6 +897,7 @@ def test_compare_lists_runs_it_cannot_evaluate_and_compares_the_rest(moons_run, 
     with open(runs_dir / "compare-moons" / "table.csv") as f:
         assert [r["run"] for r in csv.DictReader(f)] == ["a"]
     table = (runs_dir / "compare-moons" / "table.md").read_text()
+    assert not datasets.info("moons").point_metrics and "| modes |" not in table
     assert f"Not evaluated: {empty}: run {str(empty)!r} has no checkpoint yet" in table
     assert f"Not evaluated: {damaged}: run settings {damaged / 'run.json'} are damaged" in table
     assert f"Not evaluated: {diverged}: checkpoint " in table and "non-finite weights" in table

@@ -9,6 +9,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
 import zoo.metrics
+from zoo import datasets
 from zoo.datasets import toy
 from zoo.metrics import sample_quality as sq
 
@@ -198,7 +199,7 @@ class PointsModel:
 def test_evaluate_points_on_8gaussians(modes, covered):
     data = eight_gaussians(3000, seed=0)
     metrics = sq.evaluate_points(PointsModel(modes), data, num_samples=2500, seed=1,
-                                 modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
+                                 **datasets.point_measures("8gaussians"))
     assert metrics["num_samples"] == 2500 and metrics["mmd_num_samples"] == 2000
     assert metrics["samples_per_second"] > 0
     assert metrics["modes_covered"] == covered and metrics["num_modes"] == 8
@@ -207,6 +208,16 @@ def test_evaluate_points_on_8gaussians(modes, covered):
         assert abs(metrics["mmd_rbf"]) < 2e-3 and metrics["sliced_wasserstein"] < 0.2
     else:
         assert metrics["mmd_rbf"] > 0.1 and metrics["sliced_wasserstein"] > 1.0
+
+
+@pytest.mark.parametrize("name", toy.TOY_NAMES)
+def test_a_2d_dataset_declares_the_measures_it_adds(name):
+    data = eight_gaussians(300, seed=0)
+    plain = sq.evaluate_points(PointsModel(range(8)), data, num_samples=200, seed=1)
+    own = sq.evaluate_points(PointsModel(range(8)), data, num_samples=200, seed=1,
+                             **datasets.point_measures(name))
+    assert set(own) - set(plain) == set(datasets.info(name).point_metrics)
+    assert own["sliced_wasserstein"] == plain["sliced_wasserstein"]
 
 
 def test_evaluate_points_refuses_non_finite_samples():

@@ -278,14 +278,50 @@ def test_latent_metrics_over_a_dataset():
     assert pictures.shape == (15, 8, 8, 1)  # 3 dimensions x 5 steps
 
 
+BASE_DEFAULTS = {"nll_examples": None, "num_samples": 10_000, "sample_options": {}}
+
+
+def test_a_vae_declares_its_bound_and_reports_it_with_active_units_and_pictures(tmp_path):
+    from zoo.metrics import latent
+
+    model = tiny("vae")
+    defaults = model.evaluation_defaults()
+    assert defaults == {**BASE_DEFAULTS, "iwae_samples": 1000, "iwae_examples": 1000}
+    data = tf.data.Dataset.from_tensor_slices(levels(10, seed=3)).batch(4)
+    settings = {**defaults, "iwae_samples": 7, "iwae_examples": 6}
+    metrics = model.extra_metrics(data, settings, seed=2, batch_size=4, run_dir=tmp_path)
+    assert list(metrics) == ["importance_weighted", "active_units", "pictures"]
+    assert metrics["importance_weighted"] == latent.evaluate_importance_weighted(
+        model, data, num_samples=7, max_examples=6, batch_size=4, seed=2)
+    assert metrics["active_units"] == latent.active_units(model, data)
+    assert metrics["pictures"] == {"reconstructions": "evaluation/reconstructions.png",
+                                   "traversals": "evaluation/traversals.png"}
+    assert all((tmp_path / path).is_file() for path in metrics["pictures"].values())
+
+
+def test_vae_gan_reports_units_and_pictures_but_no_bound(tmp_path):
+    model = tiny("vae_gan")
+    assert model.evaluation_defaults() == BASE_DEFAULTS
+    data = tf.data.Dataset.from_tensor_slices(levels(10, seed=3)).batch(4)
+    metrics = model.extra_metrics(data, BASE_DEFAULTS, run_dir=tmp_path)
+    assert list(metrics) == ["active_units", "pictures"]
+    assert metrics["active_units"]["dimensions"] == 3
+    assert list(model.extra_metrics(data, BASE_DEFAULTS)) == ["active_units"]  # no folder
+
+
+def test_models_without_latents_report_nothing_of_their_own():
+    for name, dataset in [("realnvp", "moons"), ("wgan_gp", "moons")]:
+        model = zoo.get(name, dataset=dataset)
+        assert model.evaluation_defaults() == BASE_DEFAULTS
+        assert model.extra_metrics(None, BASE_DEFAULTS) == {}
+
+
 def test_evaluation_pictures(tmp_path):
     from PIL import Image
 
-    from zoo.runs import latent_pictures
-
     model = tiny("vae")
     data = tf.data.Dataset.from_tensor_slices(levels(12)).batch(5)
-    paths = latent_pictures(model, data, tmp_path, count=12)
+    paths = model.evaluation_pictures(data, tmp_path, count=12)
     assert paths == {"reconstructions": "evaluation/reconstructions.png",
                      "traversals": "evaluation/traversals.png"}
     tile = 8 * 4 + 2  # 8x8 digits at x4, and a border (plotting.PADDING)

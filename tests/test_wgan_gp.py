@@ -59,6 +59,25 @@ def linear_critic_model(w):
     return model
 
 
+def test_the_model_gives_its_critics_their_own_learning_rate():
+    """What ``zoo train --lr/--critic-lr`` compiles with is the model's to say."""
+    model = build("moons")
+    optimizers = model.training_optimizers(1e-4, 4e-4)
+    assert set(optimizers) == {"optimizer", "critic_optimizer"}
+    np.testing.assert_allclose(float(optimizers["optimizer"].learning_rate.numpy()), 1e-4)
+    np.testing.assert_allclose(float(optimizers["critic_optimizer"].learning_rate.numpy()),
+                               4e-4)
+    assert set(model.training_optimizers(1e-4)) == {"optimizer"}  # the critic: a copy
+    aae = zoo.get("aae", dataset="digits", latent_dim=2, filters=4, hidden_units=8)
+    assert set(aae.training_optimizers(1e-3, 1e-4)) == {"optimizer", "discriminator_optimizer"}
+    # No critic to give a rate to: the critic-free GMMN, a flow.
+    for other in (zoo.get("gmmn", dataset="moons", hidden_units=8, num_hidden=1),
+                  zoo.get("realnvp", dataset="moons", hidden_units=8, num_couplings=2)):
+        assert set(other.training_optimizers(1e-3)) == {"optimizer"}
+        with pytest.raises(ValueError, match="trains no critic"):
+            other.training_optimizers(1e-3, 1e-4)
+
+
 def test_gradient_penalty_of_a_linear_critic_by_hand():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((16, 2)).astype("float32")

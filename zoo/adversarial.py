@@ -59,6 +59,21 @@ class MultiNetworkTraining:
     def all_optimizers(self):
         return [self.optimizer_for(name) for name in self.optimizer_terms]
 
+    def training_optimizers(self, learning_rate, critic_learning_rate=None):
+        """``default_optimizer(learning_rate)``, and for each of ``critic_networks``
+        its own at `critic_learning_rate` where set (two time-scale updates).
+
+        Raises:
+            ValueError: a `critic_learning_rate` for a model without critics.
+        """
+        if critic_learning_rate is None:
+            return {"optimizer": self.default_optimizer(learning_rate)}
+        if not self.critic_networks:
+            raise ValueError(f"{type(self).__name__} trains no critic")
+        return {"optimizer": self.default_optimizer(learning_rate),
+                **{f"{network}_optimizer": self.default_optimizer(critic_learning_rate)
+                   for network in self.critic_networks}}
+
     def compile(self, optimizer=None, **kwargs):
         """Configures training with one optimizer per network.
 

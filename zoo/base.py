@@ -202,6 +202,36 @@ class GenerativeModel(keras.Model):
         """Every optimizer of the model (one here; one per network for adversarial ones)."""
         return [self.optimizer]
 
+    # ---------------- what training and evaluating it take (zoo train, zoo evaluate)
+    def training_optimizers(self, learning_rate, critic_learning_rate=None):
+        """The ``compile`` keyword arguments of ``zoo train``: here
+        ``default_optimizer(learning_rate)``. A model with critics gives them
+        `critic_learning_rate` where set (:mod:`zoo.adversarial`).
+
+        Raises:
+            ValueError: a `critic_learning_rate` for a model that trains no critic.
+        """
+        if critic_learning_rate is not None:
+            raise ValueError(f"{type(self).__name__} trains no critic")
+        return {"optimizer": self.default_optimizer(learning_rate)}
+
+    def evaluation_defaults(self):
+        """What ``zoo evaluate`` spends on the model unless told otherwise:
+        ``nll_examples`` (the examples the likelihood averages over; None: the
+        whole split), ``num_samples`` (drawn for the sample-quality metrics) and
+        ``sample_options`` (sampler options they are drawn with, of
+        ``sample_options``); a family adds the settings of its
+        :meth:`extra_metrics` (a VAE's ``iwae_samples``, ``iwae_examples``)."""
+        return {"nll_examples": None, "num_samples": 10_000, "sample_options": {}}
+
+    def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
+        """The family's own entries of ``metrics.json`` (name -> JSON value),
+        measured on the batched `data` with the `settings` of
+        :meth:`evaluation_defaults` (overridden by ``zoo evaluate``'s flags); a
+        family that draws pictures writes them under ``run_dir/evaluation/`` and
+        lists them under ``pictures``. None here."""
+        return {}
+
     def build_weights(self):
         """Creates every weight by running ``call`` once on a zero batch."""
         with tf.init_scope():

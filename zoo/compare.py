@@ -54,6 +54,9 @@ POINT_COLUMNS = COMMON[:5] + [
     ("non_finite_samples", "NaN samples", "{}"),
 ]
 
+# Columns of metrics that only some 2-D datasets have (``DatasetInfo.point_metrics``).
+DATASET_MEASURES = ("modes_covered", "high_quality_fraction")
+
 
 def find_runs(dataset, runs_dir="runs", log=print, damaged=None):
     """The run folders directly under `runs_dir` whose ``run.json`` names `dataset`.
@@ -241,8 +244,8 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
         models[run_dir] = loaded[0]
     run_dirs = [r for r in run_dirs if r in models]
     columns = IMAGE_COLUMNS if info.kind == "image" else POINT_COLUMNS
-    if dataset != "8gaussians":
-        columns = [c for c in columns if c[0] not in ("modes_covered", "high_quality_fraction")]
+    # A dataset's own 2-D measures are columns only where it has them.
+    columns = [c for c in columns if c[0] not in DATASET_MEASURES or c[0] in info.point_metrics]
     try:
         paths = list(write_tables(rows, columns, out, failed))
         if run_dirs:

@@ -9,8 +9,8 @@ base64 data URI, nothing fetched) with:
 - the sheet of every run's samples (``samples.png``);
 - per run: its samples at its last epoch (``samples/epoch_NNNN.png``), its
   training curves from ``history.json`` (one inline SVG per logged loss term,
-  by epoch) and, on 2-D data, its density beside the test data (models with a
-  ``log_prob``; the PNGs go to ``densities/`` beside the page).
+  by epoch) and, on 2-D data, its density beside the test data (models with an
+  exact likelihood; the PNGs go to ``densities/`` beside the page).
 """
 
 import base64
@@ -168,21 +168,22 @@ def curve_svg(term, points, width=CURVE_WIDTH, height=CURVE_HEIGHT):
 def densities(run_dirs, dataset, out_dir, data_dir=None, models=None):
     """{run folder: PNG} of each run's density beside a histogram of the test data
     (:func:`zoo.plotting.density_beside_data`), for runs on 2-D points whose model
-    has a ``log_prob``; written to ``out_dir/densities/RUN.png``. `models` maps a
+    has an exact likelihood (``likelihood == "exact"``: its ``nll`` is -log p(x));
+    written to ``out_dir/densities/RUN.png``. `models` maps a
     run to its loaded model (the others are loaded here)."""
     from zoo import plotting
 
     pictures = {}
     for run_dir in run_dirs:
         model = (models or {}).get(run_dir) or runs.load_checkpoint(run_dir)[0]
-        if model.data_kind != "points" or not hasattr(model, "log_prob"):
+        if model.data_kind != "points" or model.likelihood != "exact":
             continue
         data = runs.reference_points(model, dataset, data_dir, count=DENSITY_POINTS)
         name = os.path.basename(os.path.normpath(run_dir))
         path = os.path.join(out_dir, DENSITY_DIR, f"{name}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         pictures[run_dir] = plotting.density_beside_data(
-            lambda x: np.asarray(model.log_prob(x)), data, path, bins=DENSITY_BINS)
+            lambda x: -np.asarray(model.nll(x)), data, path, bins=DENSITY_BINS)
     return pictures
 
 

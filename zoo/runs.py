@@ -514,26 +514,29 @@ def _load_newest(run_dir):
 
 # ------------------------------------------------------------------ what is done with a run
 def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
-                 num_samples=10_000, features=None, iwae_samples=1000, iwae_examples=1000,
+                 num_samples=None, features=None, iwae_samples=None, iwae_examples=None,
                  loaded=None):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
+
+    What it costs is the model's (``evaluation_defaults``: the examples of the
+    likelihood, the sample count, sampler options, its family's settings), each
+    overridden by an argument that is not None: `num_samples`, and
+    `iwae_samples` and `iwae_examples` for a model that declares them (the VAEs'
+    importance-weighted bound); the others ignore those two.
 
     Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
     with a likelihood also gets ``nll_nats`` and ``bits_per_dim`` with
     ``likelihood`` and ``bound`` saying what the number is
     (:func:`zoo.metrics.evaluate_likelihood`). Every model also gets
-    ``sample_quality`` from `num_samples` samples against `split`: for 2-D
-    points the points' distances (:func:`zoo.metrics.sample_quality.evaluate_points`),
-    for images FID, KID, precision and recall in the features of `features`
-    (None: the zoo's network of the dataset, where it ships one; or a Keras model
-    or ``.keras`` path; :func:`zoo.metrics.sample_quality.evaluate_images`).
-
-    A latent-variable model gets more, by what it has: ``importance_weighted``,
-    the bound with k = `iwae_samples` over the first `iwae_examples` examples
-    (``importance_weighted_bound``); ``active_units`` (``latent_mean``); and the
-    pictures ``RUN/evaluation/reconstructions.png`` (each example's row above
-    its reconstruction, ``reconstruct``) and ``traversals.png`` (``decode`` along
-    each latent dimension), listed under ``pictures``.
+    ``sample_quality`` from ``num_samples`` samples against `split`: for 2-D
+    points the points' distances and the dataset's own measures
+    (:func:`zoo.datasets.point_measures`;
+    :func:`zoo.metrics.sample_quality.evaluate_points`), for images FID, KID,
+    precision and recall in the features of `features` (None: the zoo's network
+    of the dataset, where it ships one; or a Keras model or ``.keras`` path;
+    :func:`zoo.metrics.sample_quality.evaluate_images`). Then come the model's
+    own metrics and pictures (``extra_metrics``: a VAE's ``importance_weighted``
+    bound, ``active_units`` and ``pictures`` under ``RUN/evaluation/``).
 
     ``model``, ``checkpoint`` and ``checkpoint_sha256`` say what was measured
     (:func:`metrics_mismatch`). `loaded` is what :func:`load_checkpoint` returned
@@ -543,15 +546,17 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
         ``(path, metrics)``.
     Raises:
         NonFiniteError: a metric is NaN or Inf; ``metrics.json`` is left as it was.
-        RunError: the feature network cannot score this run's images.
+        RunError: the feature network cannot score this run's images, or the
+            model's ``evaluation_defaults`` are not what is expected.
     """
     from zoo import datasets
-    from zoo.datasets import toy
     from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
     from zoo.metrics import features as feature_networks
-    from zoo.metrics import latent, sample_quality
+    from zoo.metrics import sample_quality
 
     model, run, checkpoint = loaded or load_checkpoint(run_dir)
+    settings = evaluation_settings(model, run, num_samples=num_samples,
+                                   iwae_samples=iwae_samples, iwae_examples=iwae_examples)
     network = None
     shipped = run["dataset"] in feature_networks.ARCHITECTURES
     if model.data_kind == "images" and (features is not None or shipped):
@@ -580,28 +585,22 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
         "checkpoint_sha256": checkpoint_digest(checkpoint),
         "loss_terms": terms,
     }
+    num_samples, options = settings["num_samples"], settings["sample_options"]
     try:
         if model.likelihood != "none":
-            metrics.update(evaluate_likelihood(model, data, seed=seed))
+            metrics.update(evaluate_likelihood(model, data, seed=seed,
+                                               max_examples=settings["nll_examples"]))
         if network is not None:
             real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_images(
-                model, real, network, num_samples, seed)
+                model, real, network, num_samples, seed, options=options)
         elif model.data_kind == "points":
-            mixture = {}
-            if run["dataset"] == "8gaussians":
-                mixture = dict(modes=toy.EIGHT_GAUSSIANS_MODES, std=toy.EIGHT_GAUSSIANS_STD)
             real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_points(
-                model, real, num_samples, seed, **mixture)
-        if model.likelihood == "bound" and hasattr(model, "importance_weighted_bound"):
-            metrics["importance_weighted"] = latent.evaluate_importance_weighted(
-                model, data, num_samples=iwae_samples, max_examples=iwae_examples,
-                batch_size=batch_size, seed=seed)
-        if hasattr(model, "latent_mean"):
-            metrics["active_units"] = latent.active_units(model, data)
-        if model.data_kind == "images" and hasattr(model, "reconstruct"):
-            metrics["pictures"] = latent_pictures(model, data, run_dir)
+                model, real, num_samples, seed, options=options,
+                **datasets.point_measures(run["dataset"]))
+        metrics.update(model.extra_metrics(data, settings, seed=seed, batch_size=batch_size,
+                                           run_dir=run_dir))
     except NonFiniteMetricError as e:
         raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
     except (ValueError, feature_networks.FeatureError) as e:
@@ -610,29 +609,40 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     return path, metrics
 
 
-def latent_pictures(model, data, run_dir, count=16):
-    """Writes RUN/evaluation/reconstructions.png (originals in the odd rows, their
-    reconstructions below) and, for a model with ``latent_mean`` and ``decode`` of
-    vectors, traversals.png; returns {name: path relative to the run}."""
-    from zoo import plotting
-    from zoo.metrics import latent
+def evaluation_settings(model, run, **overrides):
+    """The model's ``evaluation_defaults()``, each overridden by a value of
+    `overrides` that is not None (``num_samples`` always; any other only where the
+    model declares it), its ``sample_options`` checked as ``zoo sample`` checks
+    them (:func:`check_sample_options`).
 
-    folder = os.path.join(os.fspath(run_dir), "evaluation")
-    x = latent.examples(data, count)
-    cols = min(8, len(x))
-    x = x[:len(x) - len(x) % cols]  # whole rows, so each reconstruction is below its image
-    rows = []
-    for start in range(0, len(x), cols):
-        rows += [x[start:start + cols], np.asarray(model.reconstruct(x[start:start + cols]))]
-    paths = {"reconstructions": plotting.image_grid(
-        np.concatenate(rows), model.num_levels, os.path.join(folder, "reconstructions.png"),
-        cols=cols)}
-    if hasattr(model, "latent_mean") and len(model.latent_shape) == 1:
-        steps = 9
-        paths["traversals"] = plotting.image_grid(
-            latent.traversals(model, x, steps=steps), model.num_levels,
-            os.path.join(folder, "traversals.png"), cols=steps)
-    return {k: os.path.relpath(v, run_dir) for k, v in paths.items()}
+    Raises:
+        RunError: the defaults lack a setting every model has, or hold a value
+            that is not what it should be.
+    """
+    defaults = model.evaluation_defaults()
+    where = f"model {run['model']!r}: evaluation_defaults()"
+    if not isinstance(defaults, dict):
+        raise RunError(f"{where}: expected a dict, got {defaults!r}")
+    missing = [k for k in ("nll_examples", "num_samples", "sample_options") if k not in defaults]
+    if missing:
+        raise RunError(f"{where} lacks {', '.join(missing)}: expected them beside its own "
+                       "settings (start from super().evaluation_defaults())")
+    settings = dict(defaults)
+    for name, value in overrides.items():
+        if value is not None and (name == "num_samples" or name in defaults):
+            settings[name] = value
+    for name in ("nll_examples", "num_samples"):
+        value = settings[name]
+        if (value is not None or name == "num_samples") and (
+                not _is_int(value) or value < 1):
+            raise RunError(f"{where}: expected {name} to be an int >= 1"
+                           + (" or None" if name == "nll_examples" else "")
+                           + f", got {value!r}")
+    if not isinstance(settings["sample_options"], dict):
+        raise RunError(f"{where}: expected sample_options to be a dict (name -> value), "
+                       f"got {settings['sample_options']!r}")
+    settings["sample_options"] = check_sample_options(model, run, settings["sample_options"])
+    return settings
 
 
 def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,

@@ -187,19 +187,19 @@ def set_learning_rate(model, old, new):
 
 
 def _compile(model, run):
-    """Compiles with the model's default optimizer at the run's learning rate, and
-    the critics' at ``critic_learning_rate`` if set (two time-scale updates)."""
+    """Compiles with the model's optimizers (``training_optimizers``) at the run's
+    learning rate, and its critics' at ``critic_learning_rate`` if set (two
+    time-scale updates)."""
     training = run["training"]
-    critics = {}
     critic_rate = training.get("critic_learning_rate")
-    if critic_rate is not None:
-        networks = getattr(model, "critic_networks", ())
-        if not networks:
-            raise RunError(f"--critic-lr sets a critic's learning rate, but model "
-                           f"{run['model']!r} trains no critic; leave it out")
-        critics = {f"{n}_optimizer": model.default_optimizer(critic_rate) for n in networks}
-    model.compile(optimizer=model.default_optimizer(training["learning_rate"]),
-                  jit_compile=training["jit_compile"], **critics)
+    try:
+        optimizers = model.training_optimizers(training["learning_rate"], critic_rate)
+    except ValueError:
+        if critic_rate is None:
+            raise
+        raise RunError(f"--critic-lr sets a critic's learning rate, but model "
+                       f"{run['model']!r} trains no critic; leave it out") from None
+    model.compile(jit_compile=training["jit_compile"], **optimizers)
 
 
 # ------------------------------------------------------------------ callbacks

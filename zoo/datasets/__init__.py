@@ -34,7 +34,13 @@ class DatasetInfo:
     num_levels: int  # intensity levels of raw images; None for 2-D points
     splits: dict  # split name -> number of examples
     description: str
+    # The dataset's own metrics of 2-D samples beside the distances every 2-D
+    # dataset gets (:func:`point_measures` gives what computes them).
+    point_metrics: tuple = ()
 
+
+# What a dataset that is a Gaussian mixture adds to its samples' metrics.
+MIXTURE_METRICS = ("modes_covered", "num_modes", "high_quality_fraction")
 
 INFOS = {
     "fashion_mnist": DatasetInfo(
@@ -45,7 +51,8 @@ INFOS = {
         "scikit-learn's 8x8 digits, levels 0..16, fixed split"),
     **{name: DatasetInfo(
         name, "2d", (2,), None, {s: n for s, (n, _) in builders.TOY_SIZES.items()},
-        f"FFJORD's 2-D '{name}' density, fixed seeds per split")
+        f"FFJORD's 2-D '{name}' density, fixed seeds per split",
+        MIXTURE_METRICS if name in toy.MIXTURES else ())
        for name in toy.TOY_NAMES},
 }
 
@@ -61,6 +68,14 @@ def info(name):
         raise DatasetError(f"unknown dataset {name!r}; built-in datasets: {names()}."
                            + did_you_mean(name, names()))
     return INFOS[name]
+
+
+def point_measures(name):
+    """The keyword arguments of :func:`zoo.metrics.sample_quality.evaluate_points`
+    that give dataset `name`'s own metrics (its info's ``point_metrics``): the
+    modes and standard deviation of a Gaussian mixture (8gaussians: modes covered,
+    high-quality fraction); {} for any other dataset."""
+    return dict(toy.MIXTURES.get(name, {}))
 
 
 def did_you_mean(name, known):

@@ -31,6 +31,9 @@ _EIGHT_DIRECTIONS = np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (_S, _S), (_S, -
 # 8gaussians' mixture: equal weights, these means, this standard deviation per axis.
 EIGHT_GAUSSIANS_MODES = 4.0 * _EIGHT_DIRECTIONS / 1.414
 EIGHT_GAUSSIANS_STD = 0.5 / 1.414
+# The densities that are Gaussian mixtures: their means and per-axis standard
+# deviation, for the modes covered and the high-quality fraction of samples.
+MIXTURES = {"8gaussians": {"modes": EIGHT_GAUSSIANS_MODES, "std": EIGHT_GAUSSIANS_STD}}
 
 
 def eight_gaussians(n, rng):

@@ -15,8 +15,9 @@ def bits_per_dim(nll_nats, event_size):
     return nll_nats / (event_size * math.log(2.0))
 
 
-def evaluate_likelihood(model, dataset, seed=0):
-    """Mean ``model.nll`` (nats/example) and bits/dim over a dataset.
+def evaluate_likelihood(model, dataset, seed=0, max_examples=None):
+    """Mean ``model.nll`` (nats/example) and bits/dim over a dataset's first
+    `max_examples` examples (None: all of them).
 
     What the number is comes from the model (``model.likelihood``): the exact
     NLL, that of dequantized data (an upper bound on the discrete data's), an
@@ -40,9 +41,17 @@ def evaluate_likelihood(model, dataset, seed=0):
             tf.shape(x)[0]
 
     total, count = 0.0, 0
+    if max_examples is not None and (isinstance(max_examples, bool)
+                                     or not isinstance(max_examples, int) or max_examples < 1):
+        raise ValueError(f"evaluate_likelihood: max_examples must be an int >= 1 or None, "
+                         f"got {max_examples!r}")
     for step, batch in enumerate(dataset):
+        if max_examples is not None and count >= max_examples:
+            break
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
+        if max_examples is not None:
+            batch = batch[:max_examples - count]
         nll, n = batch_nll(batch, tf.constant(step))
         total += float(nll)
         count += int(n)

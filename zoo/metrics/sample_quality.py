@@ -267,8 +267,9 @@ MMD_POINTS = 2000
 MAX_NON_FINITE = 0.01
 
 
-def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE):
-    """`n` samples of `model` from `seed` (``model.sample_batches``), without those
+def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE, options=None):
+    """`n` samples of `model` from `seed` (``model.sample_batches`` with the sampler
+    `options`, name -> value), without those
     that hold a NaN or Inf, and what drawing them cost and left out:
     ``(samples, {"non_finite_samples", "sampling_seconds", "samples_per_second"})``,
     the time including the sampling graph's tracing.
@@ -282,7 +283,8 @@ def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE):
     from zoo.metrics.likelihood import NonFiniteMetricError
 
     began = time.perf_counter()
-    samples = np.concatenate(list(model.sample_batches(n, seed, batch_size)))
+    samples = np.concatenate(list(model.sample_batches(n, seed, batch_size,
+                                                       **(options or {}))))
     seconds = time.perf_counter() - began
     finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)
     bad = int(n - finite.sum())
@@ -295,14 +297,17 @@ def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE):
                              "samples_per_second": round(n / seconds, 1)}
 
 
-def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=None):
+def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=None,
+                    options=None):
     """Sample quality of a model of 2-D points, the features being the points.
 
     Draws ``min(num_samples, len(real))`` samples from `seed` and compares them
     with as many points of `real` (an array of test points): the sliced
     Wasserstein distance on all of them, the RBF-mixture MMD^2 on the first
     ``MMD_POINTS`` of each, and, given the mixture's `modes` and `std`
-    (8gaussians), the modes covered and the fraction of high-quality samples.
+    (8gaussians, :func:`zoo.datasets.point_measures`), the modes covered and the
+    fraction of high-quality samples. The samples are drawn with the sampler
+    `options` (name -> value; None: the model's defaults).
 
     Returns:
         A dict of the metrics, the sample count, the sampling time and
@@ -316,7 +321,7 @@ def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=Non
         raise ValueError(f"evaluate_points: expected at least 2 samples and data points, "
                          f"got {n}")
     real = np.asarray(real)[:n]
-    fake, timing = draw(model, n, seed)
+    fake, timing = draw(model, n, seed, options=options)
     m = min(len(fake), MMD_POINTS)
     metrics = {
         "features": "points",
@@ -333,7 +338,7 @@ def evaluate_points(model, real, num_samples=10_000, seed=0, modes=None, std=Non
     return metrics
 
 
-def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
+def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3, options=None):
     """Sample quality of an image model against real images, in `network`'s features.
 
     Draws `num_samples` samples from `seed`, clips them to the network's value
@@ -341,7 +346,8 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
     would show clipped), and compares the features of samples and `real`: FID,
     KID (mean and standard error over subsets of up to 1,000), precision and
     recall (k-NN manifolds, `k`), and, for a classifier, the classifier score of
-    the samples and of the real images for reference.
+    the samples and of the real images for reference. The samples are drawn with
+    the sampler `options` (name -> value; None: the model's defaults).
 
     Returns:
         A dict of the metrics with the network's name and SHA-256, the sample
@@ -358,7 +364,7 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3):
             raise ValueError(f"FID with the {d}-dimensional features of {network.name!r} "
                              f"needs more than {d} {what}, got {count}: use at least "
                              f"{d + 1} (10,000 is usual for samples)")
-    fake, timing = draw(model, int(num_samples), seed)
+    fake, timing = draw(model, int(num_samples), seed, options=options)
     clipped = 0.0
     if network.value_range:
         low, high = network.value_range

@@ -6,15 +6,17 @@ takes only this.
 """
 
 import math
+import os
 
+import numpy as np
 import tensorflow as tf
 
 from zoo.base import GenerativeModel
-from zoo.validation import on_batches
 from zoo.distributions import OBSERVATIONS, observation_model
 from zoo.nn.class_conditional_gaussian import ClassConditionalGaussian
 from zoo.vae.conv_decoder import ConvDecoder
 from zoo.vae.conv_encoder import ConvEncoder
+from zoo.validation import on_batches
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -283,6 +285,43 @@ class Autoencoder(GenerativeModel):
         z, _ = self.transform_posterior(mean[None], observed,
                                         self.encoder(self.encoder_input(observed)))
         return z[0]
+
+    # ---------------------------------------------------------- evaluation
+    def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
+        """``active_units`` (:func:`zoo.metrics.latent.active_units`) and, for images
+        given a `run_dir`, the pictures of :meth:`evaluation_pictures` under
+        ``pictures``."""
+        from zoo.metrics import latent
+
+        metrics = {"active_units": latent.active_units(self, data)}
+        if self.data_kind == "images" and run_dir is not None:
+            metrics["pictures"] = self.evaluation_pictures(data, run_dir)
+        return metrics
+
+    def evaluation_pictures(self, data, run_dir, count=16):
+        """Writes ``run_dir/evaluation/reconstructions.png`` (originals in the odd
+        rows, their reconstructions below) and, for latents that are vectors,
+        ``traversals.png`` (:func:`zoo.metrics.latent.traversals`); returns
+        {name: path relative to `run_dir`}."""
+        from zoo import plotting
+        from zoo.metrics import latent
+
+        folder = os.path.join(os.fspath(run_dir), "evaluation")
+        x = latent.examples(data, count)
+        cols = min(8, len(x))
+        x = x[:len(x) - len(x) % cols]  # whole rows, so each reconstruction is below its image
+        rows = []
+        for start in range(0, len(x), cols):
+            rows += [x[start:start + cols], np.asarray(self.reconstruct(x[start:start + cols]))]
+        paths = {"reconstructions": plotting.image_grid(
+            np.concatenate(rows), self.num_levels, os.path.join(folder, "reconstructions.png"),
+            cols=cols)}
+        if len(self.latent_shape) == 1:
+            steps = 9
+            paths["traversals"] = plotting.image_grid(
+                latent.traversals(self, x, steps=steps), self.num_levels,
+                os.path.join(folder, "traversals.png"), cols=steps)
+        return {k: os.path.relpath(v, run_dir) for k, v in paths.items()}
 
     def draw_samples(self, n, seed, label=-1):
         """Images drawn from the model: z ~ p(z) (a conditional model's p(z | y) of

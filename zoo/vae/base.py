@@ -194,6 +194,24 @@ class VariationalAutoencoder(Autoencoder):
                               for k in range(self.num_classes)])
         return tf.reduce_logsumexp(per_class, axis=0) - math.log(self.num_classes)
 
+    # ---------------------------------------------------------- evaluation
+    def evaluation_defaults(self):
+        """Adds k and the examples of the importance-weighted bound
+        (``zoo evaluate --iwae-samples``, ``--iwae-examples``)."""
+        return {**super().evaluation_defaults(), "iwae_samples": 1000, "iwae_examples": 1000}
+
+    def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
+        """``importance_weighted``: the bound with k = ``iwae_samples`` over the
+        first ``iwae_examples`` examples
+        (:func:`zoo.metrics.latent.evaluate_importance_weighted`), then the
+        autoencoder's metrics and pictures."""
+        from zoo.metrics import latent
+
+        return {"importance_weighted": latent.evaluate_importance_weighted(
+                    self, data, num_samples=settings["iwae_samples"],
+                    max_examples=settings["iwae_examples"], batch_size=batch_size, seed=seed),
+                **super().extra_metrics(data, settings, seed, batch_size, run_dir)}
+
     # ------------------------------------------------------------ public API
     @on_batches("data")
     def evidence(self, x, seed=None, labels=None):
