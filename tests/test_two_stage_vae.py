@@ -138,3 +138,30 @@ def test_zoo_get_copies_and_checks_the_first_stage():
         zoo.get("two_stage_vae", dataset="fashion_mnist", first_stage=vae)
     with pytest.raises(ValueError, match="expected first_stage to be a trained model"):
         zoo.get("two_stage_vae", dataset="digits")
+
+
+def test_resume_before_the_first_checkpoint_reloads_the_recorded_first_stage(
+        vae_run, tmp_path, capsys, data_dir):
+    """A run killed in its first epoch (run.json, no checkpoint) resumes from the
+    first stage it recorded, and refuses it once that run's checkpoint changed."""
+    first = shutil.copytree(vae_run, tmp_path / "vae")
+    run = tmp_path / "two_stage"
+    assert run_zoo("train", "two_stage_vae", "--first-stage", first, *TINY_TWO_STAGE,
+                   "--epochs", 1, "--out", run, "--data-dir", data_dir) == 0
+    recorded = read(run / "run.json")["first_stage"]
+    shutil.rmtree(run / "checkpoints")
+    capsys.readouterr()
+    assert run_zoo("train", "two_stage_vae", "--out", run, "--resume",
+                   "--first-stage", tmp_path / "other") == 2
+    one_error_line(capsys, f"was started with --first-stage {str(first)!r}, but "
+                           f"{str(tmp_path / 'other')!r} was given")
+    assert run_zoo("train", "two_stage_vae", "--out", run, "--resume") == 0
+    assert read(run / "run.json")["first_stage"] == recorded
+    shutil.rmtree(run / "checkpoints")
+    assert run_zoo("train", "vae", "--out", first, "--resume", "--epochs", 2) == 0
+    before = {p: os.path.getmtime(p) for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert run_zoo("train", "two_stage_vae", "--out", run, "--resume") == 2
+    one_error_line(capsys, f"the first stage of run {str(run)!r} has changed since the run "
+                           "started (it recorded 'epoch_0001.keras'")
+    assert {p: os.path.getmtime(p) for p in run.rglob("*") if p.is_file()} == before
