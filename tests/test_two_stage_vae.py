@@ -165,3 +165,11 @@ def test_resume_before_the_first_checkpoint_reloads_the_recorded_first_stage(
     one_error_line(capsys, f"the first stage of run {str(run)!r} has changed since the run "
                            "started (it recorded 'epoch_0001.keras'")
     assert {p: os.path.getmtime(p) for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_damaged_first_stage_record_is_one_error_line(vae_run, tmp_path, capsys):
+    run = shutil.copytree(vae_run, tmp_path / "run")
+    edit_run("first_stage", {"run": 3})(run)
+    assert run_zoo("train", "vae", "--out", run, "--resume", "--epochs", 2) == 2
+    line = one_error_line(capsys, "are damaged: expected an object with")
+    assert "got first_stage={'run': 3}." in line

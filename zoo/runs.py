@@ -151,6 +151,10 @@ def read_run(run_dir):
         imports = run.get("imports", [])
         if not (isinstance(imports, list) and all(isinstance(m, str) for m in imports)):
             problems.append(f"imports={imports!r}")
+        stage = run.get("first_stage", {"run": "", "checkpoint": "", "sha256": ""})
+        if not (isinstance(stage, dict) and set(stage) == {"run", "checkpoint", "sha256"}
+                and all(isinstance(v, str) for v in stage.values())):
+            problems.append(f"first_stage={stage!r}")  # a two-stage model's (train)
     if problems:
         raise RunError(f"run settings {path} are damaged: {expected}; got "
                        f"{', '.join(problems)}. Restore the file, or start a new run "
