@@ -106,7 +106,7 @@ def test_a_bad_first_stage_is_one_error_line(change, expected, vae_run, tmp_path
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["two_stage_vae"], "model 'two_stage_vae' is trained on a trained first stage: pass "
+    (["two_stage_vae"], "model 'two_stage_vae' needs a trained first stage: pass "
                         "--first-stage RUN_FOLDER, a run of 'vae' on 'digits'"),
     (["realnvp", "--first-stage", "{first}"],
      "model 'realnvp' takes no first stage; leave --first-stage out"),

@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    run.json                      model, dataset, overrides, training settings, seed
+    run.json                      model, dataset, overrides, training settings, seed;
+                                  a two-stage model's first stage (run, checkpoint, SHA-256)
     checkpoints/epoch_NNNN.keras  model, optimizer and random-stream state after epoch
                                   NNNN (the last KEEP_CHECKPOINTS epochs are kept)
     checkpoints/latest.json       {"epoch": N, "file": "epoch_NNNN.keras"}: the last good one

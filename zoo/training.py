@@ -97,14 +97,14 @@ def first_stage_folder(run, run_dir, first_stage, resume):
             raise RunError(f"model {run['model']!r} takes no first stage; leave --first-stage out")
         return None
     stored = run.get("first_stage")
-    if resume and isinstance(stored, dict) and isinstance(stored.get("run"), str):
+    if resume and stored is not None:  # checked by runs.read_run
         if first_stage is not None and os.fspath(first_stage) != stored["run"]:
             raise RunError(f"run {run_dir!r} was started with --first-stage {stored['run']!r}, "
                            f"but {os.fspath(first_stage)!r} was given; resume without it")
         return stored["run"]
     if first_stage is None:
         kinds = " or ".join(map(repr, entry.cls.first_stage_kinds))
-        raise RunError(f"model {run['model']!r} is trained on a trained first stage: pass "
+        raise RunError(f"model {run['model']!r} needs a trained first stage: pass "
                        f"--first-stage RUN_FOLDER, a run of {kinds} on {run['dataset']!r}")
     return os.fspath(first_stage)
 
@@ -116,8 +116,8 @@ def load_first_stage(run, run_dir, folder):
     stored = run.get("first_stage")
     if stored is not None and record != stored:
         raise RunError(f"the first stage of run {run_dir!r} has changed since the run "
-                       f"started (it recorded {stored.get('checkpoint')!r} of SHA-256 "
-                       f"{str(stored.get('sha256'))[:12]}..., {folder!r} now holds "
+                       f"started (it recorded {stored['checkpoint']!r} of SHA-256 "
+                       f"{stored['sha256'][:12]}..., {folder!r} now holds "
                        f"{record['checkpoint']!r} of {record['sha256'][:12]}...); start a new "
                        "run with another --out")
     run["first_stage"] = record
