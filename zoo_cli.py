@@ -166,7 +166,7 @@ def cmd_train(args):
         overrides=parse_overrides(args.set), resume=args.resume, seed=args.seed,
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
         strategy=args.strategy, precision=args.precision, connect_timeout=args.connect_timeout,
-        imports=args.imports,
+        imports=args.imports, first_stage=args.first_stage,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -314,6 +314,10 @@ def build_parser():
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
+    p.add_argument("--first-stage", metavar="RUN_FOLDER",
+                   help="a two-stage model's frozen first stage: a trained run on the same "
+                        "dataset (e.g. a vae run for two_stage_vae); its checkpoint goes "
+                        "into every checkpoint and export of the new run")
     add_import_argument(p)
     p.set_defaults(func=cmd_train)
 

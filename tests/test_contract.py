@@ -90,6 +90,13 @@ TINY = {
                                num_residual_blocks=1)),
                ("digits", dict(latent_dim=2, num_embeddings=4, filters=4, hidden_units=4,
                                num_residual_blocks=1, ema=True))],
+    # A first stage is a trained model; here an untrained tiny VAE built from its
+    # config (zoo.get(..., first_stage=model) copies a trained one's weights).
+    "two_stage_vae": [("digits", dict(num_couplings=2, hidden_units=8, num_blocks=1,
+                                      first_stage={"model": "vae", "config": {
+                                          **zoo.registry.entry("vae").config_for("digits"),
+                                          "latent_dim": 2, "filters": 4,
+                                          "hidden_units": 8}}))],
 }
 
 

@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    run.json                      model, dataset, overrides, training settings, seed
+    run.json                      model, dataset, overrides, training settings, seed;
+                                  a two-stage model's first stage (run, checkpoint, SHA-256)
     checkpoints/epoch_NNNN.keras  model, optimizer and random-stream state after epoch
                                   NNNN (the last KEEP_CHECKPOINTS epochs are kept)
     checkpoints/latest.json       {"epoch": N, "file": "epoch_NNNN.keras"}: the last good one
@@ -167,6 +168,10 @@ def read_run(run_dir):
         imports = run.get("imports", [])
         if not (isinstance(imports, list) and all(isinstance(m, str) for m in imports)):
             problems.append(f"imports={imports!r}")
+        stage = run.get("first_stage", {"run": "", "checkpoint": "", "sha256": ""})
+        if not (isinstance(stage, dict) and set(stage) == {"run", "checkpoint", "sha256"}
+                and all(isinstance(v, str) for v in stage.values())):
+            problems.append(f"first_stage={stage!r}")  # a two-stage model's (train)
     if problems:
         raise RunError(f"run settings {path} are damaged: {expected}; got "
                        f"{', '.join(problems)}. {recover}")
@@ -510,6 +515,44 @@ def _load_newest(run_dir):
                        + ("; ".join(failures) or f"{LATEST_FILE} names a missing file")
                        + ". Start a new run with another --out")
     return None, None
+
+
+def load_first_stage(run_dir, entry, dataset):
+    """The first stage of a new run of model `entry` (a registry entry) on
+    `dataset`: the last good checkpoint of the run `run_dir`, checked before
+    anything is written.
+
+    The run must be readable, of a model the entry's class takes
+    (``first_stage_kinds``), on `dataset`, with a checkpoint that loads and has
+    finite weights, and pass the class's ``check_first_stage``.
+
+    Returns:
+        ``(model, record)``: the loaded model and what ``run.json`` records of it,
+        ``{"run": run_dir, "checkpoint": file name, "sha256": its SHA-256}``.
+    Raises:
+        RunError: saying which check failed and what was expected.
+    """
+    run_dir = os.fspath(run_dir)
+    kinds = " or ".join(map(repr, entry.cls.first_stage_kinds))
+    where = f"first stage {run_dir!r}"
+    try:
+        run = read_run(run_dir)
+    except RunError as e:
+        raise RunError(f"{where}: {e}") from None
+    if run["model"] not in entry.cls.first_stage_kinds:
+        raise RunError(f"{where} is a run of model {run['model']!r}; model {entry.name!r} "
+                       f"takes a first stage of model {kinds}")
+    if run["dataset"] != dataset:
+        raise RunError(f"{where} was trained on {run['dataset']!r}, not on {dataset!r}; pass "
+                       f"a run of {kinds} on {dataset!r}")
+    config = entry.config_for(dataset)
+    try:
+        model, _, checkpoint = load_checkpoint(run_dir)
+        entry.cls.check_first_stage(model, config["data_shape"], config["num_levels"])
+    except (RunError, NonFiniteError, ValueError) as e:
+        raise RunError(f"{where}: {e}") from None
+    return model, {"run": run_dir, "checkpoint": checkpoint.file,
+                   "sha256": checkpoint_digest(checkpoint)}
 
 
 # ------------------------------------------------------------------ what is done with a run

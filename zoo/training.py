@@ -55,8 +55,9 @@ def model_entry(name):
         raise RunError(str(e)) from None
 
 
-def build_model(name, dataset, overrides):
-    """``zoo.get(name, dataset, **overrides)``, with errors naming the parameters."""
+def build_model(name, dataset, overrides, first_stage=None):
+    """``zoo.get(name, dataset, **overrides)``, with errors naming the parameters;
+    a two-stage model also gets its loaded `first_stage` model."""
     entry = model_entry(name)
     check_preset(entry, dataset)
     fixed = sorted(set(overrides) & set(DATA_PARAMETERS))
@@ -69,8 +70,9 @@ def build_model(name, dataset, overrides):
     if unknown:
         raise RunError(f"model {name!r} has no parameter {', '.join(map(repr, unknown))}; "
                        f"its parameters: {sorted(set(parameters) - set(DATA_PARAMETERS))}")
+    stages = {} if first_stage is None else {"first_stage": first_stage}
     try:
-        return registry.get(name, dataset=dataset, **overrides)
+        return registry.get(name, dataset=dataset, **overrides, **stages)
     except (TypeError, ValueError) as e:
         raise RunError(f"model {name!r} with overrides {overrides}: {e}") from None
 
@@ -79,6 +81,48 @@ def check_preset(entry, dataset):
     """A RunError naming the presets (and a close one) if `dataset` has none."""
     if dataset is not None and dataset not in entry.presets:
         raise RunError(entry.no_preset(dataset))
+
+
+def first_stage_folder(run, run_dir, first_stage, resume):
+    """The run folder of the first stage to build a two-stage model with (its
+    class sets ``first_stage_kinds``): `first_stage` for a new run, the recorded
+    one on resume (which `first_stage`, if given, must name); None for other
+    models, which take none. Checks the arguments only; :func:`load_first_stage`
+    loads it."""
+    entry = model_entry(run["model"])
+    if "first_stage" in run["overrides"]:
+        raise RunError("first_stage is not a parameter to set: pass --first-stage RUN_FOLDER, "
+                       "a run to take as the first stage")
+    if not getattr(entry.cls, "first_stage_kinds", ()):
+        if first_stage is not None:
+            raise RunError(f"model {run['model']!r} takes no first stage; leave --first-stage out")
+        return None
+    stored = run.get("first_stage")
+    if resume and stored is not None:  # checked by runs.read_run
+        if first_stage is not None and os.fspath(first_stage) != stored["run"]:
+            raise RunError(f"run {run_dir!r} was started with --first-stage {stored['run']!r}, "
+                           f"but {os.fspath(first_stage)!r} was given; resume without it")
+        return stored["run"]
+    if first_stage is None:
+        kinds = " or ".join(map(repr, entry.cls.first_stage_kinds))
+        raise RunError(f"model {run['model']!r} needs a trained first stage: pass "
+                       f"--first-stage RUN_FOLDER, a run of {kinds} on {run['dataset']!r}")
+    return os.fspath(first_stage)
+
+
+def load_first_stage(run, run_dir, folder):
+    """The first stage in `folder` (:func:`zoo.runs.load_first_stage`), recorded in
+    `run` as ``first_stage``; on resume the recorded one, unchanged."""
+    model, record = runs.load_first_stage(folder, model_entry(run["model"]), run["dataset"])
+    stored = run.get("first_stage")
+    if stored is not None and record != stored:
+        raise RunError(f"the first stage of run {run_dir!r} has changed since the run "
+                       f"started (it recorded {stored['checkpoint']!r} of SHA-256 "
+                       f"{stored['sha256'][:12]}..., {folder!r} now holds "
+                       f"{record['checkpoint']!r} of {record['sha256'][:12]}...); start a new "
+                       "run with another --out")
+    run["first_stage"] = record
+    return model
 
 
 def _jsonable(value):
@@ -373,7 +417,8 @@ def _say(verbose, message):
 def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
-          strategy="default", precision=None, connect_timeout=None, imports=()):
+          strategy="default", precision=None, connect_timeout=None, imports=(),
+          first_stage=None):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -425,13 +470,22 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         imports: modules to import first, which register models defined outside
             the zoo (``zoo train --import MODULE``); the run records them, so
             that every later command on it imports them too.
+        first_stage: for a two-stage model (whose class sets
+            ``first_stage_kinds``), the run folder of its trained first stage on
+            the same dataset (``zoo train --first-stage RUN``): its last good
+            checkpoint is checked and built into the model, and ``run.json``
+            records the run, the checkpoint's file and its SHA-256. The model's
+            checkpoints hold the first stage, so resuming needs no first-stage
+            folder (a run resumed before its first checkpoint loads the recorded
+            one again).
     Returns:
         A :class:`TrainResult`.
     Raises:
         RunError: unknown model or dataset, bad overrides or settings, a folder
             that is neither new nor empty without `resume`, nothing to resume, a
             run folder another process writes, settings conflicting with the
-            run, damaged run files; an unknown strategy, a missing or bad
+            run, damaged run files; a missing, damaged or mismatched first stage
+            (another dataset or model); an unknown strategy, a missing or bad
             ``TF_CONFIG``, workers that did not come, no TPU; an unknown
             precision, or a mixed one for a model that cannot take it.
         NonFiniteLossError: NaN/Inf during training (the epoch is not saved).
@@ -473,6 +527,7 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         if imports:
             run["imports"] = imports
         check_precision(run)
+        stage_folder = first_stage_folder(run, run_dir, first_stage, resume)
     if lock:  # a resumed run's files are read under the lock, a new run's made
         lock.acquire()
     try:
@@ -482,11 +537,12 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
                               settings)
             history = runs.read_history(run_dir)
             check_precision(run)
+            stage_folder = first_stage_folder(run, run_dir, first_stage, resume)
         else:
             runs.check_new_folder(run_dir)  # again: no run was written before the lock
             stored, history = None, []
         return _train(run, run_dir, writer, strategy, connect_timeout, resume, stored,
-                      history, verbose, data_dir, callbacks)
+                      history, verbose, data_dir, callbacks, stage_folder)
     except KeyboardInterrupt:
         raise runs.TrainingInterrupted(
             interrupted_message(name, run_dir, data_dir, strategy)) from None
@@ -505,8 +561,9 @@ def check_precision(run):
 
 
 def _train(run, run_dir, writer, strategy, connect_timeout, resume, stored, history,
-           verbose, data_dir, callbacks):
-    """:func:`train` once the settings are checked (and the run folder locked)."""
+           verbose, data_dir, callbacks, stage_folder=None):
+    """:func:`train` once the settings are checked (and the run folder locked);
+    `stage_folder` is the run of a two-stage model's first stage."""
     run["strategy"] = strategy
     try:  # first of all TensorFlow: collective ops are configured at start-up
         scope = distribute.make_strategy(strategy, connect_timeout=connect_timeout).scope()
@@ -514,10 +571,13 @@ def _train(run, run_dir, writer, strategy, connect_timeout, resume, stored, hist
         raise RunError(str(e)) from None
     with scope:
         model, checkpoint = runs.load_newest(run_dir) if resume else (None, None)
+        stage = None
+        if model is None and stage_folder is not None:
+            stage = load_first_stage(run, run_dir, stage_folder)
         # Once per process: a new global TF seed makes Keras retrace the train step.
         keras.utils.set_random_seed(run["seed"])
         if model is None:
-            model = build_model(run["model"], run["dataset"], run["overrides"])
+            model = build_model(run["model"], run["dataset"], run["overrides"], stage)
             _compile(model, run)
     scratch = None if writer else tempfile.mkdtemp(prefix="zoo-worker-")
     try:
