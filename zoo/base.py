@@ -36,9 +36,10 @@ import tensorflow as tf
 from zoo import fitting
 from zoo import precision as precision_module
 from zoo import validation
+from zoo.completion import Completion
+from zoo.conditioning import ClassConditioning
 from zoo.nn.random_stream import RandomStream
 from zoo.nn.weight_average import WeightAverage
-from zoo.validation import on_batches
 
 # What a model's ``nll`` is, by its ``likelihood``; ``zoo evaluate`` writes the text.
 LIKELIHOODS = {
@@ -90,7 +91,7 @@ class _Functions:
         self.functions = {}
 
 
-class GenerativeModel(keras.Model):
+class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Model):
     """Base class of every model of the zoo.
 
     A model (or its family's base class) sets ``family``, ``likelihood``,
@@ -98,8 +99,10 @@ class GenerativeModel(keras.Model):
     section below: ``compute_losses``, ``nll`` (if it has a likelihood),
     ``draw_samples`` and ``data_signatures``, with a constructor that stores its
     arguments and ends with ``self.build_model()``. The rest is written here,
-    with the input checks of :mod:`zoo.validation` and the fitting of
-    :mod:`zoo.fitting`.
+    with the input checks of :mod:`zoo.validation`, and in three mixins: class
+    labels (:class:`zoo.conditioning.ClassConditioning`), completion
+    (:class:`zoo.completion.Completion`), and ``compile``/``fit`` with the
+    train and test steps (:class:`zoo.fitting.Fitting`).
 
     Args:
         data_shape: the shape of one example, e.g. ``(2,)`` or ``(28, 28, 1)``;
@@ -411,54 +414,7 @@ class GenerativeModel(keras.Model):
             self._xla.functions[name] = tf.function(fn, jit_compile=True, reduce_retracing=True)
         return self._xla.functions[name](*tensors)
 
-    # -------------------------------------- classes, weight averages, completion
-    def check_labels(self, labels, x, where):
-        """`labels` as int32 (batch,) in ``[0, num_classes)``, one per example of
-        the batch `x`, for a conditional model (checked eagerly, or by a graph
-        assertion: :func:`zoo.validation.check_labels`), None for an unconditional
-        one; else a clear error."""
-        if not self.num_classes:
-            if labels is not None:
-                raise ValueError(f"{self.name}.{where}: this model is unconditional "
-                                 f"(num_classes=0) and takes no labels, got some")
-            return None
-        if labels is None:
-            raise ValueError(f"{self.name}.{where}: a class-conditional model needs labels: "
-                             f"integers of shape (batch,) in [0, {self.num_classes}), got none")
-        batch = x.shape[0] if tf.executing_eagerly() else tf.shape(x)[0]
-        return validation.check_labels(labels, batch, self.num_classes, f"{self.name}.{where}")
-
-    def random_labels(self, batch):
-        """Classes uniformly at random from the training stream (None if
-        unconditional)."""
-        if not self.num_classes:
-            return None
-        return tf.random.stateless_uniform(tf.stack([batch]), seed=self.rng.next_seed(),
-                                           minval=0, maxval=self.num_classes, dtype=tf.int32)
-
-    def sample_labels(self, n, seed, label):
-        """The `n` classes of ``sample(label=...)``: `label` for every sample, or for
-        -1 classes drawn uniformly from the stateless `seed`."""
-        shape = tf.stack([n])
-        drawn = tf.random.stateless_uniform(shape, seed=seed, minval=0,
-                                            maxval=self.num_classes, dtype=tf.int32)
-        label = tf.cast(label, tf.int32)
-        return tf.where(tf.broadcast_to(label >= 0, shape), tf.broadcast_to(label, shape),
-                        drawn)
-
-    def one_hot(self, labels, dtype=tf.float32):
-        """The classes as one-hot vectors (batch, num_classes)."""
-        return tf.one_hot(labels, self.num_classes, dtype=dtype)
-
-    def label_spec(self):
-        """The ``label`` input of a conditional model's data signatures."""
-        return tf.TensorSpec([None], tf.int32, name="label")
-
-    def with_labels(self, labels):
-        """``{"labels": labels}`` for a conditional model, else ``{}``: the keyword
-        arguments that pass a batch's classes on to ``compute_losses``."""
-        return {"labels": labels} if self.num_classes else {}
-
+    # --------------------------------------------------------- weight averages
     def averaged(self, network):
         """``self.<network>_network`` as sampling and export run it: with the
         weights' moving average where ``ema_decay`` keeps one, else as it is."""
@@ -475,40 +431,6 @@ class GenerativeModel(keras.Model):
             average = getattr(self, f"{network}_average", None)
             if average is not None:
                 average.update(getattr(self, f"{network}_network"), self.optimizer.iterations)
-
-    @on_batches("data")
-    def complete(self, x, mask, seed=None, **options):
-        """Completion (inpainting): values of `x` where `mask` is 1 are kept exactly,
-        those where it is 0 are generated by the model, conditioned on the kept
-        ones, from the stateless `seed`, with the sampler `options`. `mask` has
-        `x`'s shape, every value 0 or 1. For models that implement
-        :meth:`draw_completion` (``can_complete``)."""
-        if not self.can_complete:
-            raise TypeError(f"{self.name} cannot complete data: it has no draw_completion")
-        x = self.validate_inputs(x, "complete")
-        mask = validation.check_mask(mask, x, f"{self.name}.complete", self.data_shape)
-        values = self.check_options(options, "complete")
-        drawn = self.draw_completion(x, mask, self.stateless_seed(seed), **values)
-        return tf.where(mask > 0.5, x, drawn)  # the kept values bit for bit
-
-    @property
-    def can_complete(self):
-        return type(self).draw_completion is not GenerativeModel.draw_completion
-
-    def draw_completion(self, x, mask, seed, **options):
-        """Values for the places where `mask` is 0, given those where it is 1
-        (the base keeps the latter exactly); a model that can complete writes it."""
-        raise NotImplementedError
-
-    def complete_signature(self):
-        """``complete(x, mask, seed, *options)`` -> ``{"x": ...}``."""
-        names = list(self.sample_options)
-
-        def complete(x, mask, seed, *values):
-            return {"x": self.complete(x, mask, seed, **dict(zip(names, values)))}
-
-        return self.with_option_inputs(complete, [self.data_spec(), self.data_spec("mask"),
-                                                  tf.TensorSpec([], tf.int32, name="seed")])
 
     # ----------------------------------------------------------------- serving
     def serving_signatures(self):
@@ -545,97 +467,6 @@ class GenerativeModel(keras.Model):
 
     def data_spec(self, name="x"):
         return tf.TensorSpec((None,) + self.data_shape, tf.float32, name=name)
-
-    # ------------------------------------------------ fitting (zoo.fitting)
-    def compile(self, optimizer=None, steps_per_execution="auto", jit_compile="auto", **kwargs):
-        """``keras.Model.compile`` with the zoo's defaults (:func:`zoo.fitting.compile`):
-        the model's ``default_optimizer()``, and ``steps_per_execution="auto"``, which
-        the first long enough ``fit`` chooses from the train step's time."""
-        fitting.compile(self, super().compile, optimizer, steps_per_execution, jit_compile,
-                        **kwargs)
-
-    def compile_from_config(self, config):
-        """Recompiles a reloaded model (Keras skips models whose ``compile`` is
-        their own), its optimizers built so that Keras restores their state (an
-        adversarial model's compile has built each for its own network already)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        fitting.build_optimizers(self)
-
-    def fit(self, *args, **kwargs):
-        """``keras.Model.fit``, with the optimizers built first and, after
-        ``compile(steps_per_execution="auto")``, the number of steps per execution
-        chosen (:func:`zoo.fitting.prepare_fit`)."""
-        fitting.prepare_fit(self, *args, **kwargs)
-        return super().fit(*args, **kwargs)
-
-    def make_train_function(self, force=False):
-        """Keras' train function, or the one ``fit`` chose
-        (:func:`zoo.fitting.make_train_function`)."""
-        return fitting.make_train_function(self, super().make_train_function, force)
-
-    # ----------------------------------------------------- train / test steps
-    @property
-    def metrics(self):
-        return list(getattr(self, "trackers", {}).values())
-
-    def unpack(self, data):
-        """The images of a batch: accepts ``x``, ``(x,)`` or ``(x, label)``."""
-        if isinstance(data, (list, tuple)):
-            data = data[0]
-        if isinstance(data, dict):
-            data = data["x"] if "x" in data else data["image"]
-        return self.validate_inputs(data, "train_step", values=False)
-
-    def unpack_labels(self, data, required=True):
-        """``(x, labels)`` of a batch, the labels checked; None for an
-        unconditional model, and for a conditional one whose batch has none when
-        not `required` (``compute_losses`` then draws them)."""
-        labels = None
-        if isinstance(data, (list, tuple)) and len(data) > 1:
-            labels = data[1]
-        elif isinstance(data, dict):
-            labels = data.get("label")
-        x = self.unpack(data)
-        if not self.num_classes:
-            return x, None
-        if labels is None:
-            if required:
-                raise ValueError(f"{self.name}.train_step: a class-conditional model trains "
-                                 f"on (x, label) batches, got no labels")
-            return x, None
-        return x, self.check_labels(labels, x, "train_step")
-
-    def update_trackers(self, terms):
-        """Updates each term's running mean; returns the means, the step's logs
-        (:func:`zoo.fitting.step_logs`)."""
-        for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return fitting.step_logs(self.tracker_means())
-
-    def tracker_means(self):
-        """Each loss term's running mean, by name."""
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    replica_scaled = staticmethod(fitting.replica_scaled)
-    scaled_gradients = staticmethod(fitting.scaled_gradients)
-
-    def train_step(self, data):
-        x, labels = self.unpack_labels(data)
-        with tf.GradientTape() as tape:
-            terms, state = self.training_terms(x, labels)
-            loss = self.replica_scaled(terms["loss"])
-        grads = self.scaled_gradients(tape, loss, self.trainable_weights, self.optimizer)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.after_update(state)
-        self.update_averages()
-        return self.update_trackers(terms)
-
-    def test_step(self, data):
-        """The loss terms on a batch (a conditional model's at the batch's labels
-        if it has them, else at random ones)."""
-        x, labels = self.unpack_labels(data, required=False)
-        return self.update_trackers(self.compute_losses(x, training=False,
-                                                        **self.with_labels(labels)))
 
 
 def _signature(specs, defaults=None):

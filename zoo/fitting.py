@@ -299,3 +299,80 @@ def step_logs(logs):
             strategy.extended._in_multi_worker_mode():
         logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
+
+
+class Fitting:
+    """A mixin of :class:`~zoo.base.GenerativeModel`: Keras' ``compile``, ``fit``
+    and train function through this module's engine, and the step plumbing
+    (``train_step`` and ``test_step`` from the model's loss terms, one running
+    mean per term), which no model writes again."""
+
+    def compile(self, optimizer=None, steps_per_execution="auto", jit_compile="auto", **kwargs):
+        """``keras.Model.compile`` with the zoo's defaults (:func:`zoo.fitting.compile`):
+        the model's ``default_optimizer()``, and ``steps_per_execution="auto"``, which
+        the first long enough ``fit`` chooses from the train step's time."""
+        compile(self, super().compile, optimizer, steps_per_execution, jit_compile,
+                        **kwargs)
+
+    def compile_from_config(self, config):
+        """Recompiles a reloaded model (Keras skips models whose ``compile`` is
+        their own), its optimizers built so that Keras restores their state (an
+        adversarial model's compile has built each for its own network already)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        build_optimizers(self)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, with the optimizers built first and, after
+        ``compile(steps_per_execution="auto")``, the number of steps per execution
+        chosen (:func:`zoo.fitting.prepare_fit`)."""
+        prepare_fit(self, *args, **kwargs)
+        return super().fit(*args, **kwargs)
+
+    def make_train_function(self, force=False):
+        """Keras' train function, or the one ``fit`` chose
+        (:func:`zoo.fitting.make_train_function`)."""
+        return make_train_function(self, super().make_train_function, force)
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "trackers", {}).values())
+
+    def unpack(self, data):
+        """The images of a batch: accepts ``x``, ``(x,)`` or ``(x, label)``."""
+        if isinstance(data, (list, tuple)):
+            data = data[0]
+        if isinstance(data, dict):
+            data = data["x"] if "x" in data else data["image"]
+        return self.validate_inputs(data, "train_step", values=False)
+
+    def update_trackers(self, terms):
+        """Updates each term's running mean; returns the means, the step's logs
+        (:func:`zoo.fitting.step_logs`)."""
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return step_logs(self.tracker_means())
+
+    def tracker_means(self):
+        """Each loss term's running mean, by name."""
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    replica_scaled = staticmethod(replica_scaled)
+    scaled_gradients = staticmethod(scaled_gradients)
+
+    def train_step(self, data):
+        x, labels = self.unpack_labels(data)
+        with tf.GradientTape() as tape:
+            terms, state = self.training_terms(x, labels)
+            loss = self.replica_scaled(terms["loss"])
+        grads = self.scaled_gradients(tape, loss, self.trainable_weights, self.optimizer)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self.after_update(state)
+        self.update_averages()
+        return self.update_trackers(terms)
+
+    def test_step(self, data):
+        """The loss terms on a batch (a conditional model's at the batch's labels
+        if it has them, else at random ones)."""
+        x, labels = self.unpack_labels(data, required=False)
+        return self.update_trackers(self.compute_losses(x, training=False,
+                                                        **self.with_labels(labels)))
