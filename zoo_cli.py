@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 EXIT_ERROR = 2
 EXIT_NON_FINITE = 3
@@ -447,6 +448,9 @@ def _quiet_logging():
     logger.propagate = False
     logging.getLogger("absl").setLevel(logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Keras' advice to layer authors (e.g. "build() was called on layer ... unbuilt
+    # state" when a checkpoint loads), meant for whoever writes the model.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
 
 
 def main(argv=None):

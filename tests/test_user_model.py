@@ -55,6 +55,7 @@ def test_a_user_model_trains_evaluates_samples_and_exports(tmp_path):
                               str(run), "-n", "8", "--out", str(tmp_path / "s.png")],
                              capture_output=True, text=True, timeout=300, env=env)
     assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stderr == ""  # no TensorFlow or Keras line: only the command's own
     assert (tmp_path / "s.png").stat().st_size > 0
 
     assert cli.main(["export", str(run), "--base", str(base)]) == 0
