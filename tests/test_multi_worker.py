@@ -378,8 +378,13 @@ def test_zoo_train_without_its_workers_gives_up_or_stops_on_sigterm(tmp_path):
         command = [sys.executable, os.path.join(ROOT, "zoo_cli.py"), "train", "realnvp",
                    "--dataset", "moons", "--strategy", "multi_worker", "--epochs", "1",
                    "--steps-per-epoch", "5", "--out", str(tmp_path / out), *flags]
+        # Ctrl-C as a terminal gives it, whatever this process inherited (a job
+        # started in the background has SIGINT ignored, and then SIGTERM ends the
+        # command at once, with another message).
         return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE), json.loads(env["TF_CONFIG"])
+                                stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+                                ), json.loads(env["TF_CONFIG"])
 
     timed, timed_config = alone("timed", "--connect-timeout", "3")
     waiting, _ = alone("waiting")
