@@ -193,6 +193,23 @@ def test_slow_case_ids_are_cases():
     assert_case_ids(SLOW_CASES)
 
 
+def test_every_module_that_registers_a_model_is_installed():
+    """setup.py lists, as entry points, the zoo's modules with a line starting
+    `@register(`; an install older than a new module misses it."""
+    import re
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+    registering = set()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and re.search(r"^@register\(", open(path).read(), re.M):
+                relative = os.path.relpath(path[:-len(".py")], os.path.dirname(root))
+                registering.add(relative.replace(os.sep, "."))
+    missing = registering - set(zoo.registry.model_modules())
+    assert not missing, f"not installed as entry points: {sorted(missing)} (run `make install`)"
+
+
 def test_the_user_model_is_registered_and_found_like_built_in_ones():
     """A model module outside the zoo registers itself on import (zoo train --import);
     the zoo's own modules are found through their entry points."""
