@@ -12,8 +12,9 @@ import pytest
 
 from zoo import runs, training
 
-from test_cli import (TINY_MOONS, copy_run, files, finished_run, one_error_line, pasted,
-                      read, read_bytes, zoo)
+# The same module fixtures as test_cli.py's (each file trains its own runs once).
+from test_cli import (TINY_MOONS, copy_run, files, moons_run, one_error_line,  # noqa: F401
+                      pasted, read, read_bytes, three_epochs, zoo)
 
 # Holds the lock of the run folder argv[1] as a run's writer does, until killed.
 HOLD_LOCK = textwrap.dedent("""
@@ -24,18 +25,6 @@ HOLD_LOCK = textwrap.dedent("""
     print("locked", flush=True)
     time.sleep(600)
 """)
-
-
-@pytest.fixture(scope="module")
-def moons_run(tmp_path_factory, data_dir):
-    """A finished one-epoch run of a tiny RealNVP on moons."""
-    return finished_run(tmp_path_factory, data_dir, 1)
-
-
-@pytest.fixture(scope="module")
-def three_epochs(tmp_path_factory, data_dir):
-    """A finished three-epoch run of the same model (checkpoints 1, 2 and 3)."""
-    return finished_run(tmp_path_factory, data_dir, 3)
 
 
 # ------------------------------------------------------------------ one writer
