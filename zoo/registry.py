@@ -18,7 +18,7 @@ import importlib.metadata
 # zoo's own (setup.py) and those of any installed package, e.g. in its setup.py
 #     entry_points={"zoo.models": ["my_model = my_package.my_model"]}
 ENTRY_POINT_GROUP = "zoo.models"
-_LOADED = []  # the entry points' modules, once imported
+_loaded = False  # the entry points' modules imported (once per process)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,11 +122,12 @@ def load_all():
     """Imports every model module (which registers its classes): those of the
     :data:`ENTRY_POINT_GROUP` entry points, the zoo's own and other installed
     packages'. ``import zoo`` does it; it runs once per process."""
-    if _LOADED:
+    global _loaded
+    if _loaded:
         return
     for module in model_modules():
         import_module(module)
-    _LOADED.append(True)
+    _loaded = True
 
 
 def import_module(module):
