@@ -63,6 +63,17 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def positive_float(text):
     try:
         value = float(text)
@@ -168,6 +179,7 @@ def cmd_train(args):
         jit_compile=args.jit, data_dir=args.data_dir, critic_learning_rate=args.critic_lr,
         strategy=args.strategy, precision=args.precision, connect_timeout=args.connect_timeout,
         imports=args.imports, first_stage=args.first_stage,
+        verbose=0 if args.quiet else "auto", validate_every=args.validate_every,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -248,7 +260,7 @@ def cmd_demo(args):
 
     resume = os.path.isfile(os.path.join(args.out, runs.RUN_FILE))
     training.train(DEMO_MODEL, None if resume else DEMO_DATASET, args.out, epochs=args.epochs,
-                   resume=resume)
+                   resume=resume, verbose=0 if args.quiet else "auto")
     print(f"samples: {runs.sample_run(args.out, 64, seed=0)[0]}")
     path, metrics = runs.evaluate_run(args.out)
     print(f"metrics: {path} (test bits/dim {metrics['bits_per_dim']:.3f}, "
@@ -274,6 +286,12 @@ def add_import_argument(p):
                    help="import MODULE first: it registers models defined outside the zoo "
                         "(repeatable; a run records it; installed packages can register "
                         "theirs under the entry-point group zoo.models instead)")
+
+
+def add_quiet_argument(p):
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (bars on a terminal, one line per stage "
+                        "or epoch otherwise); errors and warnings still show")
 
 
 def build_parser():
@@ -312,6 +330,11 @@ def build_parser():
                    help="float32 (the default), or mixed: the networks compute in float16 "
                         "(with loss scaling) or bfloat16, log-dets, likelihoods and "
                         "exports stay float32")
+    p.add_argument("--validate-every", type=non_negative_int, metavar="N",
+                   help="the test split's loss terms every N epochs, in history.json and "
+                        "TensorBoard's validation run (0: never; default: every epoch on "
+                        "datasets whose test split has at most 5000 examples, digits and "
+                        "the 2-D densities, never on larger ones)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
@@ -320,6 +343,7 @@ def build_parser():
                         "dataset (e.g. a vae run for two_stage_vae); its checkpoint goes "
                         "into every checkpoint and export of the new run")
     add_import_argument(p)
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("sample", help="a PNG of samples from a run (and .npy)")
@@ -333,6 +357,7 @@ def build_parser():
                    help="a sampler option of the model, e.g. temperature=0.7 (flows) or "
                         "label=3 (class-conditional GANs; -1: at random) (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("evaluate", help="RUN/metrics.json: NLL, bits/dim, loss terms, "
@@ -347,6 +372,7 @@ def build_parser():
                    help="test examples the importance-weighted bound averages over "
                         "(default: the model's, 1000 for the zoo's VAEs)")
     add_quality_arguments(p, None, "the model's, 10000 for the zoo's models")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("compare", help="one table and one sample sheet of every run "
@@ -357,6 +383,7 @@ def build_parser():
     p.add_argument("--runs-dir", default="runs", help="where to look for runs (default: runs)")
     p.add_argument("--out", help="output folder (default: RUNS_DIR/compare-DATASET)")
     add_quality_arguments(p)
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_compare)
 
     p = commands.add_parser("export", help="SavedModel for TF Serving: BASE/MODEL/VERSION")
@@ -366,6 +393,7 @@ def build_parser():
     p.add_argument("--max-samples", type=int_in(1, SEED_MAX), metavar="N",
                    help="the most samples one `sample` request may ask for (default: as "
                         "many as fit in 256 MiB of output, e.g. 1048576 digits)")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("serve", help="tensorflow_model_server on an export base path")
@@ -382,6 +410,7 @@ def build_parser():
                    help="run folder; an existing run there is resumed")
     p.add_argument("--base", default="savedmodels", help="export base path")
     p.add_argument("--epochs", type=positive_int, help="default: the preset's")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -496,6 +525,10 @@ def _run(args, own_process=False):
     except Exception as e:  # noqa: BLE001  (a broken install)
         _error(f"cannot import the zoo: {type(e).__name__}: {e}")
         return 1
+    from zoo import progress
+
+    shown = progress.mode()
+    progress.configure(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted
@@ -517,6 +550,8 @@ def _run(args, own_process=False):
         _error(f"unexpected {type(e).__name__}: {first} (a bug: rerun with ZOO_DEBUG=1 "
                "for the traceback, and report it)")
         return 1
+    finally:
+        progress.set_mode(shown)
 
 
 if __name__ == "__main__":

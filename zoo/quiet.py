@@ -75,7 +75,8 @@ class NativeLogFilter:
     FATAL (:data:`NATIVE_LOG`) and the start-up :data:`NOISE`.
 
     A thread copies the lines, so what the program writes reaches the terminal at
-    once, as before. :meth:`stop` (also run at exit) drains the pipe and puts the
+    once, as before; a progress bar's redraw (``\\r`` without a newline) goes out
+    as it comes. :meth:`stop` (also run at exit) drains the pipe and puts the
     real stderr back.
     """
 
@@ -107,6 +108,9 @@ class NativeLogFilter:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 self._write(out, lines, b"\n")
+                if b"\r" in pending:  # a progress bar redrawn in place: out at once
+                    self._write(out, [pending], b"")
+                    pending = b""
             if pending:
                 self._write(out, [pending], b"")
 
@@ -142,6 +146,15 @@ def filter_native_logs():
     if _FILTER.saved is None:
         _FILTER.start()
         atexit.register(_FILTER.stop)
+
+
+def stderr_is_terminal():
+    """Whether the real stderr is a terminal (fd 2 is the filter's pipe while it
+    runs): where progress shows as bars (:mod:`zoo.progress`)."""
+    try:
+        return os.isatty(_FILTER.saved if _FILTER.saved is not None else sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # a stderr without a descriptor
+        return False
 
 
 def stop_filtering():

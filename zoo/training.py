@@ -8,7 +8,15 @@
   ``history.json``, then ``checkpoints/latest.json`` (each atomically), and keeps
   the last ``KEEP_CHECKPOINTS``; it writes nothing for an epoch that went bad;
 * :class:`SampleGrid` draws the epoch's samples (the same seed every epoch);
-* Keras' TensorBoard callback writes ``logs/``.
+* :class:`RunTensorBoard`, Keras' TensorBoard callback, writes ``logs/``: the
+  loss terms and learning rate per epoch (run ``train``), the test split's loss
+  terms every ``validate_every`` epochs (run ``validation``), each epoch's sample
+  grid and, for 2-D data with a density, the density picture, and the run's
+  hyperparameters for TensorBoard's HParams plugin.
+
+Validation (``fit``'s ``validation_data``) leaves the model's random stream as it
+found it (:class:`KeepRandomStream`), so a run trains the same bits with
+validation or without.
 
 A killed run resumes from its last good checkpoint and continues exactly as if
 it had never stopped: the data order of epoch ``e`` depends on ``e`` alone, and the
@@ -41,6 +49,10 @@ from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, 
 from zoo.validation import INT32_MAX
 
 SEED_RANGE = (0, INT32_MAX)
+# `validate_every`'s default: every epoch where the test split holds at most this
+# many values (examples x dimensions: digits 19,008, each 2-D density 20,000),
+# never on larger ones (Fashion-MNIST's 7,840,000) unless asked.
+VALIDATE_MAX_VALUES = 1_000_000
 # Settings that a resumed run keeps unless given again (the learning rate may change).
 FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile", "critic_learning_rate")
 DATA_PARAMETERS = ("data_shape", "num_levels")
@@ -144,6 +156,30 @@ def check_seed(seed):
         raise RunError(f"--seed must be an integer in [{low}, {high}], got {seed!r}")
 
 
+def default_validate_every(dataset):
+    """1 (the test split's loss terms every epoch) for a built-in dataset whose
+    test split holds at most :data:`VALIDATE_MAX_VALUES` values, else 0 (never)."""
+    try:
+        info = datasets.info(dataset)
+    except (ValueError, KeyError):  # a tfds name: its size is not known here
+        return 0
+    size = info.splits.get("test", 0) * int(np.prod(info.shape))
+    return 1 if 0 < size <= VALIDATE_MAX_VALUES else 0
+
+
+def check_validate_every(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 0):
+        raise RunError(f"validate_every must be an integer >= 0 (0: never), got {value!r}")
+
+
+def validate_every(run):
+    """How often the run evaluates the test split: its ``validate_every``, or the
+    dataset's default for a run that recorded none."""
+    value = run["training"].get("validate_every")
+    return default_validate_every(run["dataset"]) if value is None else value
+
+
 def new_run(name, dataset, epochs, overrides, seed, settings):
     """The settings of a fresh run: explicit values, else the preset's training defaults."""
     entry = model_entry(name)
@@ -161,7 +197,10 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
         "steps_per_epoch": settings["steps_per_epoch"] or defaults.get("steps_per_epoch"),
         "jit_compile": "auto" if settings["jit_compile"] is None else bool(settings["jit_compile"]),
         "critic_learning_rate": settings["critic_learning_rate"],
+        "validate_every": default_validate_every(dataset)
+        if settings.get("validate_every") is None else settings["validate_every"],
     }
+    check_validate_every(training["validate_every"])
     if training["critic_learning_rate"] is not None:
         training["critic_learning_rate"] = float(training["critic_learning_rate"])
         _check_positive("critic_learning_rate", training["critic_learning_rate"], float)
@@ -183,8 +222,9 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
 def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings):
     """The stored settings, checked against the explicit ones.
 
-    `epochs` sets a new target and `learning_rate` a new rate; any other setting
-    that differs from the stored one is an error.
+    `epochs` sets a new target, `learning_rate` a new rate and ``validate_every``
+    how often the test split is evaluated from now on; any other setting that
+    differs from the stored one is an error.
     """
 
     def conflict(key, old, new):
@@ -217,6 +257,9 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
     if settings["learning_rate"] is not None:
         _check_positive("learning_rate", float(settings["learning_rate"]), float)
         run["training"]["learning_rate"] = float(settings["learning_rate"])
+    if settings.get("validate_every") is not None:
+        check_validate_every(settings["validate_every"])
+        run["training"]["validate_every"] = settings["validate_every"]
     return run
 
 
@@ -312,6 +355,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.guard.failure is not None:
             return
         logs = {k: float(v) for k, v in (logs or {}).items()}
+        validation = {k: logs.pop(k) for k in list(logs) if k.startswith("val_")}
+        # The test split's terms are reported, not trained on: NaN/Inf there is no
+        # divergence, and strict JSON cannot hold it.
+        lost = non_finite(validation)
+        if lost:
+            runs.log.warning("epoch %d: the test split's loss terms %s are not finite; "
+                             "history.json leaves them out", epoch + 1, lost)
         bad = non_finite(logs)
         if not bad:
             weights = non_finite_weights(self.model)
@@ -331,6 +381,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         self.history.append({
             "epoch": epoch + 1, **logs,
+            **{k: v for k, v in validation.items() if k not in lost},
             "learning_rate": float(f"{float(self.model.optimizer.learning_rate.numpy()):.7g}"),
             "seconds": round(time.time() - self.began, 3),
         })
@@ -364,6 +415,114 @@ class SampleGrid(keras.callbacks.Callback):
         plotting.save_samples(self.model, os.path.join(self.run_dir, SAMPLES,
                                                        f"epoch_{epoch + 1:04d}.png"),
                               count, self.seed, reference=self.reference)
+
+
+class KeepRandomStream(keras.callbacks.Callback):
+    """Puts the model's random stream back after each evaluation inside ``fit``
+    (its ``validation_data``): a test step may draw from it (a conditional
+    model's labels, dequantization noise), and training must not depend on
+    whether or how often the test split is evaluated."""
+
+    def __init__(self):
+        super().__init__()
+        self.state = None
+
+    def on_test_begin(self, logs=None):
+        self.state = self.model.rng.state.numpy()
+
+    def on_test_end(self, logs=None):
+        if self.state is not None:
+            self.model.rng.state.assign(self.state)
+            self.state = None
+
+
+def hyperparameters(run, config):
+    """The run's hyperparameters for TensorBoard's HParams plugin (name -> bool,
+    number or string): the model, dataset, seed, strategy and training settings
+    of `run` (``run.json``), and the model's `config` (its constructor's
+    arguments; lists as JSON, nested configs and None left out)."""
+    values = {}
+    for name, value in config.items():
+        if isinstance(value, (list, tuple)):
+            value = json.dumps(value)
+        if isinstance(value, (bool, int, float, str)):
+            values[name] = value
+    for name in ("model", "dataset", "seed", "strategy"):
+        if run.get(name) is not None:
+            values[name] = run[name]
+    for name, value in run["training"].items():
+        if isinstance(value, (bool, int, float, str)):
+            values[name] = value
+    return values
+
+
+def _image(picture):
+    """A PIL image (or a PNG path) -> a ``[1, H, W, C]`` uint8 batch for
+    ``tf.summary.image``."""
+    from PIL import Image
+
+    if not hasattr(picture, "mode"):
+        with Image.open(picture) as opened:
+            picture = opened.copy()
+    array = np.asarray(picture.convert("RGB" if picture.mode not in ("L", "RGB") else
+                                       picture.mode))
+    return (array[None, ..., None] if array.ndim == 2 else array[None]).astype(np.uint8)
+
+
+class RunTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback on the run's ``logs/``, with what the run
+    folder holds beside the scalars.
+
+    Keras writes the loss terms and the learning rate of each epoch (run
+    ``train``, tags ``epoch_<term>``, step = the epoch counted from 0) and the
+    test split's loss terms when ``fit`` validates (run ``validation``). After
+    each good epoch this adds, to run ``train`` at the same step, the sample
+    grid of ``samples/epoch_NNNN.png`` (image ``samples``, read back from the
+    file, so the very same picture) where :class:`SampleGrid` drew one, and for
+    a model of 2-D points with an exact likelihood the density picture beside
+    the test points (image ``density``, as ``zoo compare``'s report draws it).
+    At the start it writes the run's :func:`hyperparameters` to ``logs/``
+    itself for the HParams plugin, whose table then lists the run with its
+    ``train`` and ``validation`` scalars. The random stream is left as it was.
+    """
+
+    DENSITY_BINS = 100
+
+    def __init__(self, run_dir, guard, run, reference=None):
+        super().__init__(os.path.join(run_dir, LOGS), write_graph=False)
+        self.run_dir, self.guard, self.run, self.reference = run_dir, guard, run, reference
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        from tensorboard.plugins.hparams import api as hparams_api
+
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default():
+            hparams_api.hparams(hyperparameters(self.run, self.model.get_config()),
+                                trial_id=os.path.basename(os.path.abspath(self.run_dir)))
+        writer.close()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.guard.failure is not None:
+            return
+        pictures = {}
+        grid = os.path.join(self.run_dir, SAMPLES, f"epoch_{epoch + 1:04d}.png")
+        if os.path.isfile(grid):
+            pictures["samples"] = _image(grid)
+        model = self.model
+        if self.reference is not None and model.data_kind == "points" \
+                and model.likelihood == "exact":
+            state = model.rng.state.numpy()
+            pictures["density"] = _image(plotting.density_beside_data(
+                lambda x: -np.asarray(model.nll(x)), self.reference, None,
+                bins=self.DENSITY_BINS))
+            model.rng.state.assign(state)
+        if pictures:
+            with self._train_writer.as_default():
+                for name, picture in pictures.items():
+                    tf.summary.image(name, picture, step=epoch)
+            self._train_writer.flush()
 
 
 def _diverged(failure, last_good, run, run_dir, data_dir):
@@ -418,7 +577,7 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
           strategy="default", precision=None, connect_timeout=None, imports=(),
-          first_stage=None):
+          first_stage=None, validate_every=None):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -478,6 +637,13 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             checkpoints hold the first stage, so resuming needs no first-stage
             folder (a run resumed before its first checkpoint loads the recorded
             one again).
+        validate_every: evaluate the test split's loss terms every this many
+            epochs (``fit``'s ``validation_data``; in ``history.json`` as
+            ``val_<term>`` and in TensorBoard's ``validation`` run); 0: never.
+            None: the resumed run's, or for a new run
+            :func:`default_validate_every` (every epoch on digits and the 2-D
+            densities, never on Fashion-MNIST). It may change on resume; the
+            training itself is the same whatever it is.
     Returns:
         A :class:`TrainResult`.
     Raises:
@@ -516,7 +682,8 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
         overrides = {**(overrides or {}), "precision": precision}
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
                 "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile,
-                "critic_learning_rate": critic_learning_rate}
+                "critic_learning_rate": critic_learning_rate,
+                "validate_every": validate_every}
     has_run = os.path.isfile(os.path.join(run_dir, RUN_FILE))
     if resume and not has_run:
         raise RunError(f"nothing to resume in {run_dir!r}: it holds no {RUN_FILE}; start "
@@ -665,12 +832,19 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
                       f"(from {checkpoint.path})")
     guard = NonFiniteStop()
     checkpointer = RunCheckpoint(write_dir, history, guard, probe=probe, last=checkpoint)
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS), write_graph=False)
+    tensorboard = RunTensorBoard(write_dir, guard, run, reference)
+    every = validate_every(run)
+    validation = {}
+    if every:
+        test = datasets.load(run["dataset"], "test", training["batch_size"], shuffle=False,
+                             data_dir=data_dir,
+                             with_labels=bool(getattr(model, "num_classes", 0)))
+        validation = {"validation_data": test.with_options(options), "validation_freq": every}
     lost = None
     try:
         model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps,
-                  shuffle=False, verbose=verbose,
-                  callbacks=[guard, checkpointer,
+                  shuffle=False, verbose=verbose, **validation,
+                  callbacks=[KeepRandomStream(), guard, checkpointer,
                              SampleGrid(write_dir, guard, run["seed"], reference),
                              tensorboard, *callbacks])
     except tf.errors.OpError as e:
