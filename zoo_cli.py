@@ -211,12 +211,13 @@ def cmd_evaluate(args):
 
 def cmd_compare(args):
     """Writes the table (Markdown, CSV) and the sample sheet of a dataset's runs."""
-    from zoo import compare
+    from zoo import compare, progress
 
-    _, paths = compare.compare(args.dataset, args.runs, runs_dir=args.runs_dir, out=args.out,
-                               num_samples=args.num_samples, data_dir=args.data_dir,
-                               features=args.features,
-                               log=lambda line: print(f"zoo: {line}", file=sys.stderr))
+    with progress.task("compare"):
+        _, paths = compare.compare(args.dataset, args.runs, runs_dir=args.runs_dir,
+                                   out=args.out, num_samples=args.num_samples,
+                                   data_dir=args.data_dir, features=args.features,
+                                   log=lambda line: print(f"zoo: {line}", file=sys.stderr))
     with open(paths[0], encoding="utf-8") as f:
         print(f.read(), end="")
     for path in paths:

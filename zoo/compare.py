@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from zoo import datasets, report, runs
+from zoo import datasets, progress, report, runs
 
 # (column, header, format) for images and for 2-D points; a missing value is "-".
 COMMON = [
@@ -170,7 +170,7 @@ def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None, models=None):
     from zoo import plotting
 
     panels = []
-    for run_dir in run_dirs:
+    for run_dir in progress.track(run_dirs, "sample sheet", len(run_dirs), "runs"):
         model = (models or {}).get(run_dir) or runs.load_checkpoint(run_dir)[0]
         n = plotting.EPOCH_SAMPLES[model.data_kind]
         samples = np.concatenate(list(model.sample_batches(n, seed)))
@@ -231,8 +231,10 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
         if reason:
             log(f"evaluating {run_dir} ({reason})")
             try:
-                runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed,
-                                  num_samples=num_samples, features=features, loaded=loaded)
+                with progress.task(run_dir):
+                    runs.evaluate_run(run_dir, data_dir=data_dir, seed=seed,
+                                      num_samples=num_samples, features=features,
+                                      loaded=loaded)
             except runs.NonFiniteError as e:  # that run diverged; the others go on
                 not_evaluated(run_dir, e)
                 continue

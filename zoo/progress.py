@@ -26,6 +26,7 @@ import time
 
 OFF, BAR, LINES = "off", "bar", "lines"
 _mode = OFF
+_tasks = []  # what the stages belong to, outermost first (see `task`)
 
 
 def configure(quiet=False, terminal=None):
@@ -59,10 +60,23 @@ def set_mode(value):
     _mode = value
 
 
+@contextlib.contextmanager
+def task(name):
+    """Names what the stages inside the block belong to: ``with task("compare
+    runs/a"):`` ... ``stage("sampling")`` shows as ``compare runs/a: sampling``
+    (tasks nest)."""
+    _tasks.append(str(name))
+    try:
+        yield
+    finally:
+        _tasks.pop()
+
+
 class Stage:
     """One stage's progress (see :func:`stage`): :meth:`update` counts what is done."""
 
     def __init__(self, description, total=None, unit="steps", show=True):
+        description = ": ".join([*_tasks, description])
         self.description, self.total, self.unit = description, total, unit
         self.mode = _mode if show else OFF
         self.done = 0
@@ -71,7 +85,7 @@ class Stage:
         if self.mode == BAR:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=description, unit=f" {unit}",
+            self._bar = tqdm(total=total, desc=description, unit=unit,
                              file=sys.stderr, leave=True, dynamic_ncols=True,
                              mininterval=0.2)
 
@@ -117,8 +131,17 @@ def stage(description, total=None, unit="steps", show=True):
 
 def track(iterable, description, total=None, unit="steps", size=None, show=True):
     """Yields `iterable`'s items, counting each as one (or ``size(item)``) in a
-    :func:`stage` of `description`."""
-    with stage(description, total, unit, show=show) as progress:
+    :func:`stage` of `description` as it comes. A consumer that stops early
+    (``break``) ends the stage as done."""
+    progress = Stage(description, total, unit, show)
+    finished = False
+    try:
         for item in iterable:
-            yield item
             progress.update(1 if size is None else size(item))
+            yield item
+        finished = True
+    except GeneratorExit:  # the consumer has what it wanted
+        finished = True
+        raise
+    finally:
+        progress.close(finished)

@@ -583,7 +583,9 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
 
     ``model``, ``checkpoint`` and ``checkpoint_sha256`` say what was measured
     (:func:`metrics_mismatch`). `loaded` is what :func:`load_checkpoint` returned
-    for this run, if the caller loaded it already.
+    for this run, if the caller loaded it already. Each stage shows its progress
+    (:mod:`zoo.progress`); the numbers also go to TensorBoard, at the evaluated
+    epoch (:func:`write_evaluation_summaries`).
 
     Returns:
         ``(path, metrics)``.
@@ -592,7 +594,28 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
         RunError: the feature network cannot score this run's images, or the
             model's ``evaluation_defaults`` are not what is expected.
     """
-    from zoo import datasets
+    from zoo import progress
+
+    with progress.task("evaluate"):
+        return _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples,
+                             features, iwae_samples, iwae_examples, loaded)
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    """Counts the batches of ``model.evaluate`` into a progress stage (one call
+    per execution, which may run several)."""
+
+    def __init__(self, stage):
+        super().__init__()
+        self.stage = stage
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.stage.update(batch + 1 - self.stage.done)
+
+
+def _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples, features,
+                  iwae_samples, iwae_examples, loaded):
+    from zoo import datasets, progress
     from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
     from zoo.metrics import features as feature_networks
     from zoo.metrics import sample_quality
@@ -613,7 +636,10 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     batch_size = batch_size or run["training"]["batch_size"]
     data = datasets.load(run["dataset"], split, batch_size, shuffle=False, data_dir=data_dir)
     keras.utils.set_random_seed(seed)
-    terms = {k: float(v) for k, v in model.evaluate(data, return_dict=True, verbose=0).items()}
+    batches = int(data.cardinality())
+    with progress.stage("loss terms", batches if batches >= 0 else None, "batches") as stage:
+        terms = {k: float(v) for k, v in model.evaluate(
+            data, return_dict=True, verbose=0, callbacks=[_BatchProgress(stage)]).items()}
     bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
     if bad:
         raise NonFiniteError(f"evaluating {checkpoint.path} gave non-finite loss terms {bad}: "
@@ -631,8 +657,11 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     num_samples, options = settings["num_samples"], settings["sample_options"]
     try:
         if model.likelihood != "none":
+            size = datasets.INFOS[run["dataset"]].splits.get(split) \
+                if run["dataset"] in datasets.INFOS else None
             metrics.update(evaluate_likelihood(model, data, seed=seed,
-                                               max_examples=settings["nll_examples"]))
+                                               max_examples=settings["nll_examples"],
+                                               num_examples=size))
         if network is not None:
             real, _ = datasets.arrays(run["dataset"], split, data_dir)
             metrics["sample_quality"] = sample_quality.evaluate_images(
@@ -649,7 +678,41 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
     except (ValueError, feature_networks.FeatureError) as e:
         raise RunError(f"{run_dir}: {e}") from None
     path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
+    write_evaluation_summaries(run_dir, metrics)
     return path, metrics
+
+
+EVALUATION_RUN = "evaluation"  # the TensorBoard run (under logs/) of `zoo evaluate`
+
+
+def headline_numbers(metrics, prefix=""):
+    """The numbers of ``metrics.json`` as ``{tag: float}``, nested entries joined
+    with "/" (``bits_per_dim``, ``sample_quality/fid``,
+    ``importance_weighted/nll_nats``, ``loss_terms/loss``): every int or float
+    but the epoch; strings, booleans and lists are left out."""
+    numbers = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            numbers.update(headline_numbers(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and not (prefix == "" and key == "epoch"):
+            numbers[prefix + key] = float(value)
+    return numbers
+
+
+def write_evaluation_summaries(run_dir, metrics):
+    """Writes `metrics` (:func:`headline_numbers`) as TensorBoard scalars to
+    ``RUN/logs/evaluation/`` at the evaluated epoch's step (the epoch counted
+    from 0, the step of that epoch's training scalars). Each evaluation adds an
+    event file; a run evaluated twice at one epoch shows the latest numbers."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(os.path.join(os.fspath(run_dir), LOGS,
+                                                        EVALUATION_RUN))
+    with writer.as_default():
+        for tag, value in headline_numbers(metrics).items():
+            tf.summary.scalar(tag, value, step=max(0, metrics["epoch"] - 1))
+    writer.close()
 
 
 def evaluation_settings(model, run, **overrides):
@@ -695,14 +758,14 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
     ``sample_options``); writes one picture of the first ones
     (``plotting.save_picture``) and, if `npy` is given, all of them as a ``.npy``
     array (written as they come, so memory stays bounded). Returns the paths
-    written.
+    written. Drawing more than one batch shows its progress (:mod:`zoo.progress`).
 
     Raises:
         RunError: an option the model does not declare, or a value it refuses
             (checked as the exported ``sample`` signature checks it); nothing is
             written then.
     """
-    from zoo import plotting
+    from zoo import plotting, progress
 
     model, run, _ = load_checkpoint(run_dir)
     options = check_sample_options(model, run, options or {})
@@ -714,14 +777,17 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         stream = np.lib.format.open_memmap(npy + ".tmp.npy", mode="w+", dtype=np.float32,
                                            shape=(n,) + model.data_shape)
     shown, start = [], 0
-    for batch in model.sample_batches(n, seed, batch_size, **options):
+    drawn = n if stream is not None else min(n, -(-limit // batch_size) * batch_size)
+    for batch in progress.track(model.sample_batches(n, seed, batch_size, **options),
+                                "sample", drawn, "samples", size=len,
+                                show=drawn > batch_size):
         if stream is not None:
             stream[start:start + len(batch)] = batch
         start += len(batch)
         if sum(len(s) for s in shown) < limit:
             shown.append(batch)
-        elif stream is None:
-            break
+        if stream is None and sum(len(s) for s in shown) >= limit:
+            break  # the picture has its samples: none is drawn beyond them
     written = [plotting.save_picture(model, np.concatenate(shown)[:limit], out,
                                      reference=reference_points(model, run["dataset"],
                                                                 data_dir))]
@@ -771,13 +837,14 @@ def export_run(run_dir, base="savedmodels", version=None, max_samples=None):
     """Exports a run's last good checkpoint to ``<base>/<model>/<version>/``, its
     ``sample`` signature limited to `max_samples` per call (None: the default of
     :func:`zoo.savedmodels.export.export`)."""
-    from zoo import savedmodels
+    from zoo import progress, savedmodels
     from zoo.savedmodels.export import VersionExistsError
 
     model, run, _ = load_checkpoint(run_dir)
     try:
-        return savedmodels.export(model, os.path.join(os.fspath(base), run["model"]),
-                                  version=version, max_samples=max_samples)
+        with progress.task("export"):
+            return savedmodels.export(model, os.path.join(os.fspath(base), run["model"]),
+                                      version=version, max_samples=max_samples)
     except VersionExistsError as e:
         raise RunError(f"version {e.version} exists already at {e.target!r}; versions are "
                        "immutable for TF Serving: omit --version to export the next one, "

@@ -170,17 +170,23 @@ class FeatureNetwork:
             raise FeatureError(f"feature network {self.name!r} was trained on "
                                f"{self.dataset!r}; it cannot score {dataset!r} images")
 
-    def embed(self, images, batch_size=1000):
+    def embed(self, images, batch_size=1000, what="images"):
         """``(features, probabilities)`` of `images`, float64, from one pass of the
-        network; probabilities are None for a network that is no classifier."""
+        network; probabilities are None for a network that is no classifier. The
+        pass shows as a progress stage, "features of `what`"."""
         import tensorflow as tf
+
+        from zoo import progress
 
         images = self.check(images)
         if self._function is None:
             self._function = tf.function(lambda x: self.model(x, training=False),
                                          reduce_retracing=True)
-        batches = [self._function(images[i:i + batch_size])
-                   for i in range(0, len(images), batch_size)]
+        batches = []
+        with progress.stage(f"features of the {what}", len(images), what) as stage:
+            for i in range(0, len(images), batch_size):
+                batches.append(self._function(images[i:i + batch_size]))
+                stage.update(len(images[i:i + batch_size]))
         outputs = []
         for k, output in enumerate(self.model.outputs):
             parts = [np.asarray(b[k] if isinstance(b, (list, tuple)) else b, np.float64)

@@ -41,10 +41,15 @@ def evaluate_importance_weighted(model, dataset, num_samples=1000, max_examples=
     x = examples(dataset, max_examples)
     bound = tf.function(lambda batch, step: model.importance_weighted_bound(
         batch, num_samples=num_samples, seed=tf.stack([tf.constant(seed), step])))
+    from zoo import progress
+
     total = 0.0
-    for i, start in enumerate(range(0, len(x), batch_size)):
-        total += float(tf.reduce_sum(bound(tf.constant(x[start:start + batch_size]),
-                                           tf.constant(i))))
+    with progress.stage(f"importance-weighted bound (k = {num_samples})", len(x),
+                        "examples") as stage:
+        for i, start in enumerate(range(0, len(x), batch_size)):
+            total += float(tf.reduce_sum(bound(tf.constant(x[start:start + batch_size]),
+                                               tf.constant(i))))
+            stage.update(len(x[start:start + batch_size]))
     mean = -total / len(x)
     if not math.isfinite(mean):
         raise NonFiniteMetricError(f"{model.name}: the importance-weighted bound over "

@@ -15,7 +15,7 @@ def bits_per_dim(nll_nats, event_size):
     return nll_nats / (event_size * math.log(2.0))
 
 
-def evaluate_likelihood(model, dataset, seed=0, max_examples=None):
+def evaluate_likelihood(model, dataset, seed=0, max_examples=None, num_examples=None):
     """Mean ``model.nll`` (nats/example) and bits/dim over a dataset's first
     `max_examples` examples (None: all of them).
 
@@ -23,7 +23,8 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None):
     NLL, that of dequantized data (an upper bound on the discrete data's), an
     exact discrete NLL, or a variational bound. Any noise it needs (dequantization,
     posterior samples) is drawn statelessly from `seed` and the batch index, so the
-    number is reproducible.
+    number is reproducible. The pass shows as a progress stage (:mod:`zoo.progress`)
+    of `num_examples` (the dataset's examples, where known) or `max_examples`.
 
     Returns:
         A dict with "nll_nats", "bits_per_dim", "num_examples", "likelihood" and
@@ -45,16 +46,22 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None):
                                      or not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"evaluate_likelihood: max_examples must be an int >= 1 or None, "
                          f"got {max_examples!r}")
-    for step, batch in enumerate(dataset):
-        if max_examples is not None and count >= max_examples:
-            break
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        if max_examples is not None:
-            batch = batch[:max_examples - count]
-        nll, n = batch_nll(batch, tf.constant(step))
-        total += float(nll)
-        count += int(n)
+    from zoo import progress
+
+    known = [n for n in (num_examples, max_examples) if n is not None]
+    with progress.stage(f"NLL ({model.likelihood})", min(known) if known else None,
+                        "examples") as stage:
+        for step, batch in enumerate(dataset):
+            if max_examples is not None and count >= max_examples:
+                break
+            if isinstance(batch, (tuple, list)):
+                batch = batch[0]
+            if max_examples is not None:
+                batch = batch[:max_examples - count]
+            nll, n = batch_nll(batch, tf.constant(step))
+            total += float(nll)
+            count += int(n)
+            stage.update(int(n))
     if count == 0:
         raise ValueError("evaluate_likelihood: the dataset is empty")
     mean = total / count

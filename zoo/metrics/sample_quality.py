@@ -282,9 +282,12 @@ def draw(model, n, seed=0, batch_size=1000, max_non_finite=MAX_NON_FINITE, optio
 
     from zoo.metrics.likelihood import NonFiniteMetricError
 
+    from zoo import progress
+
     began = time.perf_counter()
-    samples = np.concatenate(list(model.sample_batches(n, seed, batch_size,
-                                                       **(options or {}))))
+    samples = np.concatenate(list(progress.track(
+        model.sample_batches(n, seed, batch_size, **(options or {})), "sampling", n,
+        "samples", size=len)))
     seconds = time.perf_counter() - began
     finite = np.all(np.isfinite(samples.reshape(len(samples), -1)), axis=1)
     bad = int(n - finite.sum())
@@ -371,7 +374,7 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3, optio
         clipped = float(np.mean((fake < low) | (fake > high)))
         fake = np.clip(fake, low, high)
     (real_features, real_probabilities), (fake_features, probabilities) = (
-        network.embed(real), network.embed(fake))
+        network.embed(real, what="real images"), network.embed(fake, what="samples"))
     kid_mean, kid_error = kid(real_features, fake_features, seed=seed)
     precision, recall = precision_recall(real_features, fake_features, k=k)
     metrics = {

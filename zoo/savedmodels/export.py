@@ -172,7 +172,9 @@ def export(model, path, version=None, max_samples=None):
     ``assets.extra/`` holds ``zoo.json`` and TF Serving's warm-up requests (one
     small request per signature, see ``zoo.savedmodels.warmup``). The version is
     written to a hidden temporary folder first and renamed into place, so a
-    running server never sees half a version.
+    running server never sees half a version. Tracing (per signature) and
+    writing (the SavedModel, ``zoo.json``, the warm-up requests) show their
+    progress (:mod:`zoo.progress`).
 
     Args:
         model: a built zoo model (a ``keras.Model`` with ``serving_signatures``).
@@ -213,11 +215,16 @@ def export(model, path, version=None, max_samples=None):
     if "sample" in signatures:
         fn, specs = signatures["sample"]
         signatures = {**signatures, "sample": (_limited(fn, max_samples), specs)}
+    from zoo import progress
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     functions = {}
-    for name, (fn, specs) in signatures.items():
-        functions[name] = archive.add_endpoint(name, fn, list(specs))
+    with progress.stage("tracing", len(signatures), "signatures") as stage:
+        for name, (fn, specs) in signatures.items():
+            functions[name] = archive.add_endpoint(name, fn, list(specs))
+            functions[name].get_concrete_function()  # traced here, not in write_out
+            stage.update()
 
     os.makedirs(path, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".export-{version}-", dir=path)
@@ -225,10 +232,15 @@ def export(model, path, version=None, max_samples=None):
     # Serving, often as another user, so it gets the umask's usual mode.
     os.chmod(staging, 0o777 & ~_umask())
     try:
-        archive.write_out(staging, verbose=False)
-        concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
-        _write_metadata(model, staging, version, signatures, concrete, max_samples)
-        write_warmup_requests(model, staging, os.path.basename(os.path.abspath(path)), signatures)
+        with progress.stage("writing", 3, "files") as stage:  # SavedModel, zoo.json, warm-up
+            archive.write_out(staging, verbose=False)
+            stage.update()
+            concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
+            _write_metadata(model, staging, version, signatures, concrete, max_samples)
+            stage.update()
+            write_warmup_requests(model, staging, os.path.basename(os.path.abspath(path)),
+                                  signatures)
+            stage.update()
         if os.path.exists(target):
             raise VersionExistsError(f"export: version folder {target!r} appeared during "
                                      "export", version, target)
