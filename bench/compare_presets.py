@@ -18,7 +18,7 @@ import sys
 import time
 
 import zoo
-from zoo import compare, runs, training
+from zoo import compare, progress, runs, training
 
 
 def main():
@@ -29,11 +29,13 @@ def main():
     parser.add_argument("--steps-per-epoch", type=int, help="default: each preset's")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress.configure(quiet=args.quiet)
 
     names = args.models or [e.name for e in zoo.list_models() if args.dataset in e.presets]
     done = []
-    for name in names:
+    for name in progress.track(names, "compare_presets: training", len(names), "runs"):
         out = os.path.join(args.runs_dir, f"{name}-{args.dataset}")
         resume = os.path.isfile(os.path.join(out, runs.RUN_FILE))
         began = time.time()

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from zoo import compare, runs, training
+from zoo import compare, progress, runs, training
 from zoo.gan.distances import DISTANCES
 
 
@@ -49,12 +49,15 @@ def main():
     parser.add_argument("--steps-per-epoch", type=int, default=400)
     parser.add_argument("--runs-dir", default="runs/gan_distances")
     parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress.configure(quiet=args.quiet)
 
     lines = []
     for dataset in args.datasets:
         trained, failures, seconds = [], {}, {}
-        for distance in args.distances:
+        for distance in progress.track(args.distances, f"gan_distances: {dataset}",
+                                       len(args.distances), "runs"):
             out = os.path.join(args.runs_dir, f"gan-{distance}-{dataset}")
             resume = os.path.isfile(os.path.join(out, runs.RUN_FILE))
             began = time.time()

@@ -30,6 +30,7 @@ import numpy as np
 import keras
 
 import zoo
+from zoo import progress
 from zoo.datasets import toy
 from zoo.metrics import evaluate_likelihood
 from zoo.plotting import density_beside_data, save_samples
@@ -116,7 +117,9 @@ def main():
                         help="print the table of these result files instead of training")
     parser.add_argument("--sheet", metavar="PNG",
                         help="with --report: one picture of every 2-D run's density")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress.configure(quiet=args.quiet)
     if args.report:
         rows = []
         for path in args.report:
@@ -130,7 +133,8 @@ def main():
         return
     print_header()
     rows = []
-    for name, dataset in expand(args.runs):
+    pairs = expand(args.runs)
+    for name, dataset in progress.track(pairs, "quality", len(pairs), "runs"):
         rows.append(train_and_evaluate(name, dataset, args.epochs, args.steps))
         print_row(rows[-1])
         save(rows, args.out)

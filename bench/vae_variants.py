@@ -22,7 +22,7 @@ import math
 import os
 import time
 
-from zoo import registry, runs, training
+from zoo import progress, registry, runs, training
 
 MODELS = ("vae", "beta_vae", "iwae", "mixture_vae", "vamp_vae", "planar_vae", "iaf_vae",
           "ladder_vae", "gumbel_vae", "vq_vae", "aae", "vae_gan")
@@ -43,7 +43,9 @@ def main():
     parser.add_argument("--iwae-examples", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--runs-dir", default="runs/vae_variants")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress.configure(quiet=args.quiet)
 
     known = {e.name for e in registry.list_models()}
     models = [m for m in args.models if m in known]
@@ -52,7 +54,8 @@ def main():
     for dataset in args.datasets:
         for observation in args.observations:
             rows = []
-            for name in models:
+            for name in progress.track(models, f"vae_variants: {dataset}, {observation}",
+                                       len(models), "runs"):
                 entry = registry.entry(name)
                 overrides = {"observation": observation}
                 if "observation" in entry.cls.fixed_parameters:  # VAE-GAN: no pixel model
