@@ -569,3 +569,31 @@ def perturb_weights(obj, scale=0.1, seed=0):
     for v in obj.trainable_weights:
         v.assign(v.numpy() + scale * rng.standard_normal(v.shape).astype("float32"))
     return obj
+
+
+# ------------------------------------------------------------------ TensorBoard
+def events(folder):
+    """What TensorBoard's own reader finds in one run of event files:
+    {tag: (plugin, [(step, value as numpy)])}."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import (
+        TENSORS, EventAccumulator)
+
+    accumulator = EventAccumulator(str(folder), size_guidance={TENSORS: 0})
+    accumulator.Reload()
+    return {tag: (accumulator.SummaryMetadata(tag).plugin_data.plugin_name,
+                  [(e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)])
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def hparams(logs):
+    """The hyperparameters the HParams plugin reads from a run's logs/: name -> value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = EventAccumulator(str(logs))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
+    [info] = [metadata.parse_session_start_info_plugin_data(c) for c in content.values()]
+    return {name: getattr(value, value.WhichOneof("kind"))
+            for name, value in info.hparams.items()}

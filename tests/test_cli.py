@@ -23,6 +23,7 @@ import tensorflow as tf
 from PIL import Image
 
 import zoo_cli as cli
+from helpers import events, hparams
 from zoo import datasets, plotting, runs, training
 from zoo.savedmodels.serve import SERVER
 
@@ -164,6 +165,53 @@ def test_resume_continues_exactly(moons_run, three_epochs, tmp_path, data_dir):
     # The same two epochs without interruption give the same bits.
     reference = runs.load_model_file(str(three_epochs / "checkpoints" / "epoch_0002.keras"))
     assert same_state(model, reference)
+
+
+def test_validation_is_chosen_and_trains_nothing(moons_run, three_epochs, tmp_path, data_dir,
+                                                 capsys):
+    """The test split's loss terms every epoch by default on moons (history.json,
+    TensorBoard's validation run); `--validate-every` changes that on resume, and
+    the training is the same bits either way."""
+    assert read(moons_run / "run.json")["training"]["validate_every"] == 1
+    validated = read(moons_run / "history.json")[0]
+    assert {"val_loss", "val_bits_per_dim"} <= set(validated)
+    [(step, value)] = events(moons_run / "logs" / "validation")["epoch_loss"][1]
+    assert step == 0 and value == np.float32(validated["val_loss"])
+
+    resumed = copy_run(moons_run, tmp_path, "unvalidated")
+    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--epochs", 2,
+               "--validate-every", 0, "--data-dir", data_dir) == 0
+    assert read(resumed / "run.json")["training"]["validate_every"] == 0
+    second = read(resumed / "history.json")[1]
+    assert "loss" in second and not [k for k in second if k.startswith("val_")]
+    assert [s for s, _ in events(resumed / "logs" / "validation")["epoch_loss"][1]] == [0]
+    reference = runs.load_model_file(str(three_epochs / "checkpoints" / "epoch_0002.keras"))
+    assert same_state(runs.load_checkpoint(resumed)[0], reference)  # validated every epoch
+
+    capsys.readouterr()
+    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--validate-every", -1) == 2
+    one_error_line(capsys, "argument --validate-every: expected a non-negative integer, "
+                           "got '-1'")
+    with pytest.raises(runs.RunError, match=r"validate_every must be an integer >= 0 "
+                                            r"\(0: never\), got 1.5"):
+        training.train("realnvp", None, resumed, resume=True, validate_every=1.5)
+
+
+def test_tensorboard_shows_the_samples_and_density_of_2d_data(moons_run):
+    train = events(moons_run / "logs" / "train")
+    assert {"epoch_loss", "epoch_bits_per_dim", "epoch_learning_rate"} <= set(train)
+    plugin, [(step, image)] = train["samples"]
+    assert plugin == "images" and step == 0
+    with Image.open(moons_run / "samples" / "epoch_0001.png") as png:
+        assert np.array_equal(tf.io.decode_png(image[2]).numpy(), np.asarray(png))
+    plugin, [(step, image)] = train["density"]  # a flow on 2-D points has a density
+    assert plugin == "images" and step == 0
+    height, width = tf.io.decode_png(image[2]).shape[:2]
+    assert height == plotting.SCATTER_SIZE and width > 2 * plotting.SCATTER_SIZE
+    found = hparams(moons_run / "logs")
+    assert found["model"] == "realnvp" and found["dataset"] == "moons"
+    assert found["hidden_units"] == 8 and found["batch_size"] == 32
+    assert found["learning_rate"] == pytest.approx(1e-3) and found["validate_every"] == 1
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -346,7 +394,9 @@ def test_resume_with_a_lower_learning_rate_is_recorded(moons_run, tmp_path, caps
 def test_sample_writes_a_png(moons_run, tmp_path, capsys):
     out = tmp_path / "points.png"
     assert zoo("sample", moons_run, "-n", 50, "--seed", 3, "--out", out) == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out)
+    assert "zoo: sample:" not in captured.err  # one batch: no progress to show
     with Image.open(out) as image:
         assert image.size == (plotting.SCATTER_SIZE, plotting.SCATTER_SIZE)
         assert len(image.getcolors(1 << 16)) > 1  # something was drawn
@@ -355,7 +405,15 @@ def test_sample_writes_a_png(moons_run, tmp_path, capsys):
 def test_sample_many_in_bounded_batches(moons_run, tmp_path, capsys):
     out, npy = tmp_path / "many.png", tmp_path / "many.npy"
     assert zoo("sample", moons_run, "-n", 2500, "--out", out, "--npy", npy) == 0
-    assert capsys.readouterr().out.split() == [str(out), str(npy)]
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out), str(npy)]
+    assert re.fullmatch(r"zoo: sample: 2500/2500 samples in [\d.]+ s \([\d.]+ samples/s\)\n",
+                        captured.err), captured.err
+    quiet = tmp_path / "quiet.npy"
+    assert zoo("sample", moons_run, "-n", 2500, "--out", out, "--npy", quiet, "--quiet") == 0
+    captured_quietly = capsys.readouterr()
+    assert captured_quietly.err == "" and \
+        captured_quietly.out == captured.out.replace(str(npy), str(quiet))
     samples = np.load(npy)
     assert samples.shape == (2500, 2) and np.all(np.isfinite(samples))
     model, _, _ = runs.load_checkpoint(moons_run)
@@ -410,7 +468,12 @@ def test_sample_refuses_bad_options(option, expected, moons_run, tmp_path, capsy
 def test_evaluate_writes_metrics(moons_run, capsys):
     assert zoo("evaluate", moons_run) == 0
     metrics = read(moons_run / "metrics.json")
-    assert json.loads(capsys.readouterr().out.rsplit("metrics:", 1)[0]) == metrics
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.rsplit("metrics:", 1)[0]) == metrics
+    stages = [line.split(" in ")[0] for line in captured.err.splitlines()]
+    assert stages == ["zoo: evaluate: loss terms: 313/313 batches",  # 10,000 points by 32
+                      "zoo: evaluate: NLL (exact): 10000/10000 examples",
+                      "zoo: evaluate: sampling: 10000/10000 samples"], captured.err
     assert metrics["epoch"] == 1 and metrics["split"] == "test"
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 10_000
     assert metrics["likelihood"] == "exact" and "exact" in metrics["bound"]
@@ -511,8 +574,11 @@ def test_export_and_serve(moons_run, tmp_path, capsys):
         assert zoo("export", moons_run, "--base", base) == 0
     finally:
         os.umask(old)
-    folder = capsys.readouterr().out.strip()
+    captured = capsys.readouterr()
+    folder = captured.out.strip()
     assert folder == str(base / "realnvp" / "1")
+    assert re.match(r"zoo: export: tracing: (\d+)/\1 signatures in .*\n"
+                    r"zoo: export: writing: 3/3 files in ", captured.err), captured.err
     assert os.path.isfile(os.path.join(folder, "saved_model.pb"))
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755  # TF Serving may be another user
     before = files(base)
@@ -565,7 +631,14 @@ def test_digits_run(tmp_path, capsys, data_dir):
     side = 8 * (8 * 4 + plotting.PADDING) + plotting.PADDING  # 8x8 grid of 8x8 digits, x4
     with Image.open(run / "samples" / "epoch_0001.png") as image:
         assert image.size == (side, side) and image.mode == "L"
+    capsys.readouterr()
     assert zoo("evaluate", run, "--batch-size", 100, "--num-samples", 200) == 0
+    assert [line.split(" in ")[0] for line in capsys.readouterr().err.splitlines()] == [
+        "zoo: evaluate: loss terms: 3/3 batches",
+        "zoo: evaluate: NLL (dequantized): 297/297 examples",
+        "zoo: evaluate: sampling: 200/200 samples",
+        "zoo: evaluate: features of the real images: 297/297 real images",
+        "zoo: evaluate: features of the samples: 200/200 samples"]
     metrics = read(run / "metrics.json")
     assert math.isfinite(metrics["bits_per_dim"]) and metrics["num_examples"] == 297
     assert metrics["likelihood"] == "dequantized" and "upper bound" in metrics["bound"]
@@ -573,6 +646,25 @@ def test_digits_run(tmp_path, capsys, data_dir):
     assert quality["features"] == "zoo-digits-v1" and len(quality["features_sha256"]) == 64
     assert quality["num_samples"] == 200 and quality["num_real"] == 297
     assert all(math.isfinite(quality[k]) for k in ("fid", "kid", "precision", "recall"))
+
+    # TensorBoard: the epoch's sample grid (that very PNG), no density (images), the
+    # test split's loss terms, the hyperparameters, and evaluate's numbers at epoch 1.
+    train = events(run / "logs" / "train")
+    plugin, [(step, image)] = train["samples"]
+    with Image.open(run / "samples" / "epoch_0001.png") as png:
+        assert np.array_equal(tf.io.decode_png(image[2]).numpy()[..., 0], np.asarray(png))
+    assert plugin == "images" and step == 0 and "density" not in train
+    history = read(run / "history.json")[0]
+    assert train["epoch_loss"][1] == [(0, np.float32(history["loss"]))]
+    validation = events(run / "logs" / "validation")
+    assert validation["epoch_loss"][1] == [(0, np.float32(history["val_loss"]))]
+    found = hparams(run / "logs")
+    assert (found["model"], found["dataset"], found["num_hidden"]) == ("nice", "digits", 1)
+    evaluation = events(run / "logs" / "evaluation")
+    for tag, value in (("bits_per_dim", metrics["bits_per_dim"]),
+                       ("sample_quality/fid", quality["fid"]),
+                       ("loss_terms/loss", metrics["loss_terms"]["loss"])):
+        assert evaluation[tag] == ("scalars", [(0, np.float32(value))]), tag
 
     # zoo compare: this run and a copy whose metrics.json is gone (evaluated anew).
     other = copy_run(run, tmp_path, "other")
@@ -582,6 +674,8 @@ def test_digits_run(tmp_path, capsys, data_dir):
                "--out", tmp_path / "compared") == 0
     captured = capsys.readouterr()
     assert f"evaluating {other} (no metrics.json)" in captured.err
+    assert f"zoo: compare: {other}: evaluate: sampling: 200/200 samples in " in captured.err
+    assert "zoo: compare: sample sheet: 2/2 runs in " in captured.err
     assert str(run) not in captured.err  # its metrics were current
     timing = ("sampling_seconds", "samples_per_second")
     same = {k: v for k, v in read(other / "metrics.json")["sample_quality"].items()

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import events
 from zoo import runs, training
 
 SETTINGS = dict(epochs=2, steps_per_epoch=3, batch_size=16, verbose=0)
@@ -77,3 +78,34 @@ def test_killed_run_resumes_bit_for_bit(name, tmp_path, data_dir):
     assert not np.array_equal(np.asarray(a.rng.state), [0, 0])
     assert without_seconds(runs.read_history(straight)) == \
         without_seconds(runs.read_history(killed))
+
+    # TensorBoard reads the killed run's logs whole: every epoch once, as if it had
+    # never stopped (the killed process's event files end at its last flush).
+    for folder in ("train", "validation"):
+        want = events(os.path.join(straight, "logs", folder))
+        got = events(os.path.join(killed, "logs", folder))
+        for tag in ("epoch_loss", "samples"):
+            if tag not in want:  # the validation run has no pictures
+                assert tag not in got
+                continue
+            assert [s for s, _ in got[tag][1]] == [0, 1]
+            for (_, x), (_, y) in zip(want[tag][1], got[tag][1]):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_validation_changes_no_bit_of_the_training(tmp_path, data_dir):
+    """A VAE's test step draws its posterior samples from the random stream; the
+    validation inside `fit` puts the stream back, so a run trains the same bits
+    whether it evaluates the test split every epoch or never."""
+    overrides = dict(latent_dim=2, filters=4, hidden_units=8)
+    models = []
+    for every in (0, 1):
+        out = str(tmp_path / f"every{every}")
+        training.train("vae", "digits", out, overrides=overrides, data_dir=data_dir,
+                       validate_every=every, **SETTINGS)
+        models.append(runs.load_checkpoint(out)[0])
+        validated = ["val_loss" in r for r in runs.read_history(out)]
+        assert validated == [bool(every)] * SETTINGS["epochs"]
+    a, b = models
+    for x, y in zip(state(a), state(b)):
+        np.testing.assert_array_equal(x, y)
