@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     "scikit-learn>=1.5",
     "pillow>=10",
+    "tqdm>=4.66",  # zoo.progress's bars (on stderr; Keras' Progbar writes to stdout)
 ]
 
 
