@@ -32,7 +32,8 @@ WORKER_TIMEOUT = 300
 
 # One worker: trains `model` on `dataset` into `out` under the strategy given, then
 # saves every weight of the trained model (in the model's order) to `weights`. Each
-# training step prints "BATCH n", the number of examples it took.
+# training step prints "BATCH n", the number of examples it took (no validation:
+# its test steps would print too).
 WORKER = r"""
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -50,7 +51,7 @@ GenerativeModel.unpack = counted
 result = training.train(job["model"], job["dataset"], job["out"], epochs=job["epochs"],
                         steps_per_epoch=job["steps"], batch_size=job["batch"],
                         overrides=job["overrides"], strategy=job["strategy"], verbose=0,
-                        resume=job.get("resume", False))
+                        resume=job.get("resume", False), validate_every=0)
 np.savez(job["weights"], *[np.asarray(w) for w in result.model.weights])
 print("RESULT " + json.dumps({"checkpoint": result.checkpoint, "epoch": result.epoch}),
       flush=True)

@@ -347,9 +347,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.probe = probe
         self.last = last  # the last good Checkpoint
         self.began = time.time()
+        self.validating = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.began = time.time()
+
+    # An epoch's "seconds" are its training's: the validation's time is left out.
+    def on_test_begin(self, logs=None):
+        self.validating = time.time()
+
+    def on_test_end(self, logs=None):
+        if self.validating is not None:
+            self.began += time.time() - self.validating
+            self.validating = None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.failure is not None:
