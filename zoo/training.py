@@ -53,6 +53,10 @@ SEED_RANGE = (0, INT32_MAX)
 # many values (examples x dimensions: digits 19,008, each 2-D density 20,000),
 # never on larger ones (Fashion-MNIST's 7,840,000) unless asked.
 VALIDATE_MAX_VALUES = 1_000_000
+# Validation batches hold at least this many values (at least the training batch):
+# the 10,000 test points of a 2-D density in one batch, digits in 1,024s; a test
+# step needs no gradients, and Keras' loop costs per batch.
+VALIDATION_BATCH_VALUES = 65_536
 # Settings that a resumed run keeps unless given again (the learning rate may change).
 FIXED_SETTINGS = ("batch_size", "steps_per_epoch", "jit_compile", "critic_learning_rate")
 DATA_PARAMETERS = ("data_shape", "num_levels")
@@ -846,8 +850,9 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
     every = validate_every(run)
     validation = {}
     if every:
-        test = datasets.load(run["dataset"], "test", training["batch_size"], shuffle=False,
-                             data_dir=data_dir,
+        batch = max(training["batch_size"],
+                    VALIDATION_BATCH_VALUES // int(np.prod(model.data_shape)))
+        test = datasets.load(run["dataset"], "test", batch, shuffle=False, data_dir=data_dir,
                              with_labels=bool(getattr(model, "num_classes", 0)))
         validation = {"validation_data": test.with_options(options), "validation_freq": every}
     lost = None
