@@ -846,6 +846,10 @@ def test_run_json_jit_compile_is_a_bool_or_auto(moons_run, tmp_path, capsys):
     (run / "run.json").write_text(json.dumps(settings))
     assert zoo("evaluate", run) == 2
     one_error_line(capsys, "training.jit_compile='fast'")
+    settings["training"].update(jit_compile="auto", validate_every=-1)
+    (run / "run.json").write_text(json.dumps(settings))
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 2) == 2
+    one_error_line(capsys, "training.validate_every=-1")
 
 
 def test_damaged_index_and_history_are_one_line(moons_run, tmp_path, capsys):
