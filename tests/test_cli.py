@@ -179,8 +179,11 @@ def test_validation_is_chosen_and_trains_nothing(moons_run, three_epochs, tmp_pa
     assert step == 0 and value == np.float32(validated["val_loss"])
 
     resumed = copy_run(moons_run, tmp_path, "unvalidated")
+    capsys.readouterr()
     assert zoo("train", "realnvp", "--out", resumed, "--resume", "--epochs", 2,
-               "--validate-every", 0, "--data-dir", data_dir) == 0
+               "--validate-every", 0, "--data-dir", data_dir, "--quiet") == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("run: ") and "Epoch" not in printed.out  # no Keras bar
     assert read(resumed / "run.json")["training"]["validate_every"] == 0
     second = read(resumed / "history.json")[1]
     assert "loss" in second and not [k for k in second if k.startswith("val_")]
