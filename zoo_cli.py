@@ -333,9 +333,9 @@ def build_parser():
                         "exports stay float32")
     p.add_argument("--validate-every", type=non_negative_int, metavar="N",
                    help="the test split's loss terms every N epochs, in history.json and "
-                        "TensorBoard's validation run (0: never; default: every epoch on "
-                        "datasets whose test split has at most 5000 examples, digits and "
-                        "the 2-D densities, never on larger ones)")
+                        "TensorBoard's validation run (0: never; default: every epoch where "
+                        "the test split holds at most 1,000,000 values, digits and the 2-D "
+                        "densities, never on larger ones such as fashion_mnist)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")
