@@ -97,6 +97,11 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
+    "ebm": [("moons", dict(hidden_units=8, num_hidden=1, buffer_size=16, num_steps=2,
+                           grid_points=16)),
+            ("digits", dict(filters=4, num_downsamplings=1, buffer_size=16, num_steps=2)),
+            ("moons", dict(hidden_units=8, num_hidden=1, num_steps=2, grid_points=16,
+                           short_run=True))],
 }
 
 
