@@ -102,6 +102,11 @@ TINY = {
             ("digits", dict(filters=4, num_downsamplings=1, buffer_size=16, num_steps=2)),
             ("moons", dict(hidden_units=8, num_hidden=1, num_steps=2, grid_points=16,
                            short_run=True))],
+    "jem": [("digits", dict(num_classes=10, filters=4, num_downsamplings=1, buffer_size=16,
+                            num_steps=2))],
+    "ncsn": [("digits", dict(filters=4, num_noise_levels=3, num_steps=2)),
+             ("moons", dict(hidden_units=8, num_hidden=1, num_noise_levels=3, num_steps=2,
+                            objective="sliced"))],
 }
 
 

@@ -642,6 +642,9 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
             metrics["sample_quality"] = sample_quality.evaluate_points(
                 model, real, num_samples, seed, options=options,
                 **datasets.point_measures(run["dataset"]))
+        if model.evaluation_labels:
+            data = datasets.load(run["dataset"], split, batch_size, shuffle=False,
+                                 data_dir=data_dir, with_labels=True)
         metrics.update(model.extra_metrics(data, settings, seed=seed, batch_size=batch_size,
                                            run_dir=run_dir))
     except NonFiniteMetricError as e:

@@ -157,12 +157,7 @@ class EnergyModel(GenerativeModel):
 
     def run_chains(self, start, seed, step_size, num_steps, noise, labels=None, keep=None):
         """Langevin chains from `start` (scaled data) under the model's energy."""
-        def chains(start, seed, step_size, num_steps, noise, labels, keep):
-            steps = tf.fill(tf.reshape(tf.cast(num_steps, tf.int32), [1]),
-                            tf.cast(step_size, tf.float32))
-            return langevin.langevin(self.score_function(labels), start, steps, seed, noise,
-                                     self.bounds, keep)
-
+        chains = self.langevin_chains
         if not tf.executing_eagerly():
             return chains(start, seed, step_size, num_steps, noise, labels, keep)
         # Eagerly, one compiled function per model (traced once per input structure).
@@ -171,6 +166,14 @@ class EnergyModel(GenerativeModel):
         return self._xla.functions["chains"](
             start, tf.convert_to_tensor(seed), tf.constant(step_size, tf.float32),
             tf.constant(num_steps, tf.int32), tf.constant(noise, tf.float32), labels, keep)
+
+    def langevin_chains(self, start, seed, step_size, num_steps, noise, labels, keep):
+        """`num_steps` steps of :func:`~zoo.energy.langevin.langevin` on the
+        energy's score (traced: :meth:`run_chains` compiles it)."""
+        steps = tf.fill(tf.reshape(tf.cast(num_steps, tf.int32), [1]),
+                        tf.cast(step_size, tf.float32))
+        return langevin.langevin(self.score_function(labels), start, steps, seed, noise,
+                                 self.bounds, keep)
 
     def samples_labels(self, n, seed, label):
         """The classes of `n` samples of a conditional model (None otherwise)."""
@@ -249,17 +252,21 @@ class EnergyModel(GenerativeModel):
         normaliser with its quadrature error; on images, that it is intractable."""
         options = {**{k: o.default for k, o in self.sample_options.items()},
                    **settings.get("sample_options", {})}
-        metrics = {"langevin_steps_per_sample": int(options["num_steps"])}
-        if self.data_kind == "points":
+        metrics = {"langevin_steps_per_sample": self.langevin_steps(options)}
+        if self.likelihood == "exact":
             fine = float(self.log_normalizer())
             coarse = float(self.log_normalizer(self.grid_points // 2))
             metrics["grid_normalizer"] = {
                 "grid": self.grid_description, "log_normalizer": fine,
                 "log_normalizer_half_resolution": coarse,
                 "quadrature_error_nats": abs(fine - coarse)}
-        else:
+        elif self.data_kind == "images":
             metrics["normalizer"] = INTRACTABLE
         return metrics
+
+    def langevin_steps(self, options):
+        """Langevin steps per sample with the sampler `options`."""
+        return int(options["num_steps"])
 
 
 class ContrastiveDivergence(EnergyModel):

@@ -143,9 +143,8 @@ class NoiseConditionalScoreNetwork(keras.layers.Layer):
 
     def call(self, x, sigma):
         """The score at the batch `x` for the noise levels `sigma` ((batch,) or a scalar)."""
-        sigma = tf.cast(sigma, x.dtype) * tf.ones_like(x[:, :1] if not self.images
-                                                       else x[:, 0, 0, :1])
-        sigma = tf.reshape(sigma, [-1, 1])
+        sigma = tf.reshape(tf.cast(sigma, x.dtype), [-1, 1]) * tf.ones_like(
+            x[:, :1] if not self.images else x[:, 0, 0, :1])
         level = tf.math.log(sigma)
         if not self.images:
             h = x
