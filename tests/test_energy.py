@@ -243,3 +243,77 @@ def test_non_finite_energies_stop_training_and_keep_the_last_good_buffer(
     kept, _, _ = runs.load_checkpoint(out)
     np.testing.assert_array_equal(kept.buffer.numpy(), buffer)
     assert np.isfinite(buffer).all()
+
+
+# ------------------------------------------------------------ JEM, NCSN, completion
+TINY_JEM = dict(filters=4, num_downsamplings=1, buffer_size=16, num_steps=2)
+
+
+def test_expected_calibration_error():
+    from zoo.energy.jem import expected_calibration_error
+
+    # Confidence 0.8 in every example, right in 4 of 5: calibrated.
+    p = np.tile([[0.8, 0.2]], (5, 1))
+    assert expected_calibration_error(p, np.array([0, 0, 0, 0, 1])) == pytest.approx(0.0)
+    # Confidence 0.9, right in 1 of 2: |0.5 - 0.9|.
+    p = np.array([[0.9, 0.1], [0.1, 0.9]])
+    assert expected_calibration_error(p, np.array([0, 0])) == pytest.approx(0.4)
+
+
+def test_jem_classifies_and_reports_accuracy_calibration_and_energies(tmp_path):
+    model = zoo.get("jem", dataset="digits", **TINY_JEM)
+    x = np.random.default_rng(0).integers(0, 17, (6, 8, 8, 1)).astype(np.float32)
+    out = model.classify(x)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(out["label"], out["probabilities"].numpy().argmax(1))
+    # E(x) = -logsumexp f(x), E(x, y) = -f(x)[y]
+    scaled = model.to_model(tf.constant(x))
+    logits = model.logits(scaled).numpy()
+    np.testing.assert_allclose(model.energy(scaled).numpy(),
+                               -np.log(np.exp(logits).sum(1)), rtol=1e-5)
+    np.testing.assert_allclose(model.energy(scaled, labels=tf.constant([2] * 6)).numpy(),
+                               -logits[:, 2], rtol=1e-6)
+    labels = out["label"].numpy()
+    data = tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)
+    metrics = model.extra_metrics(data, model.evaluation_defaults(), run_dir=tmp_path)
+    assert metrics["classifier"]["test_accuracy"] == 1.0  # its own predictions
+    assert metrics["classifier"]["num_examples"] == 6
+    assert 0.0 <= metrics["classifier"]["expected_calibration_error"] <= 1.0
+    assert (tmp_path / metrics["pictures"][0]).stat().st_size > 0
+    with pytest.raises(ValueError, match="JEM: a classifier needs num_classes >= 2"):
+        zoo.get("jem", dataset="digits", num_classes=1)
+    samples = model.sample(3, seed=1, label=4)
+    assert samples.shape == (3, 8, 8, 1)
+
+
+def test_ncsn_ladder_errors_and_steps_per_sample():
+    with pytest.raises(ValueError, match="noise levels that decrease strictly"):
+        zoo.get("ncsn", dataset="digits", sigmas=[0.1, 0.5, 1.0])
+    with pytest.raises(ValueError, match="expected a decreasing ladder"):
+        zoo.get("ncsn", dataset="digits", sigma_max=0.01, sigma_min=1.0)
+    with pytest.raises(ValueError, match="expected objective one of"):
+        zoo.get("ncsn", dataset="digits", objective="exact")
+    model = zoo.get("ncsn", dataset="moons", hidden_units=8, num_hidden=1, sigmas=[1.0, 0.1],
+                    num_steps=3)
+    assert model.extra_metrics(None, {})["langevin_steps_per_sample"] == 6
+    assert model.likelihood == "none"
+    with pytest.raises(ValueError, match="expected step_size > 0"):
+        model.sample(2, seed=0, step_size=0.0)
+
+
+def test_completion_clamps_the_kept_values_during_langevin():
+    model = zoo.get("ebm", dataset="digits", filters=4, num_downsamplings=1, buffer_size=8,
+                    num_steps=5)
+    x = np.random.default_rng(1).integers(0, 17, (2, 8, 8, 1)).astype(np.float32)
+    mask = np.zeros_like(x)
+    mask[:, :4] = 1
+    a = model.complete(x, mask, seed=1).numpy()
+    np.testing.assert_array_equal(a[:, :4], x[:, :4])
+    b = model.complete(x, mask, seed=2).numpy()
+    assert not np.array_equal(a[:, 4:], b[:, 4:])
+    # The chain itself holds the kept values (not only the base's final tf.where):
+    # with the mask all ones, the chains' ends are the data.
+    kept = model.to_model(tf.constant(x))
+    ends = model.run_chains(kept, tf.constant([1, 1]), 2.0, 5, 0.005,
+                            keep=(tf.ones_like(kept), kept))
+    np.testing.assert_array_equal(ends.numpy(), kept.numpy())
