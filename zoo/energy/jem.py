@@ -76,6 +76,10 @@ class JEM(ContrastiveDivergence):
             activation=activation, spectral_norm=self.spectral_norm, name="classifier_network")
         self.build_model()
 
+    @classmethod
+    def likelihood_kinds(cls):
+        return ("none",)  # images only
+
     def logits(self, x, training=False):
         """f(x) on scaled images."""
         return self.classifier_network(x, training=training)
