@@ -317,3 +317,16 @@ def test_completion_clamps_the_kept_values_during_langevin():
     ends = model.run_chains(kept, tf.constant([1, 1]), 2.0, 5, 0.005,
                             keep=(tf.ones_like(kept), kept))
     np.testing.assert_array_equal(ends.numpy(), kept.numpy())
+
+
+def test_evaluating_a_run_whose_grid_misses_the_test_points_is_one_clear_error(
+        tmp_path, data_dir):
+    """The NLL's graph assertion becomes a RunError (`zoo: error:`, exit 2) naming
+    the grid, not an unexpected error; no metrics.json is written."""
+    out = str(tmp_path / "narrow")
+    training.train("ebm", "moons", out, epochs=1, steps_per_epoch=1, batch_size=16, verbose=0,
+                   overrides=dict(TINY_EBM, grid_limit=1.0), data_dir=data_dir)
+    with pytest.raises(runs.RunError, match=r"expected points inside the normaliser's grid "
+                                            r"\[-1, 1\]\^2"):
+        runs.evaluate_run(out, data_dir=data_dir, num_samples=50)
+    assert not os.path.exists(os.path.join(out, "metrics.json"))

@@ -37,6 +37,7 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from zoo import registry
 
@@ -651,6 +652,13 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
         raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
     except (ValueError, feature_networks.FeatureError) as e:
         raise RunError(f"{run_dir}: {e}") from None
+    except tf.errors.InvalidArgumentError as e:
+        # A model's input check, failed inside a traced function (data the model
+        # does not take: points outside an energy model's grid): its message.
+        found = re.search(r"assertion failed: \[(.*)\]$", e.message, re.M)
+        if found is None:
+            raise
+        raise RunError(f"{run_dir}: {found.group(1)}".replace("\\'", "'")) from None
     path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
     return path, metrics
 
