@@ -136,7 +136,7 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
               # the energy models' options, whose pieces test_energy.py checks
-              "ebm-moons-short_run", "ncsn-moons-sliced"}
+              "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

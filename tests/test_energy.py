@@ -225,13 +225,24 @@ def test_killed_run_resumes_bit_for_bit_with_the_buffer(tmp_path, data_dir):
         without_seconds(runs.read_history(killed))
 
 
-def test_non_finite_energies_stop_training_and_keep_the_last_good_buffer(
+def test_a_grid_that_misses_the_test_points_and_non_finite_energies_are_clear_errors(
         tmp_path, data_dir, monkeypatch):
+    """One tiny run (its grid, [-1, 1]^2, misses most test points). `zoo evaluate`:
+    the NLL's graph assertion is a RunError naming the grid (`zoo: error:`, exit 2),
+    not an unexpected error, and no metrics.json is written. Resumed with NaN
+    energies, training stops like every NaN: the last good checkpoint and its
+    buffer are kept."""
     from zoo.energy.ebm import EBM
 
     out = str(tmp_path / "run")
     settings = dict(steps_per_epoch=2, batch_size=16, verbose=0, data_dir=data_dir)
-    training.train("ebm", "moons", out, epochs=1, overrides=dict(TINY_EBM), **settings)
+    training.train("ebm", "moons", out, epochs=1, overrides=dict(TINY_EBM, grid_limit=1.0),
+                   **settings)
+    with pytest.raises(runs.RunError, match=r"expected points inside the normaliser's grid "
+                                            r"\[-1, 1\]\^2"):
+        runs.evaluate_run(out, data_dir=data_dir, num_samples=50)
+    assert not os.path.exists(os.path.join(out, "metrics.json"))
+
     good, _, _ = runs.load_checkpoint(out)
     buffer = good.buffer.numpy()
     original = EBM.energy
@@ -318,15 +329,3 @@ def test_completion_clamps_the_kept_values_during_langevin():
                             keep=(tf.ones_like(kept), kept))
     np.testing.assert_array_equal(ends.numpy(), kept.numpy())
 
-
-def test_evaluating_a_run_whose_grid_misses_the_test_points_is_one_clear_error(
-        tmp_path, data_dir):
-    """The NLL's graph assertion becomes a RunError (`zoo: error:`, exit 2) naming
-    the grid, not an unexpected error; no metrics.json is written."""
-    out = str(tmp_path / "narrow")
-    training.train("ebm", "moons", out, epochs=1, steps_per_epoch=1, batch_size=16, verbose=0,
-                   overrides=dict(TINY_EBM, grid_limit=1.0), data_dir=data_dir)
-    with pytest.raises(runs.RunError, match=r"expected points inside the normaliser's grid "
-                                            r"\[-1, 1\]\^2"):
-        runs.evaluate_run(out, data_dir=data_dir, num_samples=50)
-    assert not os.path.exists(os.path.join(out, "metrics.json"))
