@@ -2,7 +2,6 @@
 example, Langevin sampling in one compiled loop, a replay buffer of chains kept
 as a weight, and on 2-D points a normaliser computed on a grid."""
 
-import math
 
 import keras
 import numpy as np

@@ -1,7 +1,6 @@
 """An energy-based model trained by contrastive divergence on Langevin samples."""
 
 import keras
-import tensorflow as tf
 
 from zoo.datasets.toy import for_each_density
 from zoo.energy.base import TOY_TRAINING, ContrastiveDivergence
