@@ -101,6 +101,16 @@ TINY = {
     "gated_pixelcnn": [("digits", dict(filters=4, num_layers=2, output_units=4, num_classes=10)),
                        ("digits", dict(filters=4, num_layers=2, output_units=4))],
     "pixelcnn_pp": [("digits", dict(filters=4, num_resnet=1, num_scales=2, num_components=2))],
+    "ebm": [("moons", dict(hidden_units=8, num_hidden=1, buffer_size=16, num_steps=2,
+                           grid_points=16)),
+            ("digits", dict(filters=4, num_downsamplings=1, buffer_size=16, num_steps=2)),
+            ("moons", dict(hidden_units=8, num_hidden=1, num_steps=2, grid_points=16,
+                           short_run=True))],
+    "jem": [("digits", dict(num_classes=10, filters=4, num_downsamplings=1, buffer_size=16,
+                            num_steps=2))],
+    "ncsn": [("digits", dict(filters=4, num_noise_levels=3, num_steps=2)),
+             ("moons", dict(hidden_units=8, num_hidden=1, num_noise_levels=3, num_steps=2,
+                            objective="sliced"))],
 }
 
 
@@ -130,7 +140,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
               # the unconditional gated PixelCNN, whose network test_autoregressive.py checks
-              "gated_pixelcnn-digits"}
+              "gated_pixelcnn-digits",
+              # the energy models' options, whose pieces test_energy.py checks
+              "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

@@ -29,7 +29,9 @@ FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced
             "realnvp-moons", "maf-moons", "planar-moons", "radial-moons",
             # PixelCNN++, whose step (two streams of shifted convolutions down and up)
             # takes long to trace; PixelCNN and the gated one fit by default
-            "pixelcnn_pp-digits"}
+            "pixelcnn_pp-digits",
+            # trained on moons by test_energy.py
+            "ebm-moons"}
 
 
 @pytest.mark.parametrize("case", [

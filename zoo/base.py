@@ -137,6 +137,9 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
     conditional = False
     # The networks (``self.<name>_network``) whose weights ``ema_decay`` averages.
     averaged_networks = ()
+    # Whether ``extra_metrics`` takes ``(x, label)`` batches (a classifier's
+    # accuracy) rather than ``x``.
+    evaluation_labels = False
 
     def __init__(self, data_shape, num_levels=None, precision="float32", num_classes=0,
                  ema_decay=0.0, **kwargs):
@@ -232,7 +235,8 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
         measured on the batched `data` with the `settings` of
         :meth:`evaluation_defaults` (overridden by ``zoo evaluate``'s flags); a
         family that draws pictures writes them under ``run_dir/evaluation/`` and
-        lists them under ``pictures``. None here."""
+        lists them under ``pictures``. The batches are ``(x, label)`` for a model
+        whose ``evaluation_labels`` is set. None here."""
         return {}
 
     def build_weights(self):

@@ -244,3 +244,42 @@ def side_by_side(panels, path, background=(255, 255, 255)):
         sheet.paste(image, (left, TITLE_HEIGHT + PADDING))
         left += image.width + PADDING
     return _save(sheet, path)
+
+
+def histograms(groups, path, bins=40, size=(400, 240)):
+    """Writes one PNG of overlaid histograms (each normalised to its own count),
+    one colour per group, the legend and the range of values in the corner.
+
+    Args:
+        groups: ``(label, values)`` pairs (finite values; at most 4 groups).
+        path: the PNG file to write (folders are created).
+    Returns:
+        `path`.
+    """
+    colours = [SAMPLE_COLOUR, (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+    if not 1 <= len(groups) <= len(colours):
+        raise ValueError(f"histograms: expected 1 to {len(colours)} groups, got {len(groups)}")
+    arrays = [np.asarray(v, np.float64).ravel() for _, v in groups]
+    if any(a.size == 0 or not np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("histograms: expected non-empty groups of finite values")
+    low = min(a.min() for a in arrays)
+    high = max(a.max() for a in arrays)
+    high = high if high > low else low + 1.0
+    edges = np.linspace(low, high, bins + 1)
+    counts = [np.histogram(a, edges)[0] / a.size for a in arrays]
+    top = max(c.max() for c in counts)
+    width, height = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    plot_top, plot_bottom = 14 * len(groups) + 4, height - 14
+    for colour, c in zip(colours, counts):
+        for i, value in enumerate(c):
+            x0 = int(i * width / bins)
+            x1 = int((i + 1) * width / bins) - 1
+            y = plot_bottom - int((plot_bottom - plot_top) * value / top)
+            draw.rectangle([x0, y, x1, plot_bottom], outline=colour)
+    for k, ((label, _), colour) in enumerate(zip(groups, colours)):
+        draw.text((4, 2 + 14 * k), str(label), fill=colour)
+    draw.text((4, height - 12), f"{low:.3g}", fill=(0, 0, 0))
+    draw.text((width - 60, height - 12), f"{high:.3g}", fill=(0, 0, 0))
+    return _save(image, path)

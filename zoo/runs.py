@@ -37,6 +37,7 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from zoo import registry
 
@@ -674,12 +675,22 @@ def _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples, featu
             metrics["sample_quality"] = sample_quality.evaluate_points(
                 model, real, num_samples, seed, options=options,
                 **datasets.point_measures(run["dataset"]))
+        if model.evaluation_labels:
+            data = datasets.load(run["dataset"], split, batch_size, shuffle=False,
+                                 data_dir=data_dir, with_labels=True)
         metrics.update(model.extra_metrics(data, settings, seed=seed, batch_size=batch_size,
                                            run_dir=run_dir))
     except NonFiniteMetricError as e:
         raise NonFiniteError(f"{e}; metrics.json is unchanged") from None
     except (ValueError, feature_networks.FeatureError) as e:
         raise RunError(f"{run_dir}: {e}") from None
+    except tf.errors.InvalidArgumentError as e:
+        # A model's input check, failed inside a traced function (data the model
+        # does not take: points outside an energy model's grid): its message.
+        found = re.search(r"assertion failed: \[(.*)\]$", e.message, re.M)
+        if found is None:
+            raise
+        raise RunError(f"{run_dir}: {found.group(1)}".replace("\\'", "'")) from None
     path = write_json(os.path.join(os.fspath(run_dir), METRICS_FILE), metrics)
     write_evaluation_summaries(run_dir, metrics)
     return path, metrics

@@ -1,0 +1,1 @@
+"""Energy-based models: contrastive divergence with Langevin samples (EBM), JEM, NCSN."""
