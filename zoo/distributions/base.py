@@ -64,6 +64,11 @@ class ObservationModel:
         """Integer levels (float32) drawn from p(x | params) with a stateless `seed`."""
         raise NotImplementedError
 
+    def temper(self, params, temperature):
+        """`params` of a distribution sharpened (`temperature` < 1) or flattened
+        (> 1) for sampling; the same at 1."""
+        raise NotImplementedError(f"{type(self).__name__} has no sampling temperature")
+
     def split(self, params):
         """`params` cut into its ``params_per_channel`` parts on the last axis."""
         if self.params_per_channel == 1:

@@ -32,6 +32,10 @@ class Categorical(ObservationModel):
         probs = tf.nn.softmax(self.logits(params), axis=-1)
         return tf.reduce_sum(probs * tf.range(self.num_levels, dtype=probs.dtype), axis=-1)
 
+    def temper(self, params, temperature):
+        """The logits divided by `temperature`."""
+        return params / temperature
+
     def sample(self, params, seed):
         """A level per value (Gumbel-max)."""
         logits = self.logits(params)

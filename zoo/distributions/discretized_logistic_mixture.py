@@ -54,6 +54,14 @@ class DiscretizedLogisticMixture(ObservationModel):
         loc = tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * loc, axis=-1)
         return tf.clip_by_value((loc + 1.0) * self.top / 2.0, 0.0, self.top)
 
+    def temper(self, params, temperature):
+        """The mixture logits divided by `temperature`, the scales multiplied by it."""
+        parts = self.split(params)
+        k = self.num_components
+        return tf.concat([p / temperature for p in parts[:k]] + list(parts[k:2 * k])
+                         + [p + tf.math.log(tf.cast(temperature, p.dtype)) for p in parts[2 * k:]],
+                         axis=-1)
+
     def sample(self, params, seed):
         """A component per value (Gumbel-max), then a level from it."""
         logits, loc, log_scale = self.components(params)
