@@ -97,6 +97,8 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
+    "transformer": [("digits", dict(width=8, num_layers=1, num_heads=2)),  # Image GPT
+                    ("fortunes", dict(width=8, num_layers=1, num_heads=2))],
 }
 
 
@@ -375,7 +377,8 @@ def test_bad_inputs_give_clear_errors(case):
     with pytest.raises(ValueError, match="expected finite values"):
         fn(nan)
     if model.num_levels is not None and kind == "data":
-        with pytest.raises(ValueError, match="expected raw pixel values"):
+        what = "symbols" if model.data_kind == "sequences" else "raw pixel values"
+        with pytest.raises(ValueError, match=f"expected {what}"):
             fn(good + 10 * model.num_levels)
     for n in (0, -1, None, 2.5, True, tf.constant(-1), tf.constant(0)):
         with pytest.raises(ValueError, match="expected n >= 1"):
