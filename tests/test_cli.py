@@ -960,7 +960,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
     code = ("import sys, zoo_cli\n"
             "assert zoo_cli.main(['--help']) == 0\n"
             "assert zoo_cli.main(['train', 'realnvp', '--seed', '-1']) == 2\n"
-            "assert zoo_cli.main(['sample', 'r', '--out', 'x.txt']) == 2\n"
+            "assert zoo_cli.main(['sample', 'r', '--out', 'x.gif']) == 2\n"
             "print(sorted(m for m in ('tensorflow', 'keras', 'zoo') if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)

@@ -88,3 +88,135 @@ def test_tiny_shakespeare_through_tfds(tmp_path):
             assert bytes(values.astype(np.uint8).ravel()) == text[split][:n * 128]
     info = zoo.datasets.info("tiny_shakespeare")
     assert info.kind == "text" and info.num_levels == 256 and info.shape == (128,)
+
+
+# ------------------------------------------------------------------ the models
+# Tiny sequence models of fortunes' shape (128 bytes): (name, overrides).
+MODELS = [("transformer", dict(width=8, num_layers=1, num_heads=2))]
+
+
+def tiny(name, overrides, length=128):
+    """A tiny model of byte sequences of `length`, its weights perturbed."""
+    model = zoo.registry.entry(name).cls(data_shape=(length,), num_levels=256, **overrides)
+    perturb_weights(model)
+    return model
+
+
+def perturb_weights(model, seed=0):
+    """Every weight moved a little (zero-initialised ones matter too)."""
+    rng = np.random.default_rng(seed)
+    for v in model.trainable_weights:
+        v.assign(v.numpy() + 0.1 * rng.standard_normal(v.shape).astype("float32"))
+
+
+def text(n=3, length=128, seed=0):
+    return np.random.default_rng(seed).integers(32, 127, (n, length)).astype("float32")
+
+
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_causality(name, overrides):
+    """Changing symbol j changes no conditional before j, and changes j's successors'."""
+    model = tiny(name, overrides, 32)
+    x = text(2, 32)
+    base = model.conditional_log_probs(x).numpy()
+    assert base.shape == (2, 32)
+    np.testing.assert_allclose(base.sum(1), -model.nll(x).numpy(), rtol=1e-5)
+    for j in (0, 5, 20, 31):
+        changed = x.copy()
+        changed[:, j] = (changed[:, j] + 17) % 256
+        after = model.conditional_log_probs(changed).numpy()
+        np.testing.assert_array_equal(after[:, :j], base[:, :j])
+        assert np.all(after[:, j] != base[:, j])  # its own probability
+        if j < 31:
+            assert np.any(after[:, j + 1:] != base[:, j + 1:])
+
+
+def naive_samples(model, n, seed, temperature=1.0):
+    """Sampling as a plain Python loop: the whole network on the partial sequence,
+    then dimension i drawn from its conditional with the seed fold_in(seed, i)."""
+    seed = model.stateless_seed(seed)
+    x = np.zeros((n,) + model.data_shape, np.float32)
+    flat = x.reshape(n, -1)
+    for i in range(model.event_size):
+        params = model.ordered_params(model.params(tf.constant(x)))[:, i]
+        params = model.observation_model.temper(params, temperature)
+        flat[:, i] = model.observation_model.sample(
+            params, tf.random.experimental.stateless_fold_in(seed, i))[:, 0].numpy()
+    return x
+
+
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_compiled_sampler_equals_a_naive_loop(name, overrides):
+    model = tiny(name, overrides, 24)
+    for temperature in (1.0, 0.7):
+        compiled = model.sample(3, seed=4, temperature=temperature).numpy()
+        np.testing.assert_array_equal(compiled, naive_samples(model, 3, 4, temperature))
+
+
+def test_kv_cached_sampler_equals_the_uncached_one():
+    model = tiny(*MODELS[0], 32)
+    uncached = tiny(*MODELS[0], 32)
+    uncached.set_weights(model.get_weights())
+    uncached.kv_cache = False
+    cached = model.sample(4, seed=9).numpy()
+    np.testing.assert_array_equal(cached, uncached.sample(4, seed=9).numpy())
+    x, mask = text(2, 32), np.zeros((2, 32), np.float32)
+    mask[:, :20] = 1.0
+    np.testing.assert_array_equal(model.complete(x, mask, seed=3).numpy(),
+                                  uncached.complete(x, mask, seed=3).numpy())
+
+
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_completion_keeps_the_prompt_bit_for_bit(name, overrides):
+    model = tiny(name, overrides, 64)
+    x = text(3, 64)
+    mask = np.zeros_like(x)
+    mask[:, :40] = 1.0
+    a = model.complete(x, mask, seed=1).numpy()
+    np.testing.assert_array_equal(a[:, :40], x[:, :40])
+    assert not np.array_equal(a[:, 40:], x[:, 40:])
+    assert np.all((a == np.round(a)) & (a >= 0) & (a < 256))
+    b = model.complete(x, mask, seed=2).numpy()
+    np.testing.assert_array_equal(b[:, :40], x[:, :40])
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_bad_sequences_give_clear_errors(name, overrides):
+    """Longer than the context, symbols outside the vocabulary or not integers:
+    clear errors in Python (and inside the exported signatures, below)."""
+    model = tiny(name, overrides)
+    long, outside, fraction = text(2, 129), text(2), text(2) + 0.5
+    outside[0, 3] = 256
+    for method in (model.nll, model.conditional_log_probs, model.log_prob):
+        with pytest.raises(ValueError, match=r"expected shape \(batch,\) \+ \(128,\), "
+                                             r"got \(2, 129\)"):
+            method(long)
+        with pytest.raises(ValueError, match=r"expected symbols in \[0, 255\], got"):
+            method(outside)
+        with pytest.raises(ValueError, match="expected integer symbols"):
+            method(fraction)
+    with pytest.raises(ValueError, match=r"expected shape \(batch,\) \+ \(128,\)"):
+        model.complete(long, np.ones_like(long), seed=0)
+
+
+@pytest.mark.slow  # an export: 40 s on 2 cores
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_bad_sequences_in_exported_signatures(name, overrides, tmp_path):
+    model = tiny(name, overrides)
+    long, outside = text(2, 129), text(2)
+    outside[0, 3] = 256
+    path = zoo.savedmodels.export(model, str(tmp_path / "export"))
+    loaded = tf.saved_model.load(path)
+    for sig in ("log_prob", "conditional_log_probs"):
+        fn = loaded.signatures[sig]
+        with pytest.raises(Exception, match=r"expected symbols in \[0, 255\]"):
+            fn(x=tf.constant(outside))
+        with pytest.raises(Exception, match=r"expected .*shape"):
+            fn(x=tf.constant(long))
+    complete = loaded.signatures["complete"]
+    with pytest.raises(Exception, match=r"expected symbols in \[0, 255\]"):
+        complete(x=tf.constant(outside), mask=tf.ones_like(outside), seed=tf.constant(0),
+                 temperature=tf.constant(1.0))
+    np.testing.assert_allclose(loaded.signatures["log_prob"](x=tf.constant(text(2)))["log_prob"],
+                               model.log_prob(text(2)), rtol=1e-5)

@@ -101,10 +101,11 @@ def check_batch(x, prefix, event_shape, value_range=(-np.inf, np.inf), what="x",
                   f"{prefix}: expected {what} in [{low:g}, {high:g}]",
                   got=lambda a: f"[{a.min()}, {a.max()}]")
     if integers:
+        levels = "symbols" if what == "symbols" else "pixel levels"
         x = check(x, lambda a: np.array_equal(a, np.round(a)),
                   lambda t: tf.reduce_all(tf.equal(t, tf.round(t))),
-                  f"{prefix}: expected integer pixel levels",
-                  eager_message=f"{prefix}: expected integer pixel levels (the model is of "
+                  f"{prefix}: expected integer {levels}",
+                  eager_message=f"{prefix}: expected integer {levels} (the model is of "
                                 "the discrete data)",
                   got=lambda a: "non-integer values")
     return x
