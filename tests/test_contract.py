@@ -99,6 +99,10 @@ TINY = {
                                           "hidden_units": 8}}))],
     "transformer": [("digits", dict(width=8, num_layers=1, num_heads=2)),  # Image GPT
                     ("fortunes", dict(width=8, num_layers=1, num_heads=2))],
+    "wavenet": [("digits", dict(residual_channels=4, skip_channels=8, num_layers=2,
+                                num_stacks=1)),
+                ("fortunes", dict(residual_channels=4, skip_channels=8, num_layers=2,
+                                  num_stacks=1))],
 }
 
 
@@ -128,7 +132,7 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
               # text, whose pieces test_sequences.py checks
-              "transformer-fortunes"}
+              "transformer-fortunes", "wavenet-fortunes"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

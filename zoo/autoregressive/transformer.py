@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from zoo.autoregressive.base import AutoregressiveModel
+from zoo.autoregressive.logits import unordered_params
 from zoo.nn.causal_attention import TransformerDecoder
 from zoo.registry import register
 
@@ -68,17 +69,7 @@ class Transformer(AutoregressiveModel):
         self.build_model()
 
     def params(self, x, labels=None, training=False):
-        return self.unordered_params(self.decoder_network(self.ordered(x)))
-
-    def unordered_params(self, logits):
-        """Logits (B, D, L) in the model's order -> :meth:`params`' layout
-        (``(B,) + site_shape + (L * channels,)``, L blocks of ``channels``)."""
-        batch = tf.shape(logits)[0]
-        sites = self.event_size // self.channels
-        blocks = tf.reshape(logits, tf.stack([batch, sites, self.channels, self.num_levels]))
-        return tf.reshape(tf.transpose(blocks, [0, 1, 3, 2]),
-                          tf.concat([[batch], self.site_shape,
-                                     [self.num_levels * self.channels]], 0))
+        return unordered_params(self, self.decoder_network(self.ordered(x)))
 
     def sampling_state(self, n, labels=None):
         """Every block's key/value cache, empty."""
