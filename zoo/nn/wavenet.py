@@ -17,32 +17,38 @@ class GatedResidualBlock(keras.layers.Layer):
     Args:
         dilation: the dilation of the causal convolution.
         skip_channels: the width of the skip output.
+        residual: whether it has the residual output (the last block of a
+            network, whose residual output nothing reads, has none).
     """
 
-    def __init__(self, dilation, skip_channels, **kwargs):
+    def __init__(self, dilation, skip_channels, residual=True, **kwargs):
         super().__init__(**kwargs)
         self.dilation, self.skip_channels = int(dilation), int(skip_channels)
+        self.has_residual = bool(residual)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         self.dilated = keras.layers.Conv1D(2 * channels, 2, padding="causal",
                                            dilation_rate=self.dilation, name="dilated")
-        self.residual = keras.layers.Conv1D(channels, 1, name="residual")
+        self.residual = keras.layers.Conv1D(channels, 1, name="residual") \
+            if self.has_residual else None
         self.skip = keras.layers.Conv1D(self.skip_channels, 1, name="skip")
         self.dilated.build(input_shape)
-        self.residual.build(tuple(input_shape[:-1]) + (channels,))
+        if self.residual is not None:
+            self.residual.build(tuple(input_shape[:-1]) + (channels,))
         self.skip.build(tuple(input_shape[:-1]) + (channels,))
 
     def call(self, x):
         """(B, T, C) -> (residual output (B, T, C), skip (B, T, skip_channels)); the
-        outputs at t depend on the inputs at t and before."""
+        outputs at t depend on the inputs at t and before (without a residual
+        output: `x` as it is)."""
         filters, gates = tf.split(self.dilated(x), 2, axis=-1)
         z = tf.tanh(filters) * tf.sigmoid(gates)
-        return x + self.residual(z), self.skip(z)
+        return (x + self.residual(z) if self.residual is not None else x), self.skip(z)
 
     def get_config(self):
         return {**super().get_config(), "dilation": self.dilation,
-                "skip_channels": self.skip_channels}
+                "skip_channels": self.skip_channels, "residual": self.has_residual}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -73,7 +79,9 @@ class WaveNetNetwork(keras.layers.Layer):
         self.num_layers, self.num_stacks = int(num_layers), int(num_stacks)
         self.causal = keras.layers.Conv1D(self.residual_channels, 2, padding="causal",
                                           name="causal")
-        self.blocks = [GatedResidualBlock(2 ** k, self.skip_channels, name=f"block_{s}_{k}")
+        last = (self.num_stacks - 1, self.num_layers - 1)
+        self.blocks = [GatedResidualBlock(2 ** k, self.skip_channels, residual=(s, k) != last,
+                                          name=f"block_{s}_{k}")
                        for s in range(self.num_stacks) for k in range(self.num_layers)]
         self.hidden = keras.layers.Conv1D(self.skip_channels, 1, name="hidden")
         self.logits = keras.layers.Conv1D(self.num_symbols, 1, name="logits")
