@@ -96,9 +96,10 @@ MODELS = [("transformer", dict(width=8, num_layers=1, num_heads=2)),
           ("wavenet", dict(residual_channels=4, skip_channels=8, num_layers=3, num_stacks=2))]
 
 
-def tiny(name, overrides, length=128):
+def tiny(name, overrides, length=128, num_levels=256):
     """A tiny model of byte sequences of `length`, its weights perturbed."""
-    model = zoo.registry.entry(name).cls(data_shape=(length,), num_levels=256, **overrides)
+    model = zoo.registry.entry(name).cls(data_shape=(length,), num_levels=num_levels,
+                                         **overrides)
     perturb_weights(model)
     return model
 
@@ -220,3 +221,93 @@ def test_bad_sequences_in_exported_signatures(name, overrides, tmp_path):
                  temperature=tf.constant(1.0))
     np.testing.assert_allclose(loaded.signatures["log_prob"](x=tf.constant(text(2)))["log_prob"],
                                model.log_prob(text(2)), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the command
+# A tiny run trained and sampled by the command: slow (about 40 s on 2 idle cores).
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """A one-epoch run (2 steps) of a tiny transformer on made-up fortune files."""
+    import zoo_cli
+
+    root = tmp_path_factory.mktemp("text")
+    english = {"art": b"Hello, world. " * 60, "zippy": b"Are we having fun yet? " * 40}
+    folder = root / "games"
+    fortune_folder(folder, HELD_OUT)
+    for name, content in english.items():
+        (folder / name).write_bytes(content)
+    before = os.environ.get("ZOO_FORTUNES_DIR")
+    os.environ["ZOO_FORTUNES_DIR"] = str(folder)
+    try:
+        run = root / "run"
+        assert zoo_cli.main(["train", "transformer", "--dataset", "fortunes", "--set", "width=8",
+                             "--set", "num_layers=1", "--set", "num_heads=2", "--epochs", "1",
+                             "--steps-per-epoch", "2", "--batch-size", "8", "--out", str(run),
+                             "--data-dir", str(root / "tfds")]) == 0
+    finally:
+        if before is None:
+            os.environ.pop("ZOO_FORTUNES_DIR")
+        else:
+            os.environ["ZOO_FORTUNES_DIR"] = before
+    return run
+
+
+@pytest.mark.slow
+def test_text_samples_are_written_as_text(text_run, capsys):
+    """Each epoch's samples, and `zoo sample`'s, go to a .txt where images get a PNG."""
+    import zoo_cli
+
+    assert os.listdir(text_run / "samples") == ["epoch_0001.txt"]
+    written = (text_run / "samples" / "epoch_0001.txt").read_text(encoding="utf-8")
+    assert written.count(zoo.plotting.TEXT_SEPARATOR) == zoo.plotting.EPOCH_SAMPLES["sequences"]
+    capsys.readouterr()
+    assert zoo_cli.main(["sample", str(text_run), "-n", "3"]) == 0
+    path = text_run / "samples" / "sample.txt"
+    assert capsys.readouterr().out.splitlines() == [str(path)]
+    assert path.read_text(encoding="utf-8").count(zoo.plotting.TEXT_SEPARATOR) == 3
+
+
+@pytest.mark.slow
+def test_sample_with_a_prompt_prints_its_continuations(text_run, capsys, tmp_path):
+    import zoo_cli
+
+    out = tmp_path / "continued.txt"
+    assert zoo_cli.main(["sample", str(text_run), "-n", "2", "--prompt", "Hello, wor",
+                         "--option", "temperature=0.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    texts = printed.split(zoo.plotting.TEXT_SEPARATOR + "\n")
+    assert len(texts) == 3 and texts[-1] == f"{out}\n"
+    for continuation in texts[:2]:
+        assert continuation.startswith("Hello, wor")
+    assert out.read_text(encoding="utf-8") == printed[:-len(f"{out}\n")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv,expected", [
+    (["--prompt", "x" * 128], "the prompt is 128 bytes long; expected fewer than the "
+                              "model's context of 128 symbols"),
+    (["--prompt", "é" * 64], "the prompt is 128 bytes long"),  # bytes, not characters
+    (["--out", "x.png"], "are written as .txt; expected a .txt file path"),
+])
+def test_bad_prompts_are_one_line(text_run, argv, expected, capsys, tmp_path):
+    import zoo_cli
+
+    before = sorted(os.listdir(text_run / "samples"))
+    assert zoo_cli.main(["sample", str(text_run), *[a.replace("x.png", str(tmp_path / "x.png"))
+                                                    for a in argv]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoo: error:") and expected in err[0], err
+    assert sorted(os.listdir(text_run / "samples")) == before and not os.listdir(tmp_path)
+
+
+def test_prompt_symbols_outside_the_vocabulary():
+    from zoo.runs import RunError, prompt_symbols
+
+    ascii_model = tiny(*MODELS[0], 16, num_levels=128)  # a vocabulary of ASCII
+    np.testing.assert_array_equal(prompt_symbols(ascii_model, "Hi"), [72, 105])
+    with pytest.raises(RunError, match=r"outside the model's vocabulary of 128 symbols "
+                                       r"\(169, 195\); expected bytes below 128"):
+        prompt_symbols(ascii_model, "café")
+    image_model = zoo.get("transformer", dataset="digits", **MODELS[0][1])
+    with pytest.raises(RunError, match="--prompt is for models of text.*images"):
+        prompt_symbols(image_model, "Hi")
