@@ -97,6 +97,10 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
+    "pixelcnn": [("digits", dict(filters=4, num_blocks=1, output_units=4, first_kernel=3))],
+    "gated_pixelcnn": [("digits", dict(filters=4, num_layers=2, output_units=4, num_classes=10)),
+                       ("digits", dict(filters=4, num_layers=2, output_units=4))],
+    "pixelcnn_pp": [("digits", dict(filters=4, num_resnet=1, num_scales=2, num_components=2))],
     "transformer": [("digits", dict(width=8, num_layers=1, num_heads=2)),  # Image GPT
                     ("fortunes", dict(width=8, num_layers=1, num_heads=2))],
     "wavenet": [("digits", dict(residual_channels=4, skip_channels=8, num_layers=2,
@@ -131,6 +135,8 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vae-digits-gaussian", "beta_vae-digits", "iwae-digits", "mixture_vae-digits",
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
+              # the unconditional gated PixelCNN, whose network test_autoregressive.py checks
+              "gated_pixelcnn-digits",
               # text, whose pieces test_sequences.py checks
               "transformer-fortunes", "wavenet-fortunes"}
 

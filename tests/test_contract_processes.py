@@ -116,7 +116,8 @@ def test_keras_file_loads_after_import_zoo_alone(case, request):
 # the ODE) and each family; the others (splines, and MADE's plain masked layers
 # among them) in the slow suite.
 EXPORT_DEFAULT = {"realnvp-moons", "glow-digits", "ffjord-moons", "sngan-digits-num_classes",
-                  "vae-digits-num_classes", "diagonal_gaussian-moons"}
+                  "vae-digits-num_classes", "diagonal_gaussian-moons",
+                  "gated_pixelcnn-digits-num_classes"}
 
 
 @pytest.fixture(scope="module")
