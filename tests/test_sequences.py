@@ -149,7 +149,7 @@ def naive_samples(model, n, seed, temperature=1.0):
 
 @pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
 def test_compiled_sampler_equals_a_naive_loop(name, overrides):
-    model = tiny(name, overrides, 12)
+    model = tiny(name, overrides, 8)
     compiled = model.sample(3, seed=4, temperature=0.7).numpy()
     np.testing.assert_array_equal(compiled, naive_samples(model, 3, 4, 0.7))
 
@@ -311,3 +311,18 @@ def test_prompt_symbols_outside_the_vocabulary():
     image_model = zoo.get("transformer", dataset="digits", **MODELS[0][1])
     with pytest.raises(RunError, match="--prompt is for models of text.*images"):
         prompt_symbols(image_model, "Hi")
+
+
+@pytest.mark.slow
+def test_compare_on_text(text_run, tmp_path):
+    """`zoo compare` of text: bits per symbol in the table, the samples as text."""
+    import zoo_cli
+
+    data_dir = str(text_run.parent / "tfds")
+    out = tmp_path / "compare"
+    assert zoo_cli.main(["compare", "fortunes", str(text_run), "--out", str(out),
+                         "--data-dir", data_dir]) == 0
+    assert sorted(os.listdir(out)) == ["index.html", "samples.txt", "table.csv", "table.md"]
+    table = (out / "table.md").read_text()
+    assert "bits/symbol" in table and "| discrete |" in table
+    assert (out / "samples.txt").read_text(encoding="utf-8").startswith("== run\n")
