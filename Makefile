@@ -13,16 +13,20 @@ $(BIN)/zoo: setup.py
 
 install: $(BIN)/zoo
 
-# Fashion-MNIST's original IDX files from Debian's dataset-fashion-mnist (needs root
-# and apt; elsewhere set ZOO_FASHION_MNIST_DIR, or let tfds download it with a network).
+# Fashion-MNIST's original IDX files from Debian's dataset-fashion-mnist, and the
+# English fortune cookies of Debian's fortunes (with fortunes-min) for the text dataset
+# `fortunes` (needs root and apt; elsewhere set ZOO_FASHION_MNIST_DIR and
+# ZOO_FORTUNES_DIR, or let tfds download Fashion-MNIST with a network).
+DATA_PACKAGES := dataset-fashion-mnist fortunes fortunes-min
 data:
-	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
-	  echo "dataset-fashion-mnist is installed"; \
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+	  && [ -f /usr/share/games/fortunes/cookie ] && [ -f /usr/share/games/fortunes/fortunes ]; then \
+	  echo "$(DATA_PACKAGES) are installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist \
-	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DATA_PACKAGES) \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DATA_PACKAGES); }; \
 	else \
-	  echo "make data: needs root and apt-get (sudo apt-get install dataset-fashion-mnist)" >&2; exit 1; \
+	  echo "make data: needs root and apt-get (sudo apt-get install $(DATA_PACKAGES))" >&2; exit 1; \
 	fi
 
 # Debian's chromium and chromedriver, for the test that opens `zoo compare`'s report

@@ -102,11 +102,12 @@ seed = int_in(0, SEED_MAX)
 port = int_in(1, 65535)
 
 
-def file_path(suffix):
-    """An argument type: a path ending in `suffix` that is not a folder."""
+def file_path(*suffixes):
+    """An argument type: a path ending in one of `suffixes` that is not a folder."""
     def check(text):
-        if not text.lower().endswith(suffix) or os.path.isdir(text):
-            raise argparse.ArgumentTypeError(f"expected a {suffix} file path, got {text!r}")
+        if not text.lower().endswith(suffixes) or os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"expected a {' or '.join(suffixes)} file path, "
+                                             f"got {text!r}")
         return text
     return check
 
@@ -187,11 +188,17 @@ def cmd_train(args):
 
 
 def cmd_sample(args):
-    """Writes a PNG of (the first) samples, and all of them as .npy if asked."""
+    """Writes a PNG of (the first) samples (a .txt for a model of text), and all of
+    them as .npy if asked; with --prompt, prints each continuation first."""
     from zoo import runs
 
-    for path in runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
-                                data_dir=args.data_dir, options=parse_options(args.option)):
+    paths = runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
+                            data_dir=args.data_dir, options=parse_options(args.option),
+                            prompt=args.prompt)
+    if args.prompt is not None:
+        with open(paths[0], encoding="utf-8") as f:
+            print(f.read(), end="")
+    for path in paths:
         print(path)
     return 0
 
@@ -347,12 +354,17 @@ def build_parser():
     add_quiet_argument(p)
     p.set_defaults(func=cmd_train)
 
-    p = commands.add_parser("sample", help="a PNG of samples from a run (and .npy)")
+    p = commands.add_parser("sample", help="a PNG of samples from a run (a .txt for text; "
+                                           "and .npy)")
     p.add_argument("run", help="a run folder")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--out", type=file_path(".png"),
-                   help="the PNG, of the first samples only (default: RUN/samples/sample.png)")
+    p.add_argument("--out", type=file_path(".png", ".txt"),
+                   help="the PNG (a .txt for a model of text), of the first samples only "
+                        "(default: RUN/samples/sample.png or sample.txt)")
+    p.add_argument("--prompt", metavar="TEXT",
+                   help="a model of text: print (and write) continuations of TEXT, which "
+                        "is kept as it is")
     p.add_argument("--npy", type=file_path(".npy"), help="write all n samples to this .npy")
     p.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="a sampler option of the model, e.g. temperature=0.7 (flows) or "

@@ -285,9 +285,10 @@ def bad_input_probes(model, inputs_by_signature):
             probes[f"{sig}-{spec.name}-empty"] = (sig, {
                 **good, **{s.name: good[s.name][:0] for s in specs if s.shape.rank}}, "empty")
             if spec.name == model.data_spec().name and model.num_levels is not None:
+                what = "symbols" if model.data_kind == "sequences" else "raw pixel values"
                 probe("above", spec.name, np.full_like(x, 10.0 * model.num_levels),
-                      "expected raw pixel values in")
-                probe("below", spec.name, np.full_like(x, -5.0), "expected raw pixel values in")
+                      f"expected {what} in")
+                probe("below", spec.name, np.full_like(x, -5.0), f"expected {what} in")
         if sig == "sample":
             probe("zero", "n", np.asarray(0, np.int32), "empty")
             probe("negative", "n", np.asarray(-1, np.int32), "expected n >= 0")

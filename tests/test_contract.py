@@ -111,6 +111,12 @@ TINY = {
     "ncsn": [("digits", dict(filters=4, num_noise_levels=3, num_steps=2)),
              ("moons", dict(hidden_units=8, num_hidden=1, num_noise_levels=3, num_steps=2,
                             objective="sliced"))],
+    "transformer": [("digits", dict(width=8, num_layers=1, num_heads=2)),  # Image GPT
+                    ("fortunes", dict(width=8, num_layers=1, num_heads=2))],
+    "wavenet": [("digits", dict(residual_channels=4, skip_channels=8, num_layers=2,
+                                num_stacks=1)),
+                ("fortunes", dict(residual_channels=4, skip_channels=8, num_layers=2,
+                                  num_stacks=1))],
 }
 
 
@@ -142,7 +148,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               # the unconditional gated PixelCNN, whose network test_autoregressive.py checks
               "gated_pixelcnn-digits",
               # the energy models' options, whose pieces test_energy.py checks
-              "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced"}
+              "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced",
+              # text, whose pieces test_sequences.py checks
+              "transformer-fortunes", "wavenet-fortunes"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]
@@ -393,7 +401,8 @@ def test_bad_inputs_give_clear_errors(case):
     with pytest.raises(ValueError, match="expected finite values"):
         fn(nan)
     if model.num_levels is not None and kind == "data":
-        with pytest.raises(ValueError, match="expected raw pixel values"):
+        what = "symbols" if model.data_kind == "sequences" else "raw pixel values"
+        with pytest.raises(ValueError, match=f"expected {what}"):
             fn(good + 10 * model.num_levels)
     for n in (0, -1, None, 2.5, True, tf.constant(-1), tf.constant(0)):
         with pytest.raises(ValueError, match="expected n >= 1"):

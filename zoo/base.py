@@ -312,9 +312,12 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
 
     @property
     def data_kind(self):
-        """``"images"`` ((H, W, C) levels), ``"points"`` (2-D) or ``"vectors"``."""
+        """``"images"`` ((H, W, C) levels), ``"sequences"`` ((T,) symbols: a text's
+        bytes), ``"points"`` (2-D) or ``"vectors"``."""
         if len(self.data_shape) == 3 and self.num_levels is not None:
             return "images"
+        if len(self.data_shape) == 1 and self.num_levels is not None:
+            return "sequences"
         return "points" if self.data_shape == (2,) else "vectors"
 
     @property

@@ -53,6 +53,12 @@ POINT_COLUMNS = COMMON[:5] + [
     ("num_samples", "samples", "{}"),
     ("non_finite_samples", "NaN samples", "{}"),
 ]
+# Text: the exact likelihood alone (no sample-quality metric is measured on text).
+TEXT_COLUMNS = COMMON[:5] + [
+    ("bits_per_dim", "bits/symbol", "{:.3f}"),
+    ("nll_nats", "NLL nats", "{:.3f}"),
+    ("likelihood", "likelihood", "{}"),
+]
 
 # Columns of metrics that only some 2-D datasets have (``DatasetInfo.point_metrics``).
 DATASET_MEASURES = ("modes_covered", "high_quality_fraction")
@@ -97,7 +103,8 @@ def _stale(run_dir, dataset, num_samples, run, checkpoint):
         return f"metrics of the {metrics.get('split')!r} split"
     info = datasets.info(dataset)
     # 2-D points are compared with as many test points as there are samples.
-    expected = num_samples if info.kind == "image" else min(num_samples, info.splits["test"])
+    expected = num_samples if info.kind == "image" else None if info.kind == "text" else \
+        min(num_samples, info.splits["test"])
     drawn = (metrics.get("sample_quality") or {}).get("num_samples")
     if drawn != expected:
         return f"metrics from {drawn} samples, not {expected}"
@@ -165,8 +172,9 @@ def write_tables(rows, columns, out_dir, failed=None):
 
 
 def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None, models=None):
-    """One PNG with each run's samples (64 images or 1,000 points) side by side;
-    `models` maps a run to its loaded model (the others are loaded here)."""
+    """One PNG with each run's samples (64 images or 1,000 points) side by side, or
+    for text one .txt of each run's samples (8) under its name; `models` maps a run
+    to its loaded model (the others are loaded here)."""
     from zoo import plotting
 
     panels = []
@@ -177,6 +185,10 @@ def sample_sheet(run_dirs, dataset, path, seed=0, data_dir=None, models=None):
         reference = runs.reference_points(model, dataset, data_dir)
         panels.append((os.path.basename(os.path.normpath(run_dir)),
                        plotting.save_picture(model, samples, None, reference=reference)))
+    if all(isinstance(picture, str) for _, picture in panels):  # text
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("".join(f"== {name}\n{text}" for name, text in panels))
+        return path
     return plotting.side_by_side(panels, path)
 
 
@@ -190,8 +202,8 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
     checkpoint is loaded once.
 
     Returns:
-        ``(rows, [table.md, table.csv, samples.png, index.html])`` (no sheet when
-        no run has a row).
+        ``(rows, [table.md, table.csv, samples.png, index.html])`` (samples.txt
+        for text; no sheet when no run has a row).
     Raises:
         RunError: no runs, a named run on another dataset, an `out` that is a file
             or cannot be written, or a feature network that cannot score the runs.
@@ -245,16 +257,18 @@ def compare(dataset, run_dirs=None, runs_dir="runs", out=None, num_samples=10_00
             continue
         models[run_dir] = loaded[0]
     run_dirs = [r for r in run_dirs if r in models]
-    columns = IMAGE_COLUMNS if info.kind == "image" else POINT_COLUMNS
+    columns = {"image": IMAGE_COLUMNS, "text": TEXT_COLUMNS}.get(info.kind, POINT_COLUMNS)
     # A dataset's own 2-D measures are columns only where it has them.
     columns = [c for c in columns if c[0] not in DATASET_MEASURES or c[0] in info.point_metrics]
     try:
         paths = list(write_tables(rows, columns, out, failed))
         if run_dirs:
-            paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, "samples.png"),
+            sheet = "samples.txt" if info.kind == "text" else "samples.png"
+            paths.append(sample_sheet(run_dirs, dataset, os.path.join(out, sheet),
                                       seed, data_dir, models))
         paths.append(report.write_page(dataset, rows, columns, run_dirs, out, failed,
-                                       sheet=paths[2] if run_dirs else None,
+                                       sheet=paths[2] if run_dirs and info.kind != "text"
+                                       else None,
                                        data_dir=data_dir, models=models))
     except OSError as e:
         raise runs.RunError(f"cannot write the comparison into --out {out!r}: "

@@ -1,8 +1,10 @@
-"""Pictures of samples: image grids and 2-D scatter plots, written as PNG with PIL.
+"""Pictures of samples: image grids and 2-D scatter plots, written as PNG with PIL,
+and sequences of symbols (text) written as a .txt file.
 
     zoo.plotting.save_samples(model, "samples.png", n=64, seed=0)
 
-draws an :func:`image_grid` or a :func:`scatter`, as the model's ``data_kind`` says.
+draws an :func:`image_grid` or a :func:`scatter`, or writes a :func:`text_file`, as
+the model's ``data_kind`` says (:func:`picture_suffix`: the file's suffix).
 """
 
 import math
@@ -184,8 +186,12 @@ def density_beside_data(log_prob, data, path, size=SCATTER_SIZE, bins=200):
 
 # Samples per picture: those of each epoch in training, and at most those of one
 # picture (``zoo sample`` draws any number, but pictures only the first ones).
-EPOCH_SAMPLES = {"images": 64, "points": 1000}
-PICTURE_LIMITS = {"images": 256, "points": 10_000}
+EPOCH_SAMPLES = {"images": 64, "points": 1000, "sequences": 8}
+PICTURE_LIMITS = {"images": 256, "points": 10_000, "sequences": 64}
+# The file of a picture of samples, by data kind (".png" for the others).
+PICTURE_SUFFIXES = {"sequences": ".txt"}
+# The line between two samples of a text file.
+TEXT_SEPARATOR = "-" * 40
 
 
 def picture_limit(model):
@@ -193,15 +199,50 @@ def picture_limit(model):
     return PICTURE_LIMITS.get(model.data_kind, 0)
 
 
+def picture_suffix(model):
+    """The suffix of the file :func:`save_picture` writes for this model's data:
+    ``.txt`` for sequences, ``.png`` for pictures."""
+    return PICTURE_SUFFIXES.get(model.data_kind, ".png")
+
+
+def symbols_to_text(symbols):
+    """A sequence of byte values (levels 0..255, clipped and rounded) as text:
+    UTF-8, each byte that is not part of a character shown as U+FFFD."""
+    values = np.clip(np.round(np.nan_to_num(np.asarray(symbols, np.float64))), 0, 255)
+    return bytes(values.astype(np.uint8)).decode("utf-8", errors="replace")
+
+
+def text_file(sequences, path):
+    """Writes sequences of bytes as text (:func:`symbols_to_text`), each followed by
+    a line of :data:`TEXT_SEPARATOR`; with `path` None, returns the text. Returns
+    `path`."""
+    sequences = np.asarray(sequences)
+    if sequences.ndim != 2 or sequences.shape[0] < 1:
+        raise ValueError(f"text_file: expected sequences of shape (N, T) with N >= 1, got "
+                         f"{sequences.shape}")
+    text = "".join(f"{symbols_to_text(s)}\n{TEXT_SEPARATOR}\n" for s in sequences)
+    if path is None:
+        return text
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
 def save_picture(model, samples, path, reference=None):
     """Writes samples of `model` as a PNG, as its data are drawn: an
     :func:`image_grid` of images, a :func:`scatter` of 2-D points (over
-    `reference` points if given). Returns `path` (the PIL image if it is None)."""
+    `reference` points if given), a :func:`text_file` of sequences. Returns `path`
+    (the PIL image, or the text, if it is None)."""
     kind = model.data_kind
     if kind == "images":
         return image_grid(samples, model.num_levels, path)
     if kind == "points":
         return scatter(samples, path, reference=reference)
+    if kind == "sequences" and model.num_levels <= 256:
+        return text_file(samples, path)
     raise ValueError(f"save_picture: no picture for {kind} of shape {model.data_shape}; "
                      f"pictures are drawn of {sorted(PICTURE_LIMITS)}")
 

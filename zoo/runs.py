@@ -7,7 +7,8 @@ A run folder holds::
     checkpoints/epoch_NNNN.keras  model, optimizer and random-stream state after epoch
                                   NNNN (the last KEEP_CHECKPOINTS epochs are kept)
     checkpoints/latest.json       {"epoch": N, "file": "epoch_NNNN.keras"}: the last good one
-    samples/epoch_NNNN.png        samples after each epoch (the same seed every epoch)
+    samples/epoch_NNNN.png        samples after each epoch (the same seed every epoch;
+                                  .txt for a model of text)
     logs/                         TensorBoard logs
     history.json                  one record of loss terms per epoch, across resumes
     metrics.json                  what ``zoo evaluate`` measured, and of which checkpoint
@@ -766,24 +767,37 @@ def evaluation_settings(model, run, **overrides):
 
 
 def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size=1000,
-               picture_limit=None, options=None):
+               picture_limit=None, options=None, prompt=None):
     """Draws `n` samples of a run's last good checkpoint in batches of at most
     `batch_size`, with the sampler `options` (name -> value, of the model's
     ``sample_options``); writes one picture of the first ones
-    (``plotting.save_picture``) and, if `npy` is given, all of them as a ``.npy``
-    array (written as they come, so memory stays bounded). Returns the paths
-    written. Drawing more than one batch shows its progress (:mod:`zoo.progress`).
+    (``plotting.save_picture``: a PNG, or a .txt for a model of text) and, if `npy`
+    is given, all of them as a ``.npy`` array (written as they come, so memory
+    stays bounded). With a `prompt` (a string, for a model of text) each sample is
+    its continuation (:func:`prompt_symbols`; ``complete`` with the prompt kept).
+    Returns the paths written. Drawing more than one batch shows its progress
+    (:mod:`zoo.progress`).
 
     Raises:
         RunError: an option the model does not declare, or a value it refuses
-            (checked as the exported ``sample`` signature checks it); nothing is
-            written then.
+            (checked as the exported ``sample`` signature checks it), an `out`
+            of another kind than the model's pictures, a prompt it cannot take;
+            nothing is written then.
     """
     from zoo import plotting, progress
 
     model, run, _ = load_checkpoint(run_dir)
     options = check_sample_options(model, run, options or {})
-    out = out or os.path.join(os.fspath(run_dir), SAMPLES, "sample.png")
+    suffix = plotting.picture_suffix(model)
+    if out is not None and not os.fspath(out).lower().endswith(suffix):
+        raise RunError(f"--out: the samples of this run's model ({model.data_kind}) are "
+                       f"written as {suffix}; expected a {suffix} file path, got {out!r}")
+    out = out or os.path.join(os.fspath(run_dir), SAMPLES, f"sample{suffix}")
+    if prompt is not None:
+        batches = prompt_batches(model, prompt_symbols(model, prompt), n, seed, batch_size,
+                                 options)
+    else:
+        batches = model.sample_batches(n, seed, batch_size, **options)
     limit = picture_limit or plotting.picture_limit(model)
     stream = None
     if npy is not None:
@@ -792,8 +806,7 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
                                            shape=(n,) + model.data_shape)
     shown, start = [], 0
     drawn = n if stream is not None else min(n, -(-limit // batch_size) * batch_size)
-    for batch in progress.track(model.sample_batches(n, seed, batch_size, **options),
-                                "sample", drawn, "samples", size=len,
+    for batch in progress.track(batches, "sample", drawn, "samples", size=len,
                                 show=drawn > batch_size):
         if stream is not None:
             stream[start:start + len(batch)] = batch
@@ -811,6 +824,46 @@ def sample_run(run_dir, n, seed=0, out=None, npy=None, data_dir=None, batch_size
         os.replace(npy + ".tmp.npy", npy)
         written.append(npy)
     return written
+
+
+def prompt_symbols(model, prompt):
+    """The UTF-8 bytes of the text `prompt` as the symbols a model of text takes
+    (float32, shape ``(len,)``).
+
+    Raises:
+        RunError: a model that is not of text, a prompt that leaves no room for a
+            continuation in the model's context, or bytes outside its vocabulary.
+    """
+    if model.data_kind != "sequences":
+        raise RunError(f"--prompt is for models of text (sequences of symbols); this run's "
+                       f"model is of {model.data_kind} of shape {model.data_shape}")
+    data = prompt.encode("utf-8")
+    context = model.data_shape[0]
+    if len(data) >= context:
+        raise RunError(f"the prompt is {len(data)} bytes long; expected fewer than the "
+                       f"model's context of {context} symbols, to leave room for a "
+                       "continuation")
+    outside = sorted({b for b in data if b >= model.num_levels})
+    if outside:
+        raise RunError(f"the prompt holds bytes outside the model's vocabulary of "
+                       f"{model.num_levels} symbols ({', '.join(map(str, outside[:10]))}); "
+                       f"expected bytes below {model.num_levels}")
+    return np.frombuffer(data, np.uint8).astype(np.float32)
+
+
+def prompt_batches(model, symbols, n, seed, batch_size, options):
+    """Yields `n` continuations of the prompt `symbols` as NumPy batches of at most
+    `batch_size`: ``model.complete`` with the prompt kept and the rest drawn, batch
+    ``i`` from the seed ``[seed, i]``."""
+    length = len(symbols)
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        x = np.zeros((count,) + model.data_shape, np.float32)
+        x[:, :length] = symbols
+        mask = np.zeros_like(x)
+        mask[:, :length] = 1.0
+        yield np.asarray(model.complete(x, mask, seed=np.array([seed, start // batch_size],
+                                                               np.int32), **options))
 
 
 def check_sample_options(model, run, options):

@@ -416,7 +416,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes ``samples/epoch_NNNN.png`` after each good epoch, always from `seed`."""
+    """Writes ``samples/epoch_NNNN.png`` (``.txt`` for text) after each good epoch,
+    always from `seed`."""
 
     def __init__(self, run_dir, guard, seed, reference=None):
         super().__init__()
@@ -427,7 +428,8 @@ class SampleGrid(keras.callbacks.Callback):
         if self.guard.failure is not None or not count:
             return
         plotting.save_samples(self.model, os.path.join(self.run_dir, SAMPLES,
-                                                       f"epoch_{epoch + 1:04d}.png"),
+                                                       f"epoch_{epoch + 1:04d}"
+                                                       f"{plotting.picture_suffix(self.model)}"),
                               count, self.seed, reference=self.reference)
 
 

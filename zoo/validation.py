@@ -56,10 +56,10 @@ def check_batch(x, prefix, event_shape, value_range=(-np.inf, np.inf), what="x",
     Values (finiteness, range, integers) are checked with numpy when running
     eagerly, and inside traced graphs (exported signatures) with graph
     assertions, together with the dynamic shape, unless `values` is False (the
-    training step's own input). `what` names the batch in messages (``"x"`` and
-    ``"raw pixel values"`` are data; others, like ``"z"``, are named).
+    training step's own input). `what` names the batch in messages (``"x"``,
+    ``"raw pixel values"`` and ``"symbols"`` are data; others, like ``"z"``, are named).
     """
-    data = what in ("x", "raw pixel values")
+    data = what in ("x", "raw pixel values", "symbols")
     expected = (f"shape (batch,) + {tuple(event_shape)}" if data else
                 f"{what} of shape (batch, {', '.join(map(str, event_shape))})")
     of = "" if data else f" in {what}"
@@ -101,10 +101,11 @@ def check_batch(x, prefix, event_shape, value_range=(-np.inf, np.inf), what="x",
                   f"{prefix}: expected {what} in [{low:g}, {high:g}]",
                   got=lambda a: f"[{a.min()}, {a.max()}]")
     if integers:
+        levels = "symbols" if what == "symbols" else "pixel levels"
         x = check(x, lambda a: np.array_equal(a, np.round(a)),
                   lambda t: tf.reduce_all(tf.equal(t, tf.round(t))),
-                  f"{prefix}: expected integer pixel levels",
-                  eager_message=f"{prefix}: expected integer pixel levels (the model is of "
+                  f"{prefix}: expected integer {levels}",
+                  eager_message=f"{prefix}: expected integer {levels} (the model is of "
                                 "the discrete data)",
                   got=lambda a: "non-integer values")
     return x

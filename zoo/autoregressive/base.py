@@ -129,7 +129,7 @@ class AutoregressiveModel(GenerativeModel):
     def validate_inputs(self, x, where="input", values=True):
         """Raw data: ``(batch,) + data_shape``, integer levels in [0, num_levels - 1]
         (the model is of the discrete data)."""
-        what = "raw pixel values" if self.data_kind == "images" else "x"
+        what = {"images": "raw pixel values", "sequences": "symbols"}.get(self.data_kind, "x")
         return self.check_batch(x, where, self.data_shape, self.value_range, what=what,
                                 integers=True, values=values)
 

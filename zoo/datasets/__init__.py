@@ -2,7 +2,8 @@
 
 ``load(name, split, batch_size)`` returns a ``tf.data.Dataset`` of raw float32
 batches: pixel levels for images (0..255 for ``fashion_mnist``, 0..16 for
-``digits``), points for the 2-D densities. Models preprocess raw data themselves
+``digits``), points for the 2-D densities, byte values (0..255) for the text
+datasets' sequences (``fortunes``, ``tiny_shakespeare``). Models preprocess raw data themselves
 (see ``zoo.preprocessing``) and count the Jacobian of what changes volume.
 """
 
@@ -29,9 +30,9 @@ class DatasetInfo:
     """What a built-in dataset is, known without building it."""
 
     name: str
-    kind: str  # "image" or "2d"
+    kind: str  # "image", "2d" or "text"
     shape: tuple
-    num_levels: int  # intensity levels of raw images; None for 2-D points
+    num_levels: int  # intensity levels of raw images, symbols of text; None for 2-D points
     splits: dict  # split name -> number of examples
     description: str
     # The dataset's own metrics of 2-D samples beside the distances every 2-D
@@ -54,6 +55,18 @@ INFOS = {
         f"FFJORD's 2-D '{name}' density, fixed seeds per split",
         MIXTURE_METRICS if name in toy.MIXTURES else ())
        for name in toy.TOY_NAMES},
+    # Byte sequences (symbols 0..255); the sizes are those of Debian 12's fortunes
+    # 1:1.99.1 and of tfds' tiny_shakespeare.
+    "fortunes": DatasetInfo(
+        "fortunes", "text", (builders.SEQUENCE_LENGTH,), 256,
+        {"train": 18_100, "validation": 798, "test": 1_231},
+        f"Debian's English fortune cookies as bytes, sequences of "
+        f"{builders.SEQUENCE_LENGTH}, a fixed split by file"),
+    "tiny_shakespeare": DatasetInfo(
+        "tiny_shakespeare", "text", (builders.SEQUENCE_LENGTH,), 256,
+        {"train": 7_842, "validation": 435, "test": 435},
+        f"tfds' tiny_shakespeare (Karpathy 2015) as bytes, sequences of "
+        f"{builders.SEQUENCE_LENGTH} (needs the tfds data or a network)"),
 }
 
 
@@ -92,7 +105,8 @@ def _prepared(builder, name):
     """The builder, its data prepared. The zoo's own builders read data this machine
     has, so instead of tfds' download banner and progress bars they say so in one
     line on stderr, once."""
-    own = isinstance(builder, (builders.ZooToy2d, builders.ZooDigits, builders.ZooFashionMnist))
+    own = isinstance(builder, (builders.ZooToy2d, builders.ZooDigits, builders.ZooFashionMnist,
+                               builders.ZooFortunes))
     try:
         if own and not builder.is_prepared():
             print(f"zoo: preparing dataset {name!r} (once) in {builder.data_dir}",
@@ -129,6 +143,18 @@ def _builder(name, data_dir):
                 "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or give this "
                 "machine a network for tfds' download."
             ) from e
+    if name == "fortunes":
+        folder = builders.fortunes_dir()
+        try:
+            builders.fortunes_files(folder)
+        except FileNotFoundError as e:
+            raise DatasetError(
+                f"dataset 'fortunes': {e}. Install Debian's English fortune cookies with "
+                "`sudo apt-get install fortunes` (`make data` does), or set ZOO_FORTUNES_DIR "
+                "to a folder of fortune files holding "
+                f"{[n for files in builders.FORTUNES_HELD_OUT.values() for n in files]}."
+            ) from None
+        return _prepared(builders.ZooFortunes(data_dir=data_dir), name)
     try:
         return _prepared(tfds.builder(name, data_dir=data_dir), name)
     except DatasetError:
@@ -161,7 +187,7 @@ def _split_builder(name, split, batch_size, data_dir):
             f"dataset {name!r} has no split {split!r}; splits: {list(INFOS[name].splits)}"
         )
     builder = _builder(name, data_dir if data_dir is not None else default_data_dir())
-    if split not in builder.info.splits:
+    if name not in INFOS and split not in builder.info.splits:
         raise DatasetError(
             f"dataset {name!r} has no split {split!r}; splits: {list(builder.info.splits)}"
         )
@@ -276,21 +302,34 @@ def _whole_split(name, split, batch_size, data_dir):
     at every training run, evaluation and pipeline built. Every caller copies
     what it keeps, so the arrays are made read-only.
     """
-    import tensorflow_datasets as tfds
-
     builder = _split_builder(name, split, batch_size, data_dir)
     key = (name, split, os.fspath(builder.data_dir))
     if key not in _SPLITS:
-        whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1,
-                                                 shuffle_files=False))
-        values = whole["x"] if name in toy.TOY_NAMES else whole["image"]
-        labels = whole.get("label", np.full(len(values), -1))
+        values, labels = _read_split(name, builder, split)
         for array in (values, labels):
             array.flags.writeable = False
         while len(_SPLITS) >= _SPLITS_KEPT:
             _SPLITS.pop(next(iter(_SPLITS)))
         _SPLITS[key] = values, labels
     return _SPLITS[key]
+
+
+def _read_split(name, builder, split):
+    """A whole split that tfds holds, as ``(values, labels)``: points, images, or
+    for the text datasets byte sequences. tfds' own text datasets hold a split as
+    strings: they are read one by one and cut as the zoo's own are
+    (:func:`builders.byte_sequences`)."""
+    import tensorflow_datasets as tfds
+
+    if INFOS.get(name) and INFOS[name].kind == "text" and not isinstance(
+            builder, builders.ZooFortunes):
+        text = b"".join(e["text"] for e in tfds.as_numpy(
+            builder.as_dataset(split=split, shuffle_files=False)))
+        values = builders.byte_sequences(text, INFOS[name].shape[0])
+        return values, np.full(len(values), -1)
+    whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+    values = whole["x"] if name in toy.TOY_NAMES else whole.get("image", whole.get("text"))
+    return values, whole.get("label", np.full(len(values), -1))
 
 
 _SPLITS = {}  # (name, split, prepared folder) -> (values, labels), oldest first

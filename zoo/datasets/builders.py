@@ -21,11 +21,62 @@ FASHION_MNIST_FILES = {
 }
 TOY_SIZES = {"train": (50_000, 0), "test": (10_000, 1)}  # split -> (points, seed)
 DIGITS_TRAIN = 1500
+FORTUNES_DIR = "/usr/share/games/fortunes"
+# The text datasets are sequences of this many bytes (symbols 0..255).
+SEQUENCE_LENGTH = 128
+# The fixed split of Debian's English fortune-cookie files, by file: these files
+# are the validation and test splits (about 4% and 6% of the bytes), every other
+# file is the training split.
+FORTUNES_HELD_OUT = {"validation": ("education", "food", "kids"),
+                     "test": ("humorists", "law", "linux")}
 
 
 def fashion_mnist_dir():
     """Where the IDX files are: $ZOO_FASHION_MNIST_DIR, else the Debian package's folder."""
     return os.environ.get("ZOO_FASHION_MNIST_DIR", FASHION_MNIST_DIR)
+
+
+def fortunes_dir():
+    """Where the fortune files are: $ZOO_FORTUNES_DIR, else the Debian packages' folder."""
+    return os.environ.get("ZOO_FORTUNES_DIR", FORTUNES_DIR)
+
+
+def fortunes_files(folder):
+    """The fortune files of `folder` by split: ``{split: [file names]}``, each
+    sorted. A fortune file is a plain file whose name has no dot (``strfile``'s
+    ``.dat`` indices and the ``.u8`` links are left out). The held-out files of
+    :data:`FORTUNES_HELD_OUT` are the validation and test splits, all the others
+    the training split.
+
+    Raises:
+        FileNotFoundError: no such folder, or one without the held-out files.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"no folder {folder}")
+    names = sorted(n for n in os.listdir(folder) if "." not in n
+                   and os.path.isfile(os.path.join(folder, n))
+                   and not os.path.islink(os.path.join(folder, n)))
+    held_out = [n for files in FORTUNES_HELD_OUT.values() for n in files]
+    missing = [n for n in held_out if n not in names]
+    if missing:
+        raise FileNotFoundError(f"{folder} holds no fortune files {missing} (of the "
+                                f"validation and test splits)")
+    return {"train": [n for n in names if n not in held_out],
+            **{split: sorted(files) for split, files in FORTUNES_HELD_OUT.items()}}
+
+
+def byte_sequences(data, length=SEQUENCE_LENGTH):
+    """The bytes `data` as uint8 sequences of `length`: consecutive windows that
+    do not overlap, the last incomplete one left out; shape ``(n, length)``."""
+    values = np.frombuffer(bytes(data), np.uint8)
+    n = len(values) // length
+    return values[:n * length].reshape(n, length).copy()
+
+
+def sequence_features(length=SEQUENCE_LENGTH):
+    return tfds.features.FeaturesDict({
+        "text": tfds.features.Tensor(shape=(length,), dtype=np.uint8),
+    })
 
 
 def image_features(shape, num_classes):
@@ -96,6 +147,39 @@ class ZooDigits(tfds.core.GeneratorBasedBuilder):
             "train": labelled_examples(images[train], digits.target[train]),
             "test": labelled_examples(images[test], digits.target[test]),
         }
+
+    def _generate_examples(self):
+        raise NotImplementedError
+
+
+class ZooFortunes(tfds.core.GeneratorBasedBuilder):
+    """The English fortune-cookie files of Debian's ``fortunes`` and ``fortunes-min``
+    as bytes: each split's files read in name order, one after another, cut into
+    sequences of :data:`SEQUENCE_LENGTH` bytes; the split is fixed by file
+    (:data:`FORTUNES_HELD_OUT`)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            description="Debian's English fortune cookies (packages fortunes, fortunes-min, "
+                        "or $ZOO_FORTUNES_DIR) as byte sequences, split by file.",
+            features=sequence_features(),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager):
+        folder = fortunes_dir()
+        splits = {}
+        for split, names in fortunes_files(folder).items():
+            data = b"".join(open(os.path.join(folder, n), "rb").read() for n in names)
+            splits[split] = self._sequences(byte_sequences(data))
+        return splits
+
+    @staticmethod
+    def _sequences(sequences):
+        for i, sequence in enumerate(sequences):
+            yield i, {"text": sequence}
 
     def _generate_examples(self):
         raise NotImplementedError
