@@ -101,6 +101,11 @@ TINY = {
     "gated_pixelcnn": [("digits", dict(filters=4, num_layers=2, output_units=4, num_classes=10)),
                        ("digits", dict(filters=4, num_layers=2, output_units=4))],
     "pixelcnn_pp": [("digits", dict(filters=4, num_resnet=1, num_scales=2, num_components=2))],
+    "vq_vae_prior": [("digits", dict(filters=4, num_layers=2, output_units=8,
+                                     first_stage={"model": "vq_vae", "config": {
+                                         **zoo.registry.entry("vq_vae").config_for("digits"),
+                                         "latent_dim": 2, "num_embeddings": 4, "filters": 4,
+                                         "hidden_units": 4, "num_residual_blocks": 1}}))],
 }
 
 
