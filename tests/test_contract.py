@@ -106,6 +106,8 @@ TINY = {
                                          **zoo.registry.entry("vq_vae").config_for("digits"),
                                          "latent_dim": 2, "num_embeddings": 4, "filters": 4,
                                          "hidden_units": 4, "num_residual_blocks": 1}}))],
+    "pixel_vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8, decoder_filters=4,
+                                  decoder_layers=1, decoder_units=4))],
 }
 
 
