@@ -121,8 +121,8 @@ class PixelCNN(AutoregressiveModel):
                             output_units=self.output_units, first_kernel=self.first_kernel,
                             kernel=self.kernel)
         if self.filters % 2:
-            raise ValueError(f"PixelCNN: expected an even filters (the blocks halve it), got "
-                             f"{filters}")
+            raise ValueError(f"PixelCNN: expected an even number of filters (the blocks halve "
+                             f"it), got {filters}")
         self.network = PixelCNNNetwork(
             self.filters, self.num_blocks, self.output_units,
             self.observation_model.params_per_channel * self.channels, self.channels,

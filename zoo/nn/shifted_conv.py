@@ -42,15 +42,28 @@ class ShiftedConv2D(keras.layers.Layer):
         self.conv = layer(self.filters, self.kernel_size, strides=self.strides, padding="valid",
                           name="conv")
 
+    def padding(self):
+        """The rows on top and the columns left and right padded before the convolution."""
+        kh, kw = self.kernel_size
+        if self.shift == "down":
+            return kh - 1, (kw - 1) // 2, (kw - 1) // 2
+        return kh - 1, kw - 1, 0
+
     def build(self, input_shape):
-        self.conv.build(input_shape)
+        if self.transpose:
+            self.conv.build(input_shape)
+            return
+        b, h, w, c = input_shape
+        top, left, right = self.padding()
+        self.conv.build((b, None if h is None else h + top,
+                         None if w is None else w + left + right, c))
 
     def call(self, x):
         kh, kw = self.kernel_size
         side = (kw - 1) // 2 if self.shift == "down" else 0
         if not self.transpose:
-            left, right = (side, side) if self.shift == "down" else (kw - 1, 0)
-            return self.conv(tf.pad(x, [[0, 0], [kh - 1, 0], [left, right], [0, 0]]))
+            top, left, right = self.padding()
+            return self.conv(tf.pad(x, [[0, 0], [top, 0], [left, right], [0, 0]]))
         y = self.conv(x)
         height, width = tf.shape(x)[1] * self.strides, tf.shape(x)[2] * self.strides
         return y[:, :height, side:side + width]
