@@ -146,6 +146,7 @@ TINY_PRIOR = ["--set", "filters=4", "--set", "num_layers=2", "--set", "output_un
               "--steps-per-epoch", "2", "--batch-size", "32"]
 
 
+@pytest.mark.slow  # train, evaluate (FID of 100 samples) and export: a minute or more
 def test_zoo_train_vq_vae_prior_end_to_end(vq_run, tmp_path, capsys, data_dir):
     run = tmp_path / "prior"
     assert run_zoo("train", "vq_vae_prior", "--first-stage", vq_run, *TINY_PRIOR,
