@@ -316,8 +316,11 @@ class VQVAEPrior(GenerativeModel):
         if tf.inside_function():
             return self._code_loop(n, seed, temperature)
         if "codes" not in self._xla.functions:
-            self._xla.functions["codes"] = tf.function(self._code_loop, reduce_retracing=True)
-        return self._xla.functions["codes"](tf.convert_to_tensor(n, tf.int32), seed,
+            self._xla.functions["codes"] = tf.function(self._code_loop, input_signature=[
+                tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32),
+                tf.TensorSpec([], tf.float32)])
+        return self._xla.functions["codes"](tf.convert_to_tensor(n, tf.int32),
+                                            tf.cast(seed, tf.int32),
                                             tf.convert_to_tensor(temperature, tf.float32))
 
     def _code_loop(self, n, seed, temperature):

@@ -137,8 +137,11 @@ class PixelVAE(VariationalAutoencoder):
         key = f"generate_{mean}"
         if key not in self._xla.functions:
             self._xla.functions[key] = tf.function(
-                lambda z, seed: self._generate_loop(z, seed, mean), reduce_retracing=True)
-        return self._xla.functions[key](tf.convert_to_tensor(z, tf.float32), seed)
+                lambda z, seed: self._generate_loop(z, seed, mean), input_signature=[
+                    tf.TensorSpec([None, self.latent_dim], tf.float32),
+                    tf.TensorSpec([2], tf.int32)])
+        return self._xla.functions[key](tf.convert_to_tensor(z, tf.float32),
+                                        tf.cast(seed, tf.int32))
 
     def _generate_loop(self, z, seed, mean):
         size = self.event_size
