@@ -29,7 +29,10 @@ FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced
             "realnvp-moons", "maf-moons", "planar-moons", "radial-moons",
             # PixelCNN++, whose step (two streams of shifted convolutions down and up)
             # takes long to trace; PixelCNN and the gated one fit by default
-            "pixelcnn_pp-digits"}
+            "pixelcnn_pp-digits",
+            # PixelVAE, whose step is the VAE's bound over a Gated PixelCNN decoder
+            # (the vae and gated_pixelcnn cases fit by default); vq_vae_prior fits
+            "pixel_vae-digits"}
 
 
 @pytest.mark.parametrize("case", [
