@@ -117,6 +117,13 @@ TINY = {
                                 num_stacks=1)),
                 ("fortunes", dict(residual_channels=4, skip_channels=8, num_layers=2,
                                   num_stacks=1))],
+    "vq_vae_prior": [("digits", dict(filters=4, num_layers=2, output_units=8,
+                                     first_stage={"model": "vq_vae", "config": {
+                                         **zoo.registry.entry("vq_vae").config_for("digits"),
+                                         "latent_dim": 2, "num_embeddings": 4, "filters": 4,
+                                         "hidden_units": 4, "num_residual_blocks": 1}}))],
+    "pixel_vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8, decoder_filters=4,
+                                  decoder_layers=1, decoder_units=4))],
 }
 
 
