@@ -97,6 +97,10 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
+    "ddpm": [("digits", dict(timesteps=4, channels=4, num_res_blocks=1)),
+             ("moons", dict(timesteps=4, hidden_units=8, num_hidden=1, num_classes=3))],
+    "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
+              ("digits", dict(timesteps=4, channels=4, num_res_blocks=1, num_classes=3))],
 }
 
 
