@@ -518,7 +518,11 @@ class DiffusionModel(GenerativeModel):
     def encode(self, x, num_steps=None, labels=None):
         """DDIM's deterministic inversion (``eta = 0``, no clipping): raw data ->
         ``x_T`` over `num_steps` respaced steps (default T); a conditional model
-        at `labels` (default: the null label, or class 0 without label dropout)."""
+        at `labels` (default: the null label, or class 0 without label dropout).
+        Each step takes the noise predicted at its target timestep from the
+        current point (first order: ``decode(encode(x))`` returns ``x`` up to an
+        error that shrinks with the steps; 3e-3 at T = 1000 steps on the 1-D
+        Gaussian of the tests)."""
         x = self.validate_inputs(x, "encode")
         num_steps = self.check_steps(num_steps, "encode")
         labels = self.ode_labels(labels, x, "encode")
