@@ -80,8 +80,8 @@ class DiffusionModel(GenerativeModel):
             conditional model).
         bound_timesteps: terms of the bound's stratified estimate (0, or T and
             above: all T).
-        sampling_steps: ``num_steps`` of ``zoo evaluate``'s samples (0, or T and
-            above: T), drawn with ``eta = 0`` when fewer than T.
+        sampling_steps: the default of ``num_steps`` (0, or T and above: T);
+            ``eta``'s default is 0 (DDIM) when it is fewer than T, else 1.
     """
 
     family = "diffusion"
@@ -128,11 +128,12 @@ class DiffusionModel(GenerativeModel):
         self.bound_timesteps = int(bound_timesteps)
         self.sampling_steps = int(sampling_steps)
         self.sample_options = {
-            "num_steps": SampleOption(self.timesteps, "int32", above=0,
+            "num_steps": SampleOption(self.default_steps, "int32", above=0,
                                       below=self.timesteps + 1,
                                       doc=f"sampler steps, respaced over the T = "
                                           f"{self.timesteps} timesteps"),
-            "eta": SampleOption(1.0, at_least=0.0,
+            "eta": SampleOption(1.0 if self.default_steps == self.timesteps else 0.0,
+                                at_least=0.0,
                                 doc="DDIM's eta: 0 deterministic, 1 DDPM's ancestral sampler"),
             **({"guidance": SampleOption(0.0, at_least=0.0,
                                          doc="classifier-free guidance weight (0: the "
@@ -145,6 +146,11 @@ class DiffusionModel(GenerativeModel):
             self.num_classes, channels=channels, channel_mults=channel_mults,
             num_res_blocks=num_res_blocks, dropout=dropout, hidden_units=hidden_units,
             num_hidden=num_hidden, name="denoiser")
+
+    @property
+    def default_steps(self):
+        """``num_steps``' default: ``sampling_steps``, at most T (0: T)."""
+        return min(self.sampling_steps or self.timesteps, self.timesteps)
 
     @property
     def guided(self):
@@ -604,13 +610,6 @@ class DiffusionModel(GenerativeModel):
         }
 
     # ------------------------------------------------------------- evaluation
-    def evaluation_defaults(self):
-        """Samples drawn with ``sampling_steps`` (DDIM, ``eta = 0``, when fewer than T)."""
-        defaults = super().evaluation_defaults()
-        if self.sampling_steps and self.sampling_steps < self.timesteps:
-            defaults["sample_options"] = {"num_steps": self.sampling_steps, "eta": 0.0}
-        return defaults
-
     def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
         """``bound``: how ``nll`` sums the T terms (all, or a stratified estimate
         with the standard error of the mean over the examples ``nll_examples``
