@@ -345,13 +345,6 @@ class DiffusionModel(GenerativeModel):
                                  (tf.constant(0), tf.TensorArray(tf.float32, size=k)))
         return self.prior_term(x0), tf.transpose(terms.stack()), timesteps
 
-    def bound_labels(self, labels, x):
-        """The classes the bound conditions on: the given ones (checked), or the
-        null label of a guided model, whose bound is then on log p(x)."""
-        labels = self.check_labels(labels, x, "nll") if labels is not None or not \
-            self.num_classes else None
-        return labels
-
     @on_batches("data")
     def nll(self, x, seed=None, labels=None):
         """The negative variational bound per example in nats (an upper bound on
