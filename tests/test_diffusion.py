@@ -146,6 +146,7 @@ def test_the_bound_is_the_sum_of_its_terms():
                                parts["prior"].numpy() + parts["terms"].numpy().sum(1), rtol=1e-6)
 
 
+@pytest.mark.slow  # 13 s alone on 2 cores (40 s on a loaded host)
 def test_the_bound_of_the_optimal_denoiser_on_gaussian_data_is_its_closed_form():
     """Averaged over the forward noise, the bound of GaussianDDPM equals its
     expectation in closed form (to 4 standard errors), and is above the true NLL;
@@ -212,6 +213,7 @@ def tiny_images(**kwargs):
     return model
 
 
+@pytest.mark.slow  # 10-15 s: eager U-Net steps (the contract checks the export's)
 def test_completion_keeps_the_known_pixels_bit_for_bit():
     model = tiny_images()
     rng = np.random.default_rng(1)
