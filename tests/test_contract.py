@@ -101,7 +101,7 @@ TINY = {
              ("moons", dict(timesteps=4, hidden_units=8, num_hidden=1, num_classes=3))],
     "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
               ("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1,
-                              num_classes=3))],
+                              num_classes=10))],  # digits' labels are 0..9
 }
 
 
