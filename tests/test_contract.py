@@ -124,6 +124,11 @@ TINY = {
                                          "hidden_units": 4, "num_residual_blocks": 1}}))],
     "pixel_vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8, decoder_filters=4,
                                   decoder_layers=1, decoder_units=4))],
+    "ddpm": [("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1)),
+             ("moons", dict(timesteps=4, hidden_units=8, num_hidden=1, num_classes=3))],
+    "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
+              ("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1,
+                              num_classes=10))],  # digits' labels are 0..9
 }
 
 
@@ -157,7 +162,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               # the energy models' options, whose pieces test_energy.py checks
               "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced",
               # text, whose pieces test_sequences.py checks
-              "transformer-fortunes", "wavenet-fortunes"}
+              "transformer-fortunes", "wavenet-fortunes",
+              # conditional diffusion cases: test_diffusion.py checks labels and guidance
+              "ddpm-moons-num_classes", "iddpm-digits-num_classes"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

@@ -65,6 +65,7 @@ class SampleOption:
         above: values must be greater than this (None: no bound).
         below: values must be smaller than this (None: no bound).
         doc: one line for ``zoo list`` and the docs.
+        at_least: values must be at least this (None: no bound).
     """
 
     default: float
@@ -72,15 +73,16 @@ class SampleOption:
     above: float = None
     below: float = None
     doc: str = ""
+    at_least: float = None
 
     def expected(self, name):
         """What the values must be, for error messages."""
-        return validation.expected_number(name, self.above, self.below)
+        return validation.expected_number(name, self.above, self.below, self.at_least)
 
     def check(self, model, name, value):
         """The value as a Python number (eager) or a checked tensor (traced)."""
         return validation.check_number(value, name, f"{model.name}.sample", self.dtype,
-                                       self.above, self.below)
+                                       self.above, self.below, self.at_least)
 
 
 class _Functions:
