@@ -97,10 +97,11 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
-    "ddpm": [("digits", dict(timesteps=4, channels=4, num_res_blocks=1)),
+    "ddpm": [("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1)),
              ("moons", dict(timesteps=4, hidden_units=8, num_hidden=1, num_classes=3))],
     "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
-              ("digits", dict(timesteps=4, channels=4, num_res_blocks=1, num_classes=3))],
+              ("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1,
+                              num_classes=3))],
     # Tiny untrained first stages built from their configs, as two_stage_vae's: a
     # VAE's latent vectors (an MLP, a bound), a VQ-VAE's latent grid (a U-Net, none).
     "latent_diffusion": [
@@ -141,6 +142,8 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vae-digits-gaussian", "beta_vae-digits", "iwae-digits", "mixture_vae-digits",
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
+              # conditional diffusion cases: test_diffusion.py checks labels and guidance
+              "ddpm-moons-num_classes", "iddpm-digits-num_classes",
               # a VQ-VAE first stage: test_latent_diffusion.py checks its pieces
               "latent_diffusion-digits-cosine"}
 

@@ -22,6 +22,10 @@ from zoo.diffusion.denoiser import Denoiser
 from zoo.validation import on_batches
 
 
+# Models of at most this many timesteps run their loops eagerly when called eagerly.
+EAGER_TIMESTEPS = 16
+
+
 class DiffusionModel(GenerativeModel):
     """A diffusion model: ``q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` over
     ``T`` steps of a noise schedule (:mod:`zoo.diffusion.schedules`), and a
@@ -148,16 +152,16 @@ class DiffusionModel(GenerativeModel):
         label dropout (its null label is the unconditional model)."""
         return bool(self.num_classes) and self.label_dropout > 0
 
-    def build_weights(self):
-        with tf.init_scope():
-            x = tf.zeros((1,) + self.latent_shape)
-            t = tf.zeros((1,), tf.int32)
-            self.denoiser_network(x, t, tf.zeros((1,), tf.int32) if self.num_classes else None)
+    def build(self, input_shape):
+        x = tf.zeros((1,) + self.latent_shape)
+        t = tf.zeros((1,), tf.int32)
+        self.denoiser_network(x, t, tf.zeros((1,), tf.int32) if self.num_classes else None)
+        self.built = True
 
     def call(self, x):
         """The network's output at the last timestep, for Keras (raw data in)."""
         t = tf.fill(tf.shape(x)[:1], self.timesteps - 1)
-        return self.denoiser_network(self.scale(x), t)
+        return self.network_output(self.scale(x), t)
 
     # ---------------------------------------------------------------- data
     def scale(self, x):
@@ -172,6 +176,17 @@ class DiffusionModel(GenerativeModel):
             return y
         return tf.clip_by_value((y + 1.0) * (self.num_levels - 1) / 2.0, 0.0,
                                 self.num_levels - 1.0)
+
+    def run_compiled(self, name, fn, *tensors):
+        """``fn(*tensors)``, through a ``tf.function`` cached per model when called
+        eagerly (an eager loop of T network calls dispatches every op from
+        Python); as it is inside a traced function, and eagerly for models of at
+        most ``EAGER_TIMESTEPS`` timesteps (tracing costs them more than it saves)."""
+        if tf.inside_function() or self.timesteps <= EAGER_TIMESTEPS:
+            return fn(*tensors)
+        if name not in self._xla.functions:
+            self._xla.functions[name] = tf.function(fn, reduce_retracing=True)
+        return self._xla.functions[name](*tensors)
 
     def const(self, name):
         return tf.constant(self.table[name], tf.float32)
@@ -293,6 +308,14 @@ class DiffusionModel(GenerativeModel):
     def vlb(self, x0, seed, labels=None):
         """(prior term (batch,), the K terms (batch, K) already weighted by their
         strata's sizes, the K timesteps) of the bound on ``x_0`` (scaled)."""
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        if labels is None:
+            return self.run_compiled("vlb", self.vlb_terms, tf.convert_to_tensor(x0), seed)
+        return self.run_compiled("vlb_labels", self.vlb_terms, tf.convert_to_tensor(x0), seed,
+                             tf.convert_to_tensor(labels, tf.int32))
+
+    def vlb_terms(self, x0, seed, labels=None):
+        """:meth:`vlb`'s computation."""
         k, bounds = self.bound_strata()
         batch = tf.shape(x0)[0]
         low = tf.constant(bounds[:-1])
@@ -442,6 +465,17 @@ class DiffusionModel(GenerativeModel):
                                   options["label"])
 
     def draw_samples(self, n, seed, num_steps, eta, guidance=None, label=None):
+        tensors = [tf.convert_to_tensor(n, tf.int32), tf.convert_to_tensor(seed, tf.int32),
+                   tf.convert_to_tensor(num_steps, tf.int32), tf.convert_to_tensor(eta, tf.float32)]
+        names = [name for name, value in (("guidance", guidance), ("label", label))
+                 if value is not None]
+        extra = [tf.convert_to_tensor(guidance, tf.float32)] if guidance is not None else []
+        extra += [tf.convert_to_tensor(label, tf.int32)] if label is not None else []
+        return self.run_compiled("sample-" + "-".join(names), lambda *args: self.sampled(
+            *args[:4], **dict(zip(names, args[4:]))), *tensors, *extra)
+
+    def sampled(self, n, seed, num_steps, eta, guidance=None, label=None):
+        """:meth:`draw_samples`' computation."""
         options = {"label": label}
         labels = self.sampler_labels(n, seed, options)
         shape = tf.concat([tf.reshape(n, [1]), self.latent_shape], 0)
@@ -451,6 +485,18 @@ class DiffusionModel(GenerativeModel):
         return self.unscale(y)
 
     def draw_completion(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
+        tensors = [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(mask, tf.float32),
+                   tf.convert_to_tensor(seed, tf.int32), tf.convert_to_tensor(num_steps, tf.int32),
+                   tf.convert_to_tensor(eta, tf.float32)]
+        names = [name for name, value in (("guidance", guidance), ("label", label))
+                 if value is not None]
+        extra = [tf.convert_to_tensor(guidance, tf.float32)] if guidance is not None else []
+        extra += [tf.convert_to_tensor(label, tf.int32)] if label is not None else []
+        return self.run_compiled("complete-" + "-".join(names), lambda *args: self.completed(
+            *args[:5], **dict(zip(names, args[5:]))), *tensors, *extra)
+
+    def completed(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
+        """:meth:`draw_completion`'s computation."""
         n = tf.shape(x)[0]
         labels = self.sampler_labels(n, seed, {"label": label})
         x0 = self.scale(x)
@@ -476,6 +522,18 @@ class DiffusionModel(GenerativeModel):
         x = self.validate_inputs(x, "encode")
         num_steps = self.check_steps(num_steps, "encode")
         labels = self.ode_labels(labels, x, "encode")
+        return self.ode("encoded", self.scale(x), num_steps, labels)
+
+    def ode(self, method, x, num_steps, labels):
+        """``getattr(self, method)(x, num_steps, labels)``, compiled when eager."""
+        tensors = [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(num_steps, tf.int32)]
+        if labels is not None:
+            tensors.append(tf.convert_to_tensor(labels, tf.int32))
+        return self.run_compiled(method + ("-labels" if labels is not None else ""),
+                             getattr(self, method), *tensors)
+
+    def encoded(self, x0, num_steps, labels=None):
+        """:meth:`encode`'s computation, from scaled data."""
         timesteps = schedules.respaced_timesteps(self.timesteps, num_steps)
         abar_all = tf.constant(self.table["alphas_cumprod"], tf.float64)
         count = tf.shape(timesteps)[0]
@@ -490,8 +548,13 @@ class DiffusionModel(GenerativeModel):
             x0 = (z - tf.sqrt(1.0 - a_prev) * eps) / tf.sqrt(a_prev)
             return i + 1, tf.sqrt(a) * x0 + tf.sqrt(1.0 - a) * eps
 
-        _, z = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), self.scale(x)))
+        _, z = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), x0))
         return z
+
+    def decoded(self, z, num_steps, labels=None):
+        """:meth:`decode`'s computation, to scaled data."""
+        return self.run_sampler(z, tf.zeros([2], tf.int32), num_steps, 0.0, labels=labels,
+                                clip=False)
 
     @on_batches("latent")
     def decode(self, z, num_steps=None, labels=None):
@@ -500,8 +563,7 @@ class DiffusionModel(GenerativeModel):
         z = self.check_batch(z, "decode", self.latent_shape, what="z")
         num_steps = self.check_steps(num_steps, "decode")
         labels = self.ode_labels(labels, z, "decode")
-        y = self.run_sampler(z, tf.zeros([2], tf.int32), num_steps, 0.0,
-                             labels=labels, clip=False)
+        y = self.ode("decoded", z, num_steps, labels)
         if self.num_levels is None:
             return y
         return (y + 1.0) * (self.num_levels - 1) / 2.0
@@ -518,16 +580,17 @@ class DiffusionModel(GenerativeModel):
         conditional = [self.label_spec()] if self.num_classes else []
         steps = tf.TensorSpec([], tf.int32, name="num_steps")
 
-        def with_labels(fn, *rest):
+        def with_labels(fn):
+            # Labels go positionally: on_batches makes an empty batch's labels one too.
             if self.num_classes:
-                return lambda x, label, *more: fn(x, *more, labels=label)
+                return lambda x, label, *more: fn(x, *more, label)
             return fn
 
-        nll = with_labels(lambda x, seed, labels=None: {"nll": self.nll(x, seed, labels=labels)})
+        nll = with_labels(lambda x, seed, labels=None: {"nll": self.nll(x, seed, labels)})
         encode = with_labels(lambda x, num_steps, labels=None: {
-            "z": self.encode(x, num_steps, labels=labels)})
+            "z": self.encode(x, num_steps, labels)})
         decode = with_labels(lambda z, num_steps, labels=None: {
-            "x": self.decode(z, num_steps, labels=labels)})
+            "x": self.decode(z, num_steps, labels)})
         return {
             "nll": (nll, [self.data_spec(), *conditional,
                           tf.TensorSpec([], tf.int32, name="seed")]),

@@ -62,8 +62,9 @@ class Denoiser(keras.layers.Layer):
                                           self.data_shape[0] * self.outputs_per_value,
                                           activation="softplus", name="mlp")
             width = POINT_EMBEDDING
-        self.class_embedding = keras.layers.Embedding(
-            self.num_classes + 1, width, name="class_embedding") if self.num_classes else None
+        # A dense layer on one-hot classes (an embedding's gradient would be sparse).
+        self.class_embedding = keras.layers.Dense(
+            width, use_bias=False, name="class_embedding") if self.num_classes else None
 
     def build(self, x_shape, t_shape=None, labels_shape=None):
         if self.images:
@@ -73,7 +74,7 @@ class Denoiser(keras.layers.Layer):
             extra = POINT_EMBEDDING * (2 if self.num_classes else 1)
             self.net.build((None, self.data_shape[0] + extra))
         if self.class_embedding is not None:
-            self.class_embedding.build((None,))
+            self.class_embedding.build((None, self.num_classes + 1))
         self.built = True
 
     def call(self, x, t, labels=None):
@@ -83,7 +84,7 @@ class Denoiser(keras.layers.Layer):
         if self.class_embedding is not None:
             if labels is None:
                 labels = tf.fill(tf.shape(t), self.num_classes)
-            classes = self.class_embedding(labels)
+            classes = self.class_embedding(tf.one_hot(labels, self.num_classes + 1))
         if self.images:
             return self.net(x, sinusoidal_embedding(t, self.channels), classes)
         parts = [x, tf.cast(sinusoidal_embedding(t, POINT_EMBEDDING), x.dtype)]

@@ -110,12 +110,6 @@ class LatentDiffusion(DiffusionModel):
                                             aggregation="mean", name="latent_scale")
         self.build_model()
 
-    def build_weights(self):
-        """The network on latents, then a call on data (through the first stage),
-        which marks the model built."""
-        self.denoiser_network.build((None,) + self.latent_shape)
-        GenerativeModel.build_weights(self)
-
     # ------------------------------------------------------------ the first stage
     @classmethod
     def check_first_stage(cls, model, data_shape, num_levels):
