@@ -283,6 +283,11 @@ class LatentDiffusion(DiffusionModel):
         z = self.check_batch(z, "decode", self.latent_shape, what="z")
         num_steps = self.check_steps(num_steps, "decode")
         self.check_labels(labels, z, "decode")
+        return self.run_compiled("latent_decode", self.decoded_latents, z,
+                                 tf.convert_to_tensor(num_steps, tf.int32))
+
+    def decoded_latents(self, z, num_steps):
+        """:meth:`decode`'s computation."""
         return self.unscale(self.run_sampler(z, tf.zeros([2], tf.int32), num_steps, 0.0))
 
     # ---------------------------------------------------------------- serving
