@@ -114,6 +114,8 @@ TINY = {
                             **zoo.registry.entry("vq_vae").config_for("digits"),
                             "latent_dim": 2, "num_embeddings": 4, "filters": 4,
                             "hidden_units": 4, "num_residual_blocks": 1}}))],
+    "sr_diffusion": [("digits", dict(timesteps=4, channels=4, channel_mults=(1,),
+                                     num_res_blocks=1, bank_size=4))],
 }
 
 
