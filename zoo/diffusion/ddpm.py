@@ -9,7 +9,7 @@ from zoo.registry import register
 # 2-D densities: the MLP; digits (8x8): levels 8, 4; Fashion-MNIST (28x28): 28, 14, 7.
 POINTS = dict(hidden_units=128, num_hidden=3, ema_decay=0.999)
 DIGITS = dict(channels=32, channel_mults=(1, 2), num_res_blocks=1, ema_decay=0.999,
-              sampling_steps=100)
+              bound_timesteps=100, sampling_steps=100)
 FASHION = dict(channels=32, channel_mults=(1, 2, 2), num_res_blocks=1, ema_decay=0.9995,
                bound_timesteps=50, sampling_steps=50)
 TRAINING = {

@@ -32,7 +32,7 @@ class ImprovedDDPM(DiffusionModel):
       vlb_weight``, 0.001) where ``L_vlb``'s term at t sees the predicted mean
       through a stop-gradient, so that it trains only the variance;
     * importance-sampled timesteps (eq. 18): ``p_t ~ sqrt(E[L_t^2])`` over the last
-      ``history`` values of each ``L_t`` (uniform until every t has them all,
+      ``history_length`` values of each ``L_t`` (uniform until every t has them all,
       then mixed with 0.001 of the uniform, as the paper's code), each
       example's loss weighted by ``1 / (T p_t)`` so that both terms stay unbiased
       estimates of their uniform-t expectations. The history is two weights of
@@ -45,7 +45,7 @@ class ImprovedDDPM(DiffusionModel):
     Args:
         schedule: ``"cosine"`` (the paper's) or ``"linear"``.
         vlb_weight: lambda.
-        history: values of each ``L_t`` the importance sampler keeps (10 in the paper).
+        history_length: values of each ``L_t`` the importance sampler keeps (10 in the paper).
         (others): as :class:`~zoo.diffusion.base.DiffusionModel`.
     """
 
@@ -53,20 +53,20 @@ class ImprovedDDPM(DiffusionModel):
     loss_names = ("loss", "mse", "vlb")
 
     def __init__(self, data_shape=(8, 8, 1), num_levels=17, timesteps=1000, schedule="cosine",
-                 vlb_weight=0.001, history=10, **kwargs):
+                 vlb_weight=0.001, history_length=10, **kwargs):
         kwargs.setdefault("name", "iddpm")
         super().__init__(data_shape=data_shape, num_levels=num_levels, timesteps=timesteps,
                          schedule=schedule, **kwargs)
         if not float(vlb_weight) >= 0:
             raise ValueError(f"ImprovedDDPM: expected vlb_weight >= 0, got {vlb_weight}")
-        if isinstance(history, bool) or not isinstance(history, (int, np.integer)) \
-                or history < 1:
-            raise ValueError(f"ImprovedDDPM: expected history to be an int >= 1, got "
-                             f"{history!r}")
+        if isinstance(history_length, bool) or not isinstance(history_length, (int, np.integer)) \
+                or history_length < 1:
+            raise ValueError(f"ImprovedDDPM: expected history_length to be an int >= 1, got "
+                             f"{history_length!r}")
         self.vlb_weight = float(vlb_weight)
-        self.history = int(history)
+        self.history_length = int(history_length)
         # MEAN aggregation: replicas apply the same (gathered) update.
-        self.loss_history = self.add_weight(shape=(self.timesteps, self.history),
+        self.loss_history = self.add_weight(shape=(self.timesteps, self.history_length),
                                             initializer="zeros", trainable=False,
                                             aggregation="mean", name="loss_history")
         self.loss_counts = self.add_weight(shape=(self.timesteps,), initializer="zeros",
@@ -77,7 +77,7 @@ class ImprovedDDPM(DiffusionModel):
     def timestep_probabilities(self):
         """The importance sampler's p_t (uniform until the history is full)."""
         uniform = tf.fill([self.timesteps], 1.0 / self.timesteps)
-        full = tf.reduce_all(self.loss_counts >= self.history)
+        full = tf.reduce_all(self.loss_counts >= self.history_length)
         weights = tf.sqrt(tf.reduce_mean(tf.square(self.loss_history), axis=1))
         weights = weights / tf.maximum(tf.reduce_sum(weights), 1e-30)
         mixed = 0.999 * weights + 0.001 * uniform
@@ -118,8 +118,8 @@ class ImprovedDDPM(DiffusionModel):
         counts = tf.math.unsorted_segment_sum(tf.ones_like(term), t, self.timesteps)
         present = counts > 0
         means = sums / tf.maximum(counts, 1.0)
-        slot = tf.cast(tf.math.floormod(self.loss_counts, float(self.history)), tf.int32)
+        slot = tf.cast(tf.math.floormod(self.loss_counts, float(self.history_length)), tf.int32)
         where = tf.logical_and(present[:, None],
-                               tf.equal(tf.range(self.history)[None], slot[:, None]))
+                               tf.equal(tf.range(self.history_length)[None], slot[:, None]))
         self.loss_history.assign(tf.where(where, means[:, None], self.loss_history))
         self.loss_counts.assign(self.loss_counts + tf.cast(present, tf.float32))

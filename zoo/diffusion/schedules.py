@@ -132,7 +132,8 @@ def q_posterior(x0, xt, t, table):
 
 
 def predict_x0(xt, t, eps, alphas_cumprod):
-    """``x_0`` from ``x_t`` and the noise ``eps``: ``(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``."""
+    """``x_0`` from ``x_t`` and the noise ``eps``:
+    ``(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``."""
     abar = _at(alphas_cumprod, t, xt)
     return (xt - tf.sqrt(1.0 - abar) * eps) / tf.sqrt(abar)
 
