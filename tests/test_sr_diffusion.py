@@ -35,8 +35,8 @@ def test_low_resolution_input_is_checked(model):
         with pytest.raises(ValueError, match=shape):
             model.super_resolve(wrong)
     with pytest.raises(ValueError, match=r"expected low-resolution raw pixel values in "
-                                         r"\[0, 16\], got \["):
-        model.super_resolve(low + 17)
+                                         r"\[0, 17\], got \["):
+        model.super_resolve(low + 20)
     with pytest.raises(ValueError, match="num_steps"):
         model.super_resolve(low, num_steps=5)
     # Traced, as in the exported signature: a shape known only at run time is

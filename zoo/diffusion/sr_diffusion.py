@@ -130,10 +130,15 @@ class SuperResolutionDiffusion(DiffusionModel):
         net = self.averaged("denoiser") if averaged else self.denoiser_network
         return net(tf.concat([xt, tf.cast(labels, xt.dtype)], axis=-1), t)
 
+    @property
+    def float_input_ranges(self):
+        """[low, high] of the float inputs of the serving signatures besides data."""
+        return {"low": self.value_range}
+
     def check_low(self, low, where):
-        """A batch of low-resolution images: (batch,) + ``low_shape``, levels in
-        [0, num_levels - 1]."""
-        return self.check_batch(low, where, self.low_shape, (0.0, self.num_levels - 1.0),
+        """A batch of low-resolution images: (batch,) + ``low_shape``, in the data's
+        ``value_range``."""
+        return self.check_batch(low, where, self.low_shape, self.value_range,
                                 what="low-resolution raw pixel values")
 
     # ---------------------------------------------------------------- losses
