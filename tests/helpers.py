@@ -194,8 +194,9 @@ def signature_inputs(model, specs, seed=0):
     a completion's ``mask`` is 0s and 1s at random; integer batched inputs are
     class labels in ``[0, num_classes)``, or lie in the
     range ``[low, high)`` the model gives for them in ``integer_input_ranges``
-    (code indices); int32 scalars ``n`` and ``seed`` are 3 and 7; sampler options
-    take their defaults. Batches have 3 examples.
+    (code indices); float inputs the model gives a range for in
+    ``float_input_ranges`` are uniform in it; int32 scalars ``n`` and ``seed``
+    are 3 and 7; sampler options take their defaults. Batches have 3 examples.
     """
     rng = np.random.default_rng(seed)
     data_name = model.data_spec().name
@@ -229,6 +230,8 @@ def signature_inputs(model, specs, seed=0):
             value = rng.integers(*integer_range(model, spec.name), shape)
         elif is_data and model.num_levels is not None:
             value = rng.integers(0, model.num_levels, shape)
+        elif spec.name in getattr(model, "float_input_ranges", {}):  # e.g. low-resolution images
+            value = rng.uniform(*model.float_input_ranges[spec.name], shape)
         elif not is_data and getattr(model, "latent_support", "real") == "simplex":
             value = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])  # distributions
         else:

@@ -129,6 +129,20 @@ TINY = {
     "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
               ("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1,
                               num_classes=10))],  # digits' labels are 0..9
+    # Tiny untrained first stages built from their configs, as two_stage_vae's: a
+    # VAE's latent vectors (an MLP, a bound), a VQ-VAE's latent grid (a U-Net, none).
+    "latent_diffusion": [
+        ("digits", dict(timesteps=4, hidden_units=8, num_hidden=1, first_stage={
+            "model": "vae", "config": {**zoo.registry.entry("vae").config_for("digits"),
+                                       "latent_dim": 2, "filters": 4, "hidden_units": 8}})),
+        # (T = 8: its first data signature, encode, gets num_steps 7)
+        ("digits", dict(timesteps=8, channels=4, num_res_blocks=1, schedule="cosine",
+                        first_stage={"model": "vq_vae", "config": {
+                            **zoo.registry.entry("vq_vae").config_for("digits"),
+                            "latent_dim": 2, "num_embeddings": 4, "filters": 4,
+                            "hidden_units": 4, "num_residual_blocks": 1}}))],
+    "sr_diffusion": [("digits", dict(timesteps=4, channels=4, channel_mults=(1,),
+                                     num_res_blocks=1, bank_size=4))],
 }
 
 
@@ -164,7 +178,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               # text, whose pieces test_sequences.py checks
               "transformer-fortunes", "wavenet-fortunes",
               # conditional diffusion cases: test_diffusion.py checks labels and guidance
-              "ddpm-moons-num_classes", "iddpm-digits-num_classes"}
+              "ddpm-moons-num_classes", "iddpm-digits-num_classes",
+              # a VQ-VAE first stage: test_latent_diffusion.py checks its pieces
+              "latent_diffusion-digits-cosine"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

@@ -142,7 +142,7 @@ class DiffusionModel(GenerativeModel):
             **self.sample_options,  # the base's label
         }
         self.denoiser_network = Denoiser(
-            self.data_shape, self.timesteps, 2 if self.learned_variance else 1,
+            self.latent_shape, self.timesteps, 2 if self.learned_variance else 1,
             self.num_classes, channels=channels, channel_mults=channel_mults,
             num_res_blocks=num_res_blocks, dropout=dropout, hidden_units=hidden_units,
             num_hidden=num_hidden, name="denoiser")
@@ -159,7 +159,7 @@ class DiffusionModel(GenerativeModel):
         return bool(self.num_classes) and self.label_dropout > 0
 
     def build(self, input_shape):
-        x = tf.zeros((1,) + self.data_shape)
+        x = tf.zeros((1,) + self.latent_shape)
         t = tf.zeros((1,), tf.int32)
         self.denoiser_network(x, t, tf.zeros((1,), tf.int32) if self.num_classes else None)
         self.built = True
@@ -477,7 +477,7 @@ class DiffusionModel(GenerativeModel):
         """:meth:`draw_samples`' computation."""
         options = {"label": label}
         labels = self.sampler_labels(n, seed, options)
-        shape = tf.concat([tf.reshape(n, [1]), self.data_shape], 0)
+        shape = tf.concat([tf.reshape(n, [1]), self.latent_shape], 0)
         x = tf.random.stateless_normal(shape, tf.random.experimental.stateless_fold_in(seed, 0))
         y = self.run_sampler(x, tf.random.experimental.stateless_fold_in(seed, 1), num_steps,
                              eta, guidance, labels)
@@ -563,7 +563,7 @@ class DiffusionModel(GenerativeModel):
     def decode(self, z, num_steps=None, labels=None):
         """DDIM's deterministic generation (``eta = 0``, no clipping) from ``x_T``
         = `z` to raw data over `num_steps` respaced steps (default T)."""
-        z = self.check_batch(z, "decode", self.data_shape, what="z")
+        z = self.check_batch(z, "decode", self.latent_shape, what="z")
         num_steps = self.check_steps(num_steps, "decode")
         labels = self.ode_labels(labels, z, "decode")
         y = self.ode("decoded", z, num_steps, labels)
@@ -701,7 +701,7 @@ class DiffusionModel(GenerativeModel):
             "nll": (nll, [self.data_spec(), *conditional,
                           tf.TensorSpec([], tf.int32, name="seed")]),
             "encode": (encode, [self.data_spec(), *conditional, steps]),
-            "decode": (decode, [tf.TensorSpec((None,) + self.data_shape, tf.float32, name="z"),
+            "decode": (decode, [tf.TensorSpec((None,) + self.latent_shape, tf.float32, name="z"),
                                 *conditional, steps]),
         }
 
