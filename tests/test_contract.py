@@ -69,6 +69,8 @@ TINY = {
     "max_sliced_gan": [("digits", dict(latent_dim=4, filters=4))],
     "sobolev_gan": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
     "swgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
+    # GAN architectures (zoo/gan/dcgan.py, stylegan.py, biggan.py, diffusion_gan.py)
+    "dcgan": [("digits", dict(latent_dim=4, filters=4))],
     "vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, num_classes=3)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="bernoulli")),
@@ -289,6 +291,11 @@ def test_sample_options(case):
             for bad in (option.above, option.above - 1):
                 with pytest.raises(ValueError, match=f"expected {name} > "):
                     model.sample(2, seed=0, **{name: bad})
+        for bound, bad in ((option.at_least, -1), (option.at_most, 1)):
+            if bound is not None:  # the bound itself is allowed, beyond it not
+                model.sample(2, seed=0, **{name: bound})
+                with pytest.raises(ValueError, match=f"expected {name} "):
+                    model.sample(2, seed=0, **{name: bound + bad})
 
 
 def test_gradient_reaches_every_weight(case):
