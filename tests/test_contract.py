@@ -71,6 +71,11 @@ TINY = {
     "swgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
     # GAN architectures (zoo/gan/dcgan.py, stylegan.py, biggan.py, diffusion_gan.py)
     "dcgan": [("digits", dict(latent_dim=4, filters=4))],
+    "stylegan": [("digits", dict(latent_dim=4, filters=4, mapping_layers=1,
+                                 regularizer_interval=2, path_length_interval=2))],
+    "biggan": [("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=10)),
+               ("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=0,
+                               ema_decay=0.0))],
     "vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, num_classes=3)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="bernoulli")),
@@ -126,7 +131,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               # contract runs on a flow posterior (iaf_vae) and integer codes (vq_vae)
               "vae-digits-gaussian", "beta_vae-digits", "iwae-digits", "mixture_vae-digits",
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
-              "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits"}
+              "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
+              # the unconditional BigGAN (test_gan_architectures.py builds it)
+              "biggan-digits-ema_decay-num_classes"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]
