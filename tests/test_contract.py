@@ -133,7 +133,7 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
               # the unconditional BigGAN (test_gan_architectures.py builds it)
-              "biggan-digits-ema_decay-num_classes"}
+              "biggan-digits-num_classes-ema_decay"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

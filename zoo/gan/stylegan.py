@@ -38,8 +38,7 @@ class LazyPenalty:
         self.name = penalty.name
 
     def __call__(self, score_fn, real, fake, rng):
-        optimizer = self.model.optimizer_for(self.model.critic_networks[0]) \
-            if self.model.optimizer is not None else None
+        optimizer = self.model.optimizer_for(self.model.critic_networks[0])
         if optimizer is None or self.interval == 1:
             return self.penalty(score_fn, real, fake, rng)
         due = tf.equal(optimizer.iterations % self.interval, 0)
@@ -176,7 +175,9 @@ class StyleGAN(GAN):
     def generator_losses(self, x, labels=None):
         terms = super().generator_losses(x, labels)
         if self.path_length_weight > 0:
-            due = tf.equal(self.optimizer.iterations % self.path_length_interval, 0)
+            optimizer = getattr(self, "optimizer", None)  # None before compile: due
+            due = tf.constant(True) if optimizer is None else \
+                tf.equal(optimizer.iterations % self.path_length_interval, 0)
             batch = tf.shape(x)[0]
             penalty = lazily(self, due, self.path_length_interval,
                              lambda: self.path_length_penalty(batch, labels, due))
