@@ -104,6 +104,11 @@ TINY = {
                                           **zoo.registry.entry("vae").config_for("digits"),
                                           "latent_dim": 2, "filters": 4,
                                           "hidden_units": 8}}))],
+    "ddpm": [("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1)),
+             ("moons", dict(timesteps=4, hidden_units=8, num_hidden=1, num_classes=3))],
+    "iddpm": [("moons", dict(timesteps=4, hidden_units=8, num_hidden=1)),
+              ("digits", dict(timesteps=4, channels=4, channel_mults=(1,), num_res_blocks=1,
+                              num_classes=3))],
 }
 
 
@@ -133,7 +138,9 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "vamp_vae-digits", "planar_vae-digits", "ladder_vae-digits", "vae_gan-digits",
               "vq_vae-digits-ema", "aae-digits", "gumbel_vae-digits",
               # the unconditional BigGAN (test_gan_architectures.py builds it)
-              "biggan-digits-num_classes-ema_decay"}
+              "biggan-digits-num_classes-ema_decay",
+              # conditional diffusion cases: test_diffusion.py checks labels and guidance
+              "ddpm-moons-num_classes", "iddpm-digits-num_classes"}
 
 CASES = [(name, dataset, overrides, i == 0)
          for name, cases in TINY.items() for i, (dataset, overrides) in enumerate(cases)]

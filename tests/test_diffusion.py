@@ -1,0 +1,291 @@
+"""Diffusion models (zoo/diffusion): the forward process and the posterior against
+their closed forms, the bound against its terms and against the closed form for a
+Gaussian data distribution with the optimal denoiser, the samplers, DDIM's ODE,
+completion, guidance, iDDPM's importance sampler, and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.diffusion import schedules
+from zoo.diffusion.ddpm import DDPM
+
+MEAN, STD = 0.5, 0.8  # the 1-D Gaussian data distribution
+
+
+class GaussianDDPM(DDPM):
+    """DDPM on 1-D N(MEAN, STD^2) data whose network is the optimal denoiser:
+    ``eps = (x_t - sqrt(abar) E[x_0 | x_t]) / sqrt(1 - abar)`` in closed form."""
+
+    def network_output(self, xt, t, labels=None, averaged=False):
+        a = tf.sqrt(schedules._at(self.const("alphas_cumprod"), t, xt))
+        b2 = 1.0 - tf.square(a)
+        x0_hat = MEAN + a * STD**2 / (a**2 * STD**2 + b2) * (xt - a * MEAN)
+        return (xt - a * x0_hat) / tf.sqrt(b2)
+
+
+def gaussian_model(timesteps, **kwargs):
+    return GaussianDDPM(data_shape=(1,), num_levels=None, timesteps=timesteps, hidden_units=4,
+                        num_hidden=1, name="gaussian_ddpm", **kwargs)
+
+
+def expected_bound(x0, table):
+    """E over the forward noise of GaussianDDPM's bound at each x0 (nats), in
+    closed form: the KL terms are coef1^2 E[(x0 - x0_hat)^2] / (2 beta~_t), the
+    decoder's is that of N(x0_hat, beta~_1), with E[(x0 - x0_hat)^2] = (MEAN - x0)^2
+    (1 - k a)^2 + k^2 b^2, k = a STD^2 / (a^2 STD^2 + b^2)."""
+    abar = table["alphas_cumprod"]
+    total = np.zeros_like(x0)
+    for t in range(len(abar)):
+        a, b2 = math.sqrt(abar[t]), 1.0 - abar[t]
+        k = a * STD**2 / (a**2 * STD**2 + b2)
+        err = (MEAN - x0) ** 2 * (1 - k * a) ** 2 + k**2 * b2
+        if t == 0:
+            var = math.exp(table["posterior_log_variance_clipped"][0])
+            total += 0.5 * math.log(2 * math.pi * var) + err / (2 * var)
+        else:
+            total += table["posterior_mean_coef1"][t] ** 2 * err / (
+                2 * table["posterior_variance"][t])
+    a2, b2 = abar[-1], 1.0 - abar[-1]
+    total += 0.5 * (a2 * x0**2 + b2 - 1.0 - math.log(b2))  # KL(q(x_T|x_0) || N(0, 1))
+    return total
+
+
+# ----------------------------------------------------------------- schedules
+def test_forward_process_matches_the_step_by_step_closed_form():
+    """q(x_t | x_0)'s mean and variance are those of t + 1 steps of
+    x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps, by recursion."""
+    for schedule in schedules.SCHEDULES:
+        beta = schedules.betas(schedule, 20)
+        table = schedules.tables(beta)
+        x0 = tf.constant([[0.3], [-1.2]])
+        coef, var = 1.0, 0.0
+        for t in range(20):
+            coef, var = coef * math.sqrt(1 - beta[t]), (1 - beta[t]) * var + beta[t]
+            mean, variance, _ = schedules.q_mean_variance(x0, tf.constant([t, t]),
+                                                          table["alphas_cumprod"])
+            np.testing.assert_allclose(mean.numpy(), coef * x0.numpy(), rtol=1e-5)
+            np.testing.assert_allclose(variance.numpy(), var, rtol=1e-5)
+        noise = tf.constant([[0.5], [2.0]])
+        xt = schedules.q_sample(x0, tf.constant([19, 19]), noise, table["alphas_cumprod"])
+        np.testing.assert_allclose(xt.numpy(), coef * x0.numpy() + math.sqrt(var) * noise.numpy(),
+                                   rtol=1e-5)
+
+
+def test_posterior_matches_bayes_rule():
+    """q(x_{t-1} | x_t, x_0) ~ q(x_t | x_{t-1}) q(x_{t-1} | x_0): precision and
+    mean of the product of the two Gaussians."""
+    beta = schedules.betas("linear", 10)
+    table = schedules.tables(beta)
+    abar = table["alphas_cumprod"]
+    x0, xt = tf.constant([[0.7]]), tf.constant([[-0.4]])
+    for t in range(1, 10):
+        precision = 1 / (1 - abar[t - 1]) + (1 - beta[t]) / beta[t]
+        mean = (math.sqrt(abar[t - 1]) * 0.7 / (1 - abar[t - 1])
+                + math.sqrt(1 - beta[t]) * -0.4 / beta[t]) / precision
+        got_mean, got_var, got_log_var = schedules.q_posterior(x0, xt, tf.constant([t]), table)
+        np.testing.assert_allclose(got_mean.numpy(), [[mean]], rtol=1e-5)
+        np.testing.assert_allclose(got_var.numpy(), [[1 / precision]], rtol=1e-5)
+        np.testing.assert_allclose(got_log_var.numpy(), [[-math.log(precision)]], rtol=1e-5)
+
+
+def test_ddim_with_eta_one_has_the_posterior_variance():
+    table = schedules.tables(schedules.betas("cosine", 50))
+    abar, prev = table["alphas_cumprod"][1:], table["alphas_cumprod_prev"][1:]
+    sigma = schedules.ddim_sigma(tf.constant(abar), tf.constant(prev), 1.0).numpy()
+    np.testing.assert_allclose(sigma**2, table["posterior_variance"][1:], rtol=1e-9)
+    np.testing.assert_array_equal(schedules.ddim_sigma(tf.constant(abar), tf.constant(prev),
+                                                       0.0).numpy(), 0.0)
+
+
+def test_respaced_schedules_keep_the_alphas_of_their_timesteps():
+    T = 100
+    abar = schedules.tables(schedules.betas("linear", T))["alphas_cumprod"]
+    for k in (1, 2, 7, 10, 100):
+        kept = schedules.respaced_timesteps(T, k).numpy()
+        assert len(kept) == k and kept[-1] == T - 1 and np.all(np.diff(kept) > 0)
+        respaced = schedules.respaced_betas(abar, kept).numpy()
+        np.testing.assert_allclose(np.cumprod(1 - respaced), abar[kept], rtol=1e-9)
+    np.testing.assert_array_equal(schedules.respaced_timesteps(T, 10).numpy(),
+                                  np.round(np.linspace(0, T - 1, 10)).astype(int))
+    np.testing.assert_array_equal(schedules.respaced_timesteps(T, T).numpy(), np.arange(T))
+
+
+def test_schedules_say_what_was_expected():
+    with pytest.raises(ValueError, match=r"unknown noise schedule 'quadratic'; expected one "
+                                         r"of \['linear', 'cosine'\]"):
+        schedules.betas("quadratic", 10)
+    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic'"):
+        zoo.get("ddpm", dataset="moons", schedule="quadratic", timesteps=4)
+    with pytest.raises(ValueError, match=r"expected timesteps: integers in \[0, 10\), got "
+                                         r"values in \[0, 10\]"):
+        schedules.check_timesteps([0, 10], 10, "here")
+    with pytest.raises(ValueError, match=r"expected timesteps: integers in \[0, 10\)"):
+        schedules.check_timesteps([-1], 10, "here")
+    check = tf.function(lambda t: schedules.check_timesteps(t, 10, "here"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"integers in \[0, 10\)"):
+        check(tf.constant([3, 12]))
+    np.testing.assert_array_equal(check(tf.constant([0, 9])).numpy(), [0, 9])
+
+
+# --------------------------------------------------------------------- bound
+def test_the_bound_is_the_sum_of_its_terms():
+    model = zoo.get("ddpm", dataset="digits", timesteps=3, channels=4, channel_mults=(1,),
+                    num_res_blocks=1)
+    x = np.random.default_rng(0).integers(0, 17, (3, 8, 8, 1)).astype("float32")
+    parts = model.bound_terms(x, seed=4)
+    assert parts["terms"].shape == (3, 3)
+    np.testing.assert_array_equal(parts["timesteps"].numpy(), np.arange(3))
+    assert np.all(parts["terms"].numpy()[:, 1:] >= 0)  # KL terms
+    np.testing.assert_allclose(model.nll(x, seed=4).numpy(),
+                               parts["prior"].numpy() + parts["terms"].numpy().sum(1), rtol=1e-6)
+
+
+def test_the_bound_of_the_optimal_denoiser_on_gaussian_data_is_its_closed_form():
+    """Averaged over the forward noise, the bound of GaussianDDPM equals its
+    expectation in closed form (to 4 standard errors), and is above the true NLL;
+    its stratified estimate is unbiased."""
+    model = gaussian_model(20)
+    x0 = np.array([-0.5, 0.5, 1.7], np.float32)
+    repeats = 2000
+    x = np.repeat(x0, repeats)[:, None]
+    nll = model.nll(x, seed=1).numpy().reshape(3, repeats)
+    expected = expected_bound(x0.astype(np.float64), model.table)
+    se = nll.std(axis=1) / math.sqrt(repeats)
+    assert np.all(np.abs(nll.mean(1) - expected) < 4 * se + 1e-4), (nll.mean(1), expected, se)
+    true_nll = 0.5 * math.log(2 * math.pi * STD**2) + (x0 - MEAN) ** 2 / (2 * STD**2)
+    assert np.all(expected > true_nll)
+    stratified = gaussian_model(20, bound_timesteps=4)
+    estimates = np.stack([stratified.nll(x[::20], seed=s).numpy() for s in range(25)])
+    estimates = estimates.reshape(25, 3, -1).transpose(1, 0, 2).reshape(3, -1)
+    se = estimates.std(axis=1) / math.sqrt(estimates.shape[1])
+    assert np.all(np.abs(estimates.mean(1) - expected) < 4 * se), (estimates.mean(1), expected)
+
+
+# ------------------------------------------------------------------ samplers
+@pytest.mark.parametrize("eta, timesteps, num_steps", [(0.0, 100, 50), (1.0, 1000, 1000)])
+def test_samplers_of_the_optimal_denoiser_draw_the_data_distribution(eta, timesteps, num_steps):
+    """DDIM (respaced) and DDPM's ancestral sampler (whose fixed variance beta~
+    leaves out Var(x_0 | x_t): all of T = 1000 small steps) draw N(MEAN, STD^2)."""
+    model = gaussian_model(timesteps)
+    samples = model.sample(4000, seed=2, num_steps=num_steps, eta=eta).numpy()
+    assert abs(samples.mean() - MEAN) < 0.05 and abs(samples.std() - STD) < 0.05
+
+
+def test_ddim_encode_then_decode_returns_the_input():
+    """DDIM's ODE, encoded and decoded over all T = 1000 steps (first-order steps:
+    the error shrinks with the step)."""
+    model = gaussian_model(1000)
+    x = np.linspace(-1.5, 2.5, 9, dtype=np.float32)[:, None]
+    z = model.encode(x).numpy()
+    assert np.abs(z).max() < 4 and not np.allclose(z, x, atol=0.1)
+    np.testing.assert_allclose(model.decode(z).numpy(), x, atol=1e-2)
+
+
+def tiny_images(**kwargs):
+    model = zoo.get("ddpm", dataset="digits", timesteps=4, channels=4, channel_mults=(1,),
+                    num_res_blocks=1, ema_decay=0.0, **kwargs)  # sampling sees the weights
+    rng = np.random.default_rng(0)
+    for v in model.trainable_weights:
+        v.assign(v.numpy() + 0.05 * rng.standard_normal(v.shape).astype("float32"))
+    return model
+
+
+def test_completion_keeps_the_known_pixels_bit_for_bit():
+    model = tiny_images()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 17, (2, 8, 8, 1)).astype("float32")
+    mask = rng.integers(0, 2, x.shape).astype("float32")
+    out = model.complete(x, mask, seed=3, eta=0.5).numpy()
+    np.testing.assert_array_equal(out[mask == 1], x[mask == 1])
+    assert not np.array_equal(out[mask == 0], x[mask == 0])
+    assert np.all((out >= 0) & (out <= 16))
+
+
+def test_guidance_zero_is_the_conditional_model_and_guidance_mixes_in_the_null_label():
+    model = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                    num_classes=3, ema_decay=0.0)  # sampling sees the perturbed weights
+    rng = np.random.default_rng(0)
+    for v in model.trainable_weights:
+        v.assign(v.numpy() + 0.3 * rng.standard_normal(v.shape).astype("float32"))
+    seed = model.stateless_seed(5)
+    labels = tf.fill([6], 1)
+    x = tf.random.stateless_normal([6, 2], tf.random.experimental.stateless_fold_in(seed, 0))
+    step_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+    conditional = model.run_sampler(x, step_seed, 4, 1.0, None, labels).numpy()
+    np.testing.assert_array_equal(model.sample(6, seed=5, label=1, guidance=0.0).numpy(),
+                                  conditional)
+    guided = model.sample(6, seed=5, label=1, guidance=2.0).numpy()
+    assert not np.allclose(guided, conditional)
+    # One step: (1 + w) eps(x, y) - w eps(x, null).
+    t = tf.fill([6], 3)
+    eps, _ = model.guided_eps(x, t, labels, tf.constant(2.0))
+    cond = model.network_output(x, t, labels, averaged=True)
+    null = model.network_output(x, t, tf.fill([6], 3), averaged=True)
+    np.testing.assert_allclose(eps.numpy(), (3 * cond - 2 * null).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_importance_history_is_in_the_checkpoint(tmp_path):
+    model = zoo.get("iddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                    history_length=2)
+    model.compile(steps_per_execution=1)
+    x = np.random.default_rng(0).standard_normal((64, 2)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=2, verbose=0)
+    counts = model.loss_counts.numpy()
+    assert counts.sum() > 0 and np.all(counts >= 2)
+    p = model.timestep_probabilities().numpy()
+    assert not np.allclose(p, 0.25)  # the history decides, no longer uniform
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    import keras
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.loss_history.numpy(), model.loss_history.numpy())
+    np.testing.assert_array_equal(loaded.loss_counts.numpy(), counts)
+    np.testing.assert_allclose(loaded.timestep_probabilities().numpy(), p)
+
+
+# ----------------------------------------------------------------- bad input
+def test_bad_sampler_options_give_clear_errors():
+    model = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)
+    for steps in (0, 5):
+        with pytest.raises(ValueError, match="expected num_steps > 0 and num_steps < 5"):
+            model.sample(2, seed=0, num_steps=steps)
+    with pytest.raises(ValueError, match="expected eta >= 0, got -0.1"):
+        model.sample(2, seed=0, eta=-0.1)
+    with pytest.raises(ValueError, match="guidance needs a class-conditional model trained "
+                                         "with label dropout"):
+        model.sample(2, seed=0, guidance=1.0)
+    with pytest.raises(ValueError, match="expected num_steps > 0 and num_steps < 5"):
+        model.encode(np.zeros((2, 2), np.float32), num_steps=9)
+    fn, specs = model.serving_signatures()["sample"]
+    graph = tf.function(fn, input_signature=specs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected eta >= 0"):
+        graph(tf.constant(2), tf.constant(0), tf.constant(2), tf.constant(-1.0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected num_steps > 0"):
+        graph(tf.constant(2), tf.constant(0), tf.constant(0), tf.constant(1.0))
+    conditional = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                          num_classes=3)
+    with pytest.raises(ValueError, match=r"expected label > -2 and label < 3"):
+        conditional.sample(2, seed=0, label=3)
+    unguided = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                       num_classes=3, label_dropout=0.0)
+    with pytest.raises(ValueError, match="got num_classes=3 and label_dropout=0.0"):
+        unguided.sample(2, seed=0, guidance=1.0)
+
+
+def test_bad_masks_and_arguments_give_clear_errors():
+    model = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)
+    x = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match="mask"):
+        model.complete(x, np.ones((2, 3), np.float32), seed=0)
+    with pytest.raises(ValueError, match="mask"):
+        model.complete(x, np.full((2, 2), 0.5, np.float32), seed=0)
+    with pytest.raises(ValueError, match="expected timesteps to be an int >= 1, got 0"):
+        zoo.get("ddpm", dataset="moons", timesteps=0)
+    with pytest.raises(ValueError, match="expected 0 <= label_dropout < 1, got 1.5"):
+        zoo.get("ddpm", dataset="moons", timesteps=4, label_dropout=1.5)
+    with pytest.raises(ValueError, match="expected history_length to be an int >= 1"):
+        zoo.get("iddpm", dataset="moons", timesteps=4, history_length=0)
