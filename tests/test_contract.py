@@ -73,6 +73,8 @@ TINY = {
     "dcgan": [("digits", dict(latent_dim=4, filters=4))],
     "stylegan": [("digits", dict(latent_dim=4, filters=4, mapping_layers=1,
                                  regularizer_interval=2, path_length_interval=2))],
+    "diffusion_gan": [("digits", dict(latent_dim=4, filters=4, t_min=2, t_max=10,
+                                      adjust_interval=2))],
     "biggan": [("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=10)),
                ("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=0,
                                ema_decay=0.0))],

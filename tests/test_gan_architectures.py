@@ -276,3 +276,61 @@ def test_biggan_steps_with_orthogonal_regularization_and_its_ema():
     assert unconditional.generator_network.embedding is None
     with pytest.raises(ValueError, match="unconditional"):
         unconditional.generate(tf.zeros((2, 6)), labels=[1, 2])
+
+
+# ------------------------------------------------------------------ Diffusion-GAN
+TINY_DIFFUSION = dict(latent_dim=4, filters=4, t_max=10)
+
+
+def test_diffusion_gan_at_t_zero_is_its_base_gans_step():
+    x = tf.random.stateless_uniform((8, 8, 8, 1), seed=[0, 1], maxval=16.0)
+    for distance in ("non_saturating", "wasserstein_gp"):
+        diffused = zoo.get("diffusion_gan", dataset="digits", t_min=0, distance=distance,
+                           **TINY_DIFFUSION)
+        base = zoo.get("gan", dataset="digits", latent_dim=4, filters=4, distance=distance)
+        for name in ("generator_network", "critic_network"):
+            getattr(base, name).set_weights(getattr(diffused, name).get_weights())
+        base.rng.state.assign(diffused.rng.state)
+        for model in (diffused, base):
+            model.compile(**model.training_optimizers(1e-3))
+        logs = diffused.train_step(x), base.train_step(x)
+        assert float(diffused.diffusion_T) == 0.0
+        for key in logs[1]:
+            np.testing.assert_allclose(float(logs[0][key]), float(logs[1][key]), rtol=1e-6)
+        for name in ("generator_network", "critic_network"):
+            for a, b in zip(getattr(diffused, name).weights, getattr(base, name).weights):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+        # with T > 0 the critic sees other data
+        noisy = zoo.get("diffusion_gan", dataset="digits", t_min=10, distance=distance,
+                        **TINY_DIFFUSION)
+        y = noisy.to_model_space(x, noise=False)
+        assert not np.allclose(np.asarray(noisy.diffuse(y)), np.asarray(y))
+
+
+def test_diffusion_gan_grows_t_when_the_critic_overfits_and_checkpoints_it(tmp_path):
+    import keras
+
+    # d_target = -1: any r_d is above it, so T grows by t_step every 2 critic steps
+    model = zoo.get("diffusion_gan", dataset="digits", t_min=2, d_target=-1.0, t_step=3.0,
+                    adjust_interval=2, **TINY_DIFFUSION)
+    model.compile(**model.training_optimizers(1e-3))
+    x = tf.random.stateless_uniform((8, 8, 8, 1), seed=[0, 1], maxval=16.0)
+    values = []
+    for _ in range(6):
+        model.train_step(x)
+        values.append(float(model.diffusion_T))
+    assert values == [2.0, 5.0, 5.0, 8.0, 8.0, 10.0]  # clipped at t_max
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    assert float(keras.saving.load_model(path).diffusion_T) == 10.0
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(distance="mmd_gan"), "expected a distance on scores"),
+    (dict(t_min=20), "expected 0 <= t_min <= t_max"),
+    (dict(d_target=2.0), "d_target in [-1, 1]"),
+])
+def test_bad_diffusion_gan_settings_are_named(kwargs, expected):
+    with pytest.raises(ValueError) as e:
+        zoo.get("diffusion_gan", dataset="digits", **{**TINY_DIFFUSION, **kwargs})
+    assert expected in str(e.value)
