@@ -262,6 +262,7 @@ def test_biggan_truncation_one_is_none_and_smaller_psi_shrinks_z():
         model.sample(3, seed=2, truncation=2)
 
 
+@pytest.mark.slow  # eager steps of a spectrally normalised BigGAN: many small ops
 def test_biggan_steps_with_orthogonal_regularization_and_its_ema():
     model = zoo.get("biggan", dataset="digits", **TINY_BIGGAN)
     assert model.generator_network.attention is not None and model.ema_decay > 0
@@ -334,3 +335,20 @@ def test_bad_diffusion_gan_settings_are_named(kwargs, expected):
     with pytest.raises(ValueError) as e:
         zoo.get("diffusion_gan", dataset="digits", **{**TINY_DIFFUSION, **kwargs})
     assert expected in str(e.value)
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"truncation": 2}, "sampler option truncation: stylegan.sample: expected truncation in "
+                        "[0, 1], got 2"),
+    ({"crossover": 7}, "expected crossover in [0, 6], got 7"),
+    ({"crossover": 1.5}, "sampler option crossover: expected an integer"),
+    ({"label": 1}, "has no sampler option 'label'"),
+])
+def test_bad_sampler_options_of_a_run_are_one_line_errors(options, expected):
+    # what `zoo sample RUN --option ...` checks before anything is written
+    from zoo import runs
+
+    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+    with pytest.raises(runs.RunError) as e:
+        runs.check_sample_options(model, {"model": "stylegan"}, options)
+    assert expected in str(e.value) and "\n" not in str(e.value)

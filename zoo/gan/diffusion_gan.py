@@ -8,7 +8,6 @@ import tensorflow as tf
 from zoo.diffusion import schedules
 from zoo.gan.dcgan import image_training
 from zoo.gan.distances import GAN
-from zoo.nn.random_stream import RandomStream
 from zoo.registry import register
 
 
@@ -38,9 +37,10 @@ class DiffusionGAN(GAN):
     ``T <- clip(T + sign(r_d - d_target) * t_step, t_min, t_max)``: T grows
     when the critic is too sure of the real data. ``T`` and the running sums
     are weights of the model, so checkpoints hold them and a resumed run
-    continues from its T. The draws of timesteps and noise come from a stream of
-    their own (``diffusion_rng``), so that at ``T = 0`` a training step is the
-    base GAN's step exactly (the same weights and the same draws).
+    continues from its T. Timesteps and noise come from the model's stream
+    (``rng``) and are drawn only while ``T >= 1``: below, every timestep is 0, so
+    that at ``T = 0`` a training step is the base GAN's step exactly (the same
+    weights and the same draws).
 
     Left out: the paper's conditioning of the critic on t (the critic here sees
     y_t alone) and its "priority" timestep distribution.
@@ -77,7 +77,6 @@ class DiffusionGAN(GAN):
         abar = schedules.tables(np.linspace(1e-4, 2e-2, self.t_max))["alphas_cumprod"]
         # index t: t diffusion steps; t = 0 is the data itself
         self.alphas_cumprod = np.concatenate([[1.0], abar]).astype(np.float32)
-        self.diffusion_rng = RandomStream(name="diffusion_rng")
         kwargs.setdefault("name", "diffusion_gan")
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         if self.objective.pairwise:
@@ -94,18 +93,22 @@ class DiffusionGAN(GAN):
         self.overfitting_count = self.add_weight(initializer="zeros", name="overfitting_count",
                                                  **weight)
         super().build_model()
-        self.diffusion_rng.initialize()
 
     # ------------------------------------------------------------ diffusion
     def diffuse(self, y):
         """Each example of a model-space batch diffused to a timestep drawn
-        uniformly from {0, ..., floor(T)}."""
-        batch = tf.shape(y)[0]
-        top = tf.cast(tf.floor(self.diffusion_T), tf.int32) + 1
-        t = tf.random.stateless_uniform(tf.stack([batch]), self.diffusion_rng.next_seed(),
-                                        minval=0, maxval=top, dtype=tf.int32)
-        noise = self.noise_std * self.diffusion_rng.normal(tf.shape(y))
-        return schedules.q_sample(y, t, noise, self.alphas_cumprod)
+        uniformly from {0, ..., floor(T)}; below T = 1, the batch itself (and
+        nothing drawn)."""
+
+        def draw():
+            batch = tf.shape(y)[0]
+            top = tf.cast(tf.floor(self.diffusion_T), tf.int32) + 1
+            t = tf.random.stateless_uniform(tf.stack([batch]), self.rng.next_seed(),
+                                            minval=0, maxval=top, dtype=tf.int32)
+            noise = self.noise_std * self.rng.normal(tf.shape(y))
+            return schedules.q_sample(y, t, noise, self.alphas_cumprod)
+
+        return tf.cond(self.diffusion_T >= 1.0, draw, lambda: tf.identity(y))
 
     def adapt(self, real, labels=None):
         """Accumulates ``r_d`` on the diffused real batch; every
