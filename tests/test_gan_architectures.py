@@ -108,6 +108,12 @@ def test_bad_interpolation_on_the_command_line_is_one_line(dcgan_run, argv, expe
 TINY_STYLEGAN = dict(latent_dim=4, filters=4, mapping_layers=1)
 
 
+@pytest.fixture(scope="module")
+def stylegan():
+    """A tiny StyleGAN the tests only read (building one takes seconds)."""
+    return zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+
+
 def test_modulated_convolution_with_demodulation_keeps_unit_variance():
     from zoo.nn.modulated_conv import ModulatedConv2D
 
@@ -121,8 +127,9 @@ def test_modulated_convolution_with_demodulation_keeps_unit_variance():
     assert not np.var(plain) == pytest.approx(1.0, abs=0.3)  # what demodulation changes
 
 
-def test_every_layer_sees_the_mapping_networks_style_and_mixing_swaps_those_after_crossover():
-    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+def test_every_layer_sees_the_mapping_networks_style_and_mixing_swaps_those_after_crossover(
+        stylegan):
+    model = stylegan
     g = model.generator_network
     z1 = tf.random.stateless_normal((3, 4), seed=[0, 1])
     z2 = tf.random.stateless_normal((3, 4), seed=[0, 2])
@@ -171,15 +178,15 @@ def test_truncation_one_is_none_and_zero_is_the_mean_styles_image():
     (dict(mix_seed=-2), "expected mix_seed > -2"),
     (dict(label=1), "unknown option(s) ['label']"),
 ])
-def test_bad_sampler_options_are_clear_errors(options, expected):
-    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+def test_bad_sampler_options_are_clear_errors(options, expected, stylegan):
+    model = stylegan
     with pytest.raises((ValueError, TypeError)) as e:
         model.sample(2, seed=0, **options)
     assert expected in str(e.value)
 
 
-def test_bad_sampler_options_fail_inside_the_exported_signature(tmp_path):
-    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+def test_bad_sampler_options_fail_inside_the_exported_signature(tmp_path, stylegan):
+    model = stylegan
     version = zoo.savedmodels.export(model, str(tmp_path / "export"))
     sample = tf.saved_model.load(str(version)).signatures["sample"]
     good = dict(n=tf.constant(2), seed=tf.constant(1), truncation=tf.constant(0.5),
@@ -344,11 +351,11 @@ def test_bad_diffusion_gan_settings_are_named(kwargs, expected):
     ({"crossover": 1.5}, "sampler option crossover: expected an integer"),
     ({"label": 1}, "has no sampler option 'label'"),
 ])
-def test_bad_sampler_options_of_a_run_are_one_line_errors(options, expected):
+def test_bad_sampler_options_of_a_run_are_one_line_errors(options, expected, stylegan):
     # what `zoo sample RUN --option ...` checks before anything is written
     from zoo import runs
 
-    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+    model = stylegan
     with pytest.raises(runs.RunError) as e:
         runs.check_sample_options(model, {"model": "stylegan"}, options)
     assert expected in str(e.value) and "\n" not in str(e.value)
