@@ -187,10 +187,34 @@ def cmd_train(args):
     return 0
 
 
+def seed_pair(text):
+    """An argument type: two seeds ``A,B`` (the ends of an interpolation)."""
+    parts = text.split(",")
+    try:
+        pair = tuple(seed(p.strip()) for p in parts)
+    except argparse.ArgumentTypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise argparse.ArgumentTypeError(
+            f"expected two seeds A,B (integers in [0, {SEED_MAX}]), got {text!r}")
+    return pair
+
+
 def cmd_sample(args):
     """Writes a PNG of (the first) samples (a .txt for a model of text), and all of
-    them as .npy if asked; with --prompt, prints each continuation first."""
+    them as .npy if asked; with --prompt, prints each continuation first; with
+    --interpolate, a strip from one seed's latent to another's."""
     from zoo import runs
+
+    if args.interpolate is not None:
+        if args.npy or args.prompt is not None:
+            raise UsageError("--npy and --prompt go with samples, not with --interpolate")
+        print(runs.interpolate_run(args.run, *args.interpolate, steps=args.steps or 8,
+                                   spherical=args.spherical, out=args.out,
+                                   options=parse_options(args.option)))
+        return 0
+    if args.steps is not None or args.spherical:
+        raise UsageError("--steps and --spherical go with --interpolate A,B")
 
     paths = runs.sample_run(args.run, args.n, seed=args.seed, out=args.out, npy=args.npy,
                             data_dir=args.data_dir, options=parse_options(args.option),
@@ -369,6 +393,13 @@ def build_parser():
     p.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="a sampler option of the model, e.g. temperature=0.7 (flows) or "
                         "label=3 (class-conditional GANs; -1: at random) (repeatable)")
+    p.add_argument("--interpolate", type=seed_pair, metavar="A,B",
+                   help="a strip of images from seed A's latent to seed B's (GANs), "
+                        "instead of samples")
+    p.add_argument("--steps", type=int_in(2, 64), help="--interpolate: images in the strip "
+                                                       "(default 8)")
+    p.add_argument("--spherical", action="store_true",
+                   help="--interpolate along the great circle (slerp), not the segment")
     p.add_argument("--data-dir", help="tfds data_dir (2-D reference points)")
     add_quiet_argument(p)
     p.set_defaults(func=cmd_sample)

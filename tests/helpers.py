@@ -302,6 +302,12 @@ def bad_input_probes(model, inputs_by_signature):
                 if option.below is not None:
                     probe("at-upper-bound", name, np.asarray(option.below, option.dtype),
                           f"expected {name} > .* and {name} < ")
+                if option.at_least is not None:
+                    probe("under-least", name, np.asarray(option.at_least - 1, option.dtype),
+                          f"expected {name} (in|>=) ")
+                if option.at_most is not None:
+                    probe("over-most", name, np.asarray(option.at_most + 1, option.dtype),
+                          f"expected {name} (in|.*<=) ")
     return probes
 
 

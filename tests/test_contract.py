@@ -69,6 +69,15 @@ TINY = {
     "max_sliced_gan": [("digits", dict(latent_dim=4, filters=4))],
     "sobolev_gan": [("moons", dict(hidden_units=8, num_hidden=1, n_critic=2))],
     "swgan": [("digits", dict(latent_dim=4, filters=4, n_critic=2))],
+    # GAN architectures (zoo/gan/dcgan.py, stylegan.py, biggan.py, diffusion_gan.py)
+    "dcgan": [("digits", dict(latent_dim=4, filters=4))],
+    "stylegan": [("digits", dict(latent_dim=4, filters=4, mapping_layers=1,
+                                 regularizer_interval=2, path_length_interval=2))],
+    "diffusion_gan": [("digits", dict(latent_dim=4, filters=4, t_min=2, t_max=10,
+                                      adjust_interval=2))],
+    "biggan": [("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=10)),
+               ("digits", dict(latent_dim=6, filters=4, embedding_dim=3, num_classes=0,
+                               ema_decay=0.0))],
     "vae": [("digits", dict(latent_dim=2, filters=4, hidden_units=8)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, num_classes=3)),
             ("digits", dict(latent_dim=2, filters=4, hidden_units=8, observation="bernoulli")),
@@ -177,6 +186,8 @@ SLOW_CASES = {"maf-digits", "iaf-digits", "nsf-digits-autoregressive", "realnvp-
               "ebm-digits", "ebm-moons-short_run", "ncsn-moons-sliced",
               # text, whose pieces test_sequences.py checks
               "transformer-fortunes", "wavenet-fortunes",
+              # the unconditional BigGAN (test_gan_architectures.py builds it)
+              "biggan-digits-num_classes-ema_decay",
               # conditional diffusion cases: test_diffusion.py checks labels and guidance
               "ddpm-moons-num_classes", "iddpm-digits-num_classes",
               # a VQ-VAE first stage: test_latent_diffusion.py checks its pieces
@@ -345,6 +356,11 @@ def test_sample_options(case):
             for bad in (option.above, option.above - 1):
                 with pytest.raises(ValueError, match=f"expected {name} > "):
                     model.sample(2, seed=0, **{name: bad})
+        for bound, bad in ((option.at_least, -1), (option.at_most, 1)):
+            if bound is not None:  # the bound itself is allowed, beyond it not
+                model.sample(2, seed=0, **{name: bound})
+                with pytest.raises(ValueError, match=f"expected {name} "):
+                    model.sample(2, seed=0, **{name: bound + bad})
 
 
 def test_gradient_reaches_every_weight(case):

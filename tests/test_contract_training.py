@@ -34,7 +34,10 @@ FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced
             "ebm-moons",
             # PixelVAE, whose step is the VAE's bound over a Gated PixelCNN decoder
             # (the vae and gated_pixelcnn cases fit by default); vq_vae_prior fits
-            "pixel_vae-digits"}
+            "pixel_vae-digits",
+            # GAN architectures whose compiled steps take long to trace (lazy
+            # penalties, path lengths): test_gan_architectures.py steps them
+            "stylegan-digits", "biggan-digits-num_classes"}
 
 
 @pytest.mark.parametrize("case", [

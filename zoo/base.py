@@ -64,8 +64,9 @@ class SampleOption:
         dtype: ``"float32"`` or ``"int32"``.
         above: values must be greater than this (None: no bound).
         below: values must be smaller than this (None: no bound).
-        doc: one line for ``zoo list`` and the docs.
         at_least: values must be at least this (None: no bound).
+        at_most: values must be at most this (None: no bound).
+        doc: one line for ``zoo list`` and the docs.
     """
 
     default: float
@@ -74,15 +75,17 @@ class SampleOption:
     below: float = None
     doc: str = ""
     at_least: float = None
+    at_most: float = None
 
     def expected(self, name):
         """What the values must be, for error messages."""
-        return validation.expected_number(name, self.above, self.below, self.at_least)
+        return validation.expected_number(name, self.above, self.below, self.at_least,
+                                          self.at_most)
 
     def check(self, model, name, value):
         """The value as a Python number (eager) or a checked tensor (traced)."""
         return validation.check_number(value, name, f"{model.name}.sample", self.dtype,
-                                       self.above, self.below, self.at_least)
+                                       self.above, self.below, self.at_least, self.at_most)
 
 
 class _Functions:

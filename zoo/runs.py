@@ -866,6 +866,40 @@ def prompt_batches(model, symbols, n, seed, batch_size, options):
                                                                np.int32), **options))
 
 
+def interpolate_run(run_dir, a, b, steps=8, spherical=False, out=None, options=None):
+    """Writes a strip PNG of a run's model along a path in latent space from
+    seed `a` to seed `b` (``model.interpolate``; `spherical`: slerp), with the
+    sampler option ``label`` of a class-conditional model; returns its path.
+
+    Raises:
+        RunError: a model without latents to interpolate or without pictures,
+            a bad endpoint, step count or option; nothing is written then.
+    """
+    from zoo import plotting
+
+    model, run, _ = load_checkpoint(run_dir)
+    if not callable(getattr(model, "interpolate", None)) or model.data_kind != "images":
+        raise RunError(f"model {run['model']!r} of this run has no latent interpolation of "
+                       f"images (--interpolate)")
+    options = dict(options or {})
+    label = options.pop("label", None)
+    if options:
+        raise RunError(f"--interpolate takes the sampler option label only, got "
+                       f"{', '.join(sorted(options))}")
+    if label is not None:
+        label = check_sample_options(model, run, {"label": label})["label"]
+        if label < 0:
+            raise RunError("--interpolate: expected label >= 0 (one class for the strip), "
+                           f"got {label}")
+    try:
+        images = np.asarray(model.interpolate(a, b, steps, spherical=spherical, label=label))
+    except (TypeError, ValueError) as e:
+        raise RunError(f"--interpolate: {e}") from None
+    name = f"interpolate_{a}_{b}{'_slerp' if spherical else ''}.png"
+    out = out or os.path.join(os.fspath(run_dir), SAMPLES, name)
+    return plotting.image_grid(images, model.num_levels, out, cols=len(images))
+
+
 def check_sample_options(model, run, options):
     """`options` (name -> number) checked against the model's ``sample_options``:
     declared names, integers for ``int32`` options, values in their bounds."""

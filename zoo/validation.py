@@ -138,21 +138,25 @@ def validate_count(n, prefix):
     return n if traced(n) else int(np.asarray(n.numpy() if tf.is_tensor(n) else n))
 
 
-def expected_number(name, above=None, below=None, at_least=None):
+def expected_number(name, above=None, below=None, at_least=None, at_most=None):
     """What the values of a number `name` bounded by `above` and `below` (and
-    `at_least`) must be, for error messages."""
+    `at_least`, `at_most`, bounds it may equal) must be, for error messages."""
+    if at_least is not None and at_most is not None and above is None and below is None:
+        return f"{name} in [{at_least:g}, {at_most:g}]"
     bounds = [f"{name} > {above:g}"] if above is not None else []
     bounds += [f"{name} >= {at_least:g}"] if at_least is not None else []
     bounds += [f"{name} < {below:g}"] if below is not None else []
+    bounds += [f"{name} <= {at_most:g}"] if at_most is not None else []
     return " and ".join(bounds) or f"a finite {name}"
 
 
-def check_number(value, name, prefix, dtype="float32", above=None, below=None, at_least=None):
+def check_number(value, name, prefix, dtype="float32", above=None, below=None, at_least=None,
+                 at_most=None):
     """A scalar `name` (a ``SampleOption``) greater than `above`, smaller than
-    `below` and at least `at_least` (None: no bound): a finite Python number
-    (eager), or a tensor of `dtype` checked within its bounds by a graph
-    assertion."""
-    expected = expected_number(name, above, below, at_least)
+    `below`, at least `at_least` and at most `at_most` (None: no bound): a finite
+    Python number (eager), or a tensor of `dtype` checked within its bounds by a
+    graph assertion."""
+    expected = expected_number(name, above, below, at_least, at_most)
     if traced(value):
         value = tf.cast(value, dtype)
 
@@ -164,6 +168,8 @@ def check_number(value, name, prefix, dtype="float32", above=None, below=None, a
                 ok = tf.logical_and(ok, tf.less(t, tf.cast(below, dtype)))
             if at_least is not None:
                 ok = tf.logical_and(ok, tf.greater_equal(t, tf.cast(at_least, dtype)))
+            if at_most is not None:
+                ok = tf.logical_and(ok, tf.less_equal(t, tf.cast(at_most, dtype)))
             return ok
 
         return check(value, None, within, f"{prefix}: expected {expected}")
@@ -173,7 +179,8 @@ def check_number(value, name, prefix, dtype="float32", above=None, below=None, a
         raise TypeError(f"{prefix}: expected {name} to be a number, got {value!r}")
     number = array.item()
     return check(number, lambda v: np.isfinite(v) and (above is None or v > above)
-                 and (below is None or v < below) and (at_least is None or v >= at_least), None, f"{prefix}: expected {expected}",
+                 and (below is None or v < below) and (at_least is None or v >= at_least)
+                 and (at_most is None or v <= at_most), None, f"{prefix}: expected {expected}",
                  got=lambda _: repr(value))
 
 

@@ -24,16 +24,19 @@ class DCGANCritic(Critic):
         num_downsamplings: number of stride-2 convolutions.
         kernel_size: kernel size of the convolutions.
         negative_slope: slope of the LeakyReLU for negative inputs.
+        batch_norm: batch norm after every convolution but the first, as in
+            the DCGAN paper's discriminator (not under a per-example penalty).
         **kwargs: the head's, :class:`~zoo.gan.critic.Critic`.
     """
 
     def __init__(self, filters=64, num_downsamplings=2, kernel_size=5, negative_slope=0.2,
-                 **kwargs):
+                 batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.num_downsamplings = int(num_downsamplings)
         self.kernel_size = int(kernel_size)
         self.negative_slope = float(negative_slope)
+        self.batch_norm = bool(batch_norm)
         if not 0.0 <= self.negative_slope < 1.0:
             raise ValueError(
                 f"DCGANCritic: expected 0 <= negative_slope < 1, got {self.negative_slope}"
@@ -48,19 +51,25 @@ class DCGANCritic(Critic):
                            self.spectral_norm)
             for i in range(self.num_downsamplings)
         ]
+        self.norms = [keras.layers.BatchNormalization(momentum=0.9, name=f"norm_{i}")
+                      for i in range(1, self.num_downsamplings)] if self.batch_norm else []
         self.flatten = keras.layers.Flatten(name="flatten")
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        for conv in self.convs:
+        for i, conv in enumerate(self.convs):
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
+            if self.norms and i:
+                self.norms[i - 1].build(shape)
         self.build_head(self.flatten.compute_output_shape(shape))
 
     def features(self, x, training=None):
         h = x
-        for conv in self.convs:
+        for i, conv in enumerate(self.convs):
             h = conv(h, training=training)
+            if self.norms and i:
+                h = self.norms[i - 1](h, training=training)
             # max(h, a h) is LeakyReLU for a < 1; written out, it keeps grappler
             # from fusing the op away from the gradient penalty's second derivative.
             h = keras.ops.maximum(h, self.negative_slope * h)
@@ -76,4 +85,5 @@ class DCGANCritic(Critic):
             "num_downsamplings": self.num_downsamplings,
             "kernel_size": self.kernel_size,
             "negative_slope": self.negative_slope,
+            "batch_norm": self.batch_norm,
         }

@@ -77,6 +77,11 @@ DISTANCES = {
                             "(SWGAN, Xu et al. 2021)"),
     "hinge_sn": (dict(adversarial_loss="hinge", spectral_norm=True), DCGAN_ADAM,
                  "hinge loss, spectrally normalised critic (Miyato et al. 2018)"),
+    # StyleGAN's: R1 with gamma = 10 (weight gamma / 2), Adam(beta_1=0, beta_2=0.99)
+    "non_saturating_r1": (dict(adversarial_loss="non_saturating", regularizer="r1",
+                               regularizer_weight=5.0), _adam(0.0, 0.99),
+                          "Jensen-Shannon, non-saturating loss with the R1 penalty on real "
+                          "data (Mescheder et al. 2018; StyleGAN, Karras et al. 2019)"),
 }
 
 # What a distance's recipe sets and a user may not (the recipe is the distance).
@@ -139,7 +144,11 @@ class GAN(AdversarialModel):
       https://arxiv.org/abs/2012.03420), each by an augmented Lagrangian with
       ``rho = 1e-4`` (``regularizer_weight``), 5 critic updates;
     * ``hinge_sn``: hinge loss with a spectrally normalised critic (Miyato et
-      al. 2018, https://arxiv.org/abs/1802.05957).
+      al. 2018, https://arxiv.org/abs/1802.05957);
+    * ``non_saturating_r1``: the non-saturating loss with the R1 penalty on
+      real data, gamma = 10 (Mescheder et al. 2018,
+      https://arxiv.org/abs/1801.04406), StyleGAN's, with its Adam(beta_1=0,
+      beta_2=0.99).
 
     Args:
         distance: a name in ``DISTANCES``.

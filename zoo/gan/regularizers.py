@@ -137,6 +137,24 @@ class SobolevWassersteinConstraint:
         return tf.reduce_mean(tf.square(tf.nn.relu(tf.reduce_mean(squared, 0) - 1.0)))
 
 
+def orthogonal_penalty(kernels):
+    """BigGAN's orthogonal regularization of a network's kernels.
+
+    Brock, Donahue & Simonyan 2019, https://arxiv.org/abs/1809.11096, Eq. 3:
+    ``sum over kernels of ||W^T W * (1 - I)||_F^2``, each kernel reshaped to a
+    ``(fan_in, filters)`` matrix ``W``: it pushes the filters towards mutual
+    orthogonality without constraining their norms (zero for any kernel whose
+    filters are orthogonal).
+    """
+    total = tf.constant(0.0)
+    for kernel in kernels:
+        w = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
+        gram = tf.matmul(w, w, transpose_a=True)
+        off = gram * (1.0 - tf.eye(kernel.shape[-1]))
+        total += tf.reduce_sum(tf.square(off))
+    return total
+
+
 REGULARIZERS = {"gradient_penalty": GradientPenalty, "lipschitz_penalty": LipschitzPenalty,
                 "r1": R1Penalty, "sobolev": SobolevConstraint,
                 "sobolev_wasserstein": SobolevWassersteinConstraint, "none": None}

@@ -266,7 +266,8 @@ def _write_metadata(model, folder, version, signatures, concrete, max_samples):
         "serving_default": first,
         "signatures": {"serving_default": described[first], **described},
         "sample_options": {name: {"default": option.default, "dtype": option.dtype,
-                                  "above": option.above, "at_least": option.at_least,
+                                  "above": option.above, "below": option.below,
+                                  "at_least": option.at_least, "at_most": option.at_most,
                                   "doc": option.doc}
                            for name, option in model.sample_options.items()},
         "max_samples": max_samples,
