@@ -1,5 +1,7 @@
 """The diffusion family's base class: a Gaussian forward process, a learned reverse
-process, its variational bound, and the DDPM/DDIM samplers.
+process and its variational bound; the DDPM/DDIM samplers are its mixin
+:class:`~zoo.diffusion.sampling.DiffusionSampling`, the probability-flow likelihood
+:class:`~zoo.diffusion.probability_flow.ProbabilityFlow`.
 
 Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020,
 https://arxiv.org/abs/2006.11239; Song, Meng & Ermon, "Denoising Diffusion
@@ -15,10 +17,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from zoo import validation
 from zoo.base import GenerativeModel, SampleOption
 from zoo.diffusion import schedules
 from zoo.diffusion.denoiser import Denoiser
+from zoo.diffusion.probability_flow import ProbabilityFlow
+from zoo.diffusion.sampling import DiffusionSampling
 from zoo.validation import on_batches
 
 
@@ -26,7 +29,7 @@ from zoo.validation import on_batches
 EAGER_TIMESTEPS = 16
 
 
-class DiffusionModel(GenerativeModel):
+class DiffusionModel(DiffusionSampling, ProbabilityFlow, GenerativeModel):
     """A diffusion model: ``q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` over
     ``T`` steps of a noise schedule (:mod:`zoo.diffusion.schedules`), and a
     reverse process ``p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2)`` whose
@@ -58,12 +61,9 @@ class DiffusionModel(GenerativeModel):
     ``(1 + w) eps(x, y) - w eps(x, null)`` (``w = 0``: the conditional model), with
     ``label``. Images clip each predicted ``x_0`` to ``[-1, 1]``. The loop over the
     steps is one ``tf.while_loop``. ``encode``/``decode`` are DDIM's deterministic
-    ODE (``eta = 0``, no clipping) from data to ``x_T`` and back.
-
-    Completion (``complete``) is the replacement method (Song et al. 2021,
-    "Score-Based Generative Modeling through SDEs", App. I.2): after every
-    sampler step the kept values are replaced by a fresh draw of ``q(x_t | x_0)``
-    at that step's timestep.
+    ODE (``eta = 0``, no clipping) from data to ``x_T`` and back. Completion
+    (``complete``) is the replacement method. All of these are the mixin
+    :class:`~zoo.diffusion.sampling.DiffusionSampling`'s.
 
     Class conditioning (``num_classes > 0``): a class embedding conditions the
     network; while training, each label is replaced by the null label with
@@ -376,310 +376,6 @@ class DiffusionModel(GenerativeModel):
         labels = self.check_labels(labels, x, "bound_terms") if labels is not None else None
         prior, terms, timesteps = self.vlb(self.scale(x), self.stateless_seed(seed), labels)
         return {"prior": prior, "terms": terms, "timesteps": timesteps}
-
-    # ------------------------------------------------------------- sampling
-    def check_options(self, options, where):
-        if "guidance" in options and not self.guided:
-            raise ValueError(f"{self.name}.{where}: guidance needs a class-conditional model "
-                             f"trained with label dropout (num_classes > 0 and "
-                             f"label_dropout > 0), got num_classes={self.num_classes} and "
-                             f"label_dropout={self.label_dropout}")
-        return super().check_options(options, where)
-
-    def guided_eps(self, x, t, labels, guidance):
-        """The network's (eps, v) at ``(x, t)`` with the EMA weights, eps guided
-        by `guidance` w: ``(1 + w) eps(x, y) - w eps(x, null)``."""
-        output = self.network_output(x, t, labels, averaged=True)
-        eps, v = self.split_output(output)
-        if guidance is None:
-            return eps, v
-
-        def guided():
-            null = self.network_output(x, t, tf.fill(tf.shape(t), self.num_classes),
-                                       averaged=True)
-            return (1.0 + guidance) * eps - guidance * self.split_output(null)[0]
-
-        return tf.cond(guidance > 0, guided, lambda: eps), v
-
-    def run_sampler(self, x, seed, num_steps, eta, guidance=None, labels=None, known=None,
-                    clip=None):
-        """The reverse process from `x` (at timestep T - 1) over `num_steps`
-        respaced steps, as one ``tf.while_loop``: DDIM's update with `eta` (noise
-        variance ``eta^2 sigma^2``, sigma^2 the model's variance of the respaced
-        step; no noise at the last step), each step's noise from `seed` folded
-        with the step. `known`: ``(x0, mask)`` of the replacement method."""
-        clip = self.num_levels is not None if clip is None else clip
-        timesteps = schedules.respaced_timesteps(self.timesteps, num_steps)
-        abar_all = tf.constant(self.table["alphas_cumprod"], tf.float64)
-        eta = tf.cast(eta, tf.float32)
-        count = tf.shape(timesteps)[0]
-
-        def body(i, x):
-            t_index = count - 1 - i
-            t = timesteps[t_index]
-            abar = tf.gather(abar_all, t)
-            abar_prev = tf.where(t_index > 0,
-                                 tf.gather(abar_all, timesteps[tf.maximum(t_index - 1, 0)]),
-                                 tf.constant(1.0, tf.float64))
-            beta = 1.0 - abar / abar_prev
-            small = (1.0 - abar_prev) / (1.0 - abar) * beta
-            tt = tf.fill(tf.shape(x)[:1], t)
-            eps, v = self.guided_eps(x, tt, labels, guidance)
-            a, a_prev = tf.cast(abar, tf.float32), tf.cast(abar_prev, tf.float32)
-            x0 = (x - tf.sqrt(1.0 - a) * eps) / tf.sqrt(a)
-            if clip:
-                x0 = tf.clip_by_value(x0, -1.0, 1.0)
-                eps = (x - tf.sqrt(a) * x0) / tf.sqrt(1.0 - a)
-            log_small = tf.cast(tf.math.log(tf.maximum(small, 1e-20)), tf.float32)
-            if v is None:
-                variance = tf.exp(log_small) * tf.ones_like(x)
-            else:
-                frac = (v + 1.0) / 2.0
-                log_large = tf.cast(tf.math.log(tf.maximum(beta, 1e-20)), tf.float32)
-                variance = tf.exp(frac * log_large + (1.0 - frac) * log_small)
-            ddim = tf.square(eta) * tf.cast(small, tf.float32)
-            mean = tf.sqrt(a_prev) * x0 + tf.sqrt(tf.maximum(1.0 - a_prev - ddim, 0.0)) * eps
-            step_seed = tf.random.experimental.stateless_fold_in(seed, i)
-            noise = tf.random.stateless_normal(tf.shape(x), step_seed)
-            x = mean + tf.where(t_index > 0, eta, 0.0) * tf.sqrt(variance) * noise
-            if known is not None:
-                known_x0, mask = known
-                t_prev = tf.fill(tf.shape(x)[:1], timesteps[tf.maximum(t_index - 1, 0)])
-                fresh = tf.random.stateless_normal(
-                    tf.shape(x), tf.random.experimental.stateless_fold_in(step_seed, 1))
-                noised = schedules.q_sample(known_x0, t_prev, fresh,
-                                            self.const("alphas_cumprod"))
-                noised = tf.where(t_index > 0, noised, known_x0)
-                x = tf.where(mask > 0.5, noised, x)
-            return i + 1, x
-
-        _, x = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), x))
-        return x
-
-    def sampler_labels(self, n, seed, options):
-        """The classes of the samples (None for an unconditional model)."""
-        if not self.num_classes:
-            return None
-        return self.sample_labels(n, tf.random.experimental.stateless_fold_in(seed, 2),
-                                  options["label"])
-
-    def draw_samples(self, n, seed, num_steps, eta, guidance=None, label=None):
-        tensors = [tf.convert_to_tensor(n, tf.int32), tf.convert_to_tensor(seed, tf.int32),
-                   tf.convert_to_tensor(num_steps, tf.int32), tf.convert_to_tensor(eta, tf.float32)]
-        names = [name for name, value in (("guidance", guidance), ("label", label))
-                 if value is not None]
-        extra = [tf.convert_to_tensor(guidance, tf.float32)] if guidance is not None else []
-        extra += [tf.convert_to_tensor(label, tf.int32)] if label is not None else []
-        return self.run_compiled("sample-" + "-".join(names), lambda *args: self.sampled(
-            *args[:4], **dict(zip(names, args[4:]))), *tensors, *extra)
-
-    def sampled(self, n, seed, num_steps, eta, guidance=None, label=None):
-        """:meth:`draw_samples`' computation."""
-        options = {"label": label}
-        labels = self.sampler_labels(n, seed, options)
-        shape = tf.concat([tf.reshape(n, [1]), self.latent_shape], 0)
-        x = tf.random.stateless_normal(shape, tf.random.experimental.stateless_fold_in(seed, 0))
-        y = self.run_sampler(x, tf.random.experimental.stateless_fold_in(seed, 1), num_steps,
-                             eta, guidance, labels)
-        return self.unscale(y)
-
-    def draw_completion(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
-        tensors = [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(mask, tf.float32),
-                   tf.convert_to_tensor(seed, tf.int32), tf.convert_to_tensor(num_steps, tf.int32),
-                   tf.convert_to_tensor(eta, tf.float32)]
-        names = [name for name, value in (("guidance", guidance), ("label", label))
-                 if value is not None]
-        extra = [tf.convert_to_tensor(guidance, tf.float32)] if guidance is not None else []
-        extra += [tf.convert_to_tensor(label, tf.int32)] if label is not None else []
-        return self.run_compiled("complete-" + "-".join(names), lambda *args: self.completed(
-            *args[:5], **dict(zip(names, args[5:]))), *tensors, *extra)
-
-    def completed(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
-        """:meth:`draw_completion`'s computation."""
-        n = tf.shape(x)[0]
-        labels = self.sampler_labels(n, seed, {"label": label})
-        x0 = self.scale(x)
-        z = tf.random.stateless_normal(tf.shape(x0),
-                                       tf.random.experimental.stateless_fold_in(seed, 0))
-        y = self.run_sampler(z, tf.random.experimental.stateless_fold_in(seed, 1), num_steps,
-                             eta, guidance, labels, known=(x0, mask))
-        return self.unscale(y)
-
-    # ---------------------------------------------------- DDIM's deterministic ODE
-    def check_steps(self, num_steps, where):
-        option = self.sample_options["num_steps"]
-        if num_steps is None:
-            return option.default
-        return validation.check_number(num_steps, "num_steps", f"{self.name}.{where}",
-                                       "int32", option.above, option.below)
-
-    @on_batches("data")
-    def encode(self, x, num_steps=None, labels=None):
-        """DDIM's deterministic inversion (``eta = 0``, no clipping): raw data ->
-        ``x_T`` over `num_steps` respaced steps (default T); a conditional model
-        at `labels` (default: the null label, or class 0 without label dropout).
-        Each step takes the noise predicted at its target timestep from the
-        current point (first order: ``decode(encode(x))`` returns ``x`` up to an
-        error that shrinks with the steps; 3e-3 at T = 1000 steps on the 1-D
-        Gaussian of the tests)."""
-        x = self.validate_inputs(x, "encode")
-        num_steps = self.check_steps(num_steps, "encode")
-        labels = self.ode_labels(labels, x, "encode")
-        return self.ode("encoded", self.scale(x), num_steps, labels)
-
-    def ode(self, method, x, num_steps, labels):
-        """``getattr(self, method)(x, num_steps, labels)``, compiled when eager."""
-        tensors = [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(num_steps, tf.int32)]
-        if labels is not None:
-            tensors.append(tf.convert_to_tensor(labels, tf.int32))
-        return self.run_compiled(method + ("-labels" if labels is not None else ""),
-                             getattr(self, method), *tensors)
-
-    def encoded(self, x0, num_steps, labels=None):
-        """:meth:`encode`'s computation, from scaled data."""
-        timesteps = schedules.respaced_timesteps(self.timesteps, num_steps)
-        abar_all = tf.constant(self.table["alphas_cumprod"], tf.float64)
-        count = tf.shape(timesteps)[0]
-
-        def body(i, z):
-            t = timesteps[i]
-            a = tf.cast(tf.gather(abar_all, t), tf.float32)
-            a_prev = tf.cast(tf.where(i > 0, tf.gather(abar_all, timesteps[tf.maximum(i - 1, 0)]),
-                                      tf.constant(1.0, tf.float64)), tf.float32)
-            eps, _ = self.split_output(self.network_output(
-                z, tf.fill(tf.shape(z)[:1], t), labels, averaged=True))
-            x0 = (z - tf.sqrt(1.0 - a_prev) * eps) / tf.sqrt(a_prev)
-            return i + 1, tf.sqrt(a) * x0 + tf.sqrt(1.0 - a) * eps
-
-        _, z = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), x0))
-        return z
-
-    def decoded(self, z, num_steps, labels=None):
-        """:meth:`decode`'s computation, to scaled data."""
-        return self.run_sampler(z, tf.zeros([2], tf.int32), num_steps, 0.0, labels=labels,
-                                clip=False)
-
-    @on_batches("latent")
-    def decode(self, z, num_steps=None, labels=None):
-        """DDIM's deterministic generation (``eta = 0``, no clipping) from ``x_T``
-        = `z` to raw data over `num_steps` respaced steps (default T)."""
-        z = self.check_batch(z, "decode", self.latent_shape, what="z")
-        num_steps = self.check_steps(num_steps, "decode")
-        labels = self.ode_labels(labels, z, "decode")
-        y = self.ode("decoded", z, num_steps, labels)
-        if self.num_levels is None:
-            return y
-        return (y + 1.0) * (self.num_levels - 1) / 2.0
-
-    def ode_labels(self, labels, x, where):
-        if not self.num_classes:
-            return self.check_labels(labels, x, where)
-        if labels is None:
-            return None if self.guided else tf.zeros(tf.shape(x)[:1], tf.int32)
-        return self.check_labels(labels, x, where)
-
-    # ------------------------------------------------- probability-flow likelihood
-    def continuous_log_alphas_cumprod(self, s):
-        """``log abar(s)`` for continuous time ``s`` in ``[0, 1]``: linear between
-        ``log abar = 0`` at ``s = 0`` and the schedule's ``log abar_t`` at ``s = (t +
-        1) / T``, so that the discrete process is this one at those times."""
-        table = tf.constant(np.append(0.0, np.log(self.table["alphas_cumprod"])), tf.float32)
-        position = tf.clip_by_value(tf.cast(s, tf.float32) * self.timesteps, 0.0,
-                                    float(self.timesteps))
-        low = tf.minimum(tf.cast(tf.floor(position), tf.int32), self.timesteps - 1)
-        frac = position - tf.cast(low, tf.float32)
-        return (1.0 - frac) * tf.gather(table, low) + frac * tf.gather(table, low + 1)
-
-    def flow_eps(self, x, s, labels=None):
-        """The predicted noise at continuous time `s` (scalar), the network seeing
-        the fractional timestep ``s T - 1``."""
-        t = tf.fill(tf.shape(x)[:1], tf.cast(s, tf.float32) * self.timesteps - 1.0)
-        return self.split_output(self.network_output(x, t, labels, averaged=True))[0]
-
-    def flow_derivative(self, s, x, labels=None):
-        """The probability-flow ODE of the variance-preserving SDE (Song et al.
-        2021, eq. 13 and App. D): ``dx/ds = -beta(s) / 2 (x + score)``, ``score =
-        -eps / sqrt(1 - abar(s))``, ``beta(s) = -d log abar / ds``."""
-        log_abar = self.continuous_log_alphas_cumprod(s)
-        h = 1e-3
-        beta = -(self.continuous_log_alphas_cumprod(tf.minimum(s + h, 1.0))
-                 - self.continuous_log_alphas_cumprod(tf.maximum(s - h, 0.0))) / (
-            tf.minimum(s + h, 1.0) - tf.maximum(s - h, 0.0))
-        sigma = tf.sqrt(1.0 - tf.exp(log_abar))
-        return -0.5 * beta * (x - self.flow_eps(x, s, labels) / sigma)
-
-    def flow_solve(self, flat, probe, labels, trace, num_steps):
-        """(the state at s = 1, the integral of the divergence) of the probability
-        flow from `flat` (batch, D) at s = 1 / T: exact trace, or Hutchinson's
-        with the Rademacher `probe` (batch, D)."""
-        from zoo.flows.ffjord import fixed_step_solve, trace_jacobian_exact_2d
-
-        def ode(s, state):
-            z = tf.reshape(state, tf.concat([tf.shape(state)[:1], self.data_shape], 0))
-            return tf.reshape(self.flow_derivative(s, z, labels), tf.shape(state))
-
-        if trace == "exact":
-            augmented = trace_jacobian_exact_2d(ode, None, tf.float32)
-        else:
-            def augmented(s, state_and_log_det):
-                state, _ = state_and_log_det
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(state)
-                    derivative = ode(s, state)
-                    product = tf.reduce_sum(derivative * probe)
-                return derivative, tape.gradient(product, state) * probe
-
-        def augmented_summed(s, state_and_log_det):
-            derivative, diag = augmented(s, state_and_log_det)
-            return derivative, tf.reduce_sum(diag, axis=-1)
-
-        result = fixed_step_solve(augmented_summed, 1.0 / self.timesteps,
-                                  (flat, tf.zeros(tf.shape(flat)[:1])), [1.0],
-                                  num_steps=num_steps)
-        return result.states[0][0], result.states[1][0]
-
-    @on_batches("data")
-    def probability_flow_nll(self, x, seed=None, num_steps=100, trace=None, labels=None):
-        """The NLL (nats per example) of the model's probability-flow ODE (Song,
-        Sohl-Dickstein, Kingma, Kumar, Ermon & Poole, "Score-Based Generative
-        Modeling through Stochastic Differential Equations", ICLR 2021,
-        https://arxiv.org/abs/2011.13456): the data, taken at ``s = 1 / T`` (the
-        first timestep's noise level), flow to ``s = 1``, where the prior ``N(0,
-        I)`` gives their density, and ``log p`` changes by the integral of the
-        divergence; both solved with `num_steps` RK4 steps
-        (:func:`zoo.flows.ffjord.fixed_step_solve`). `trace`: ``"exact"`` (one
-        backward pass per dimension: vectors) or ``"hutchinson"`` (one Rademacher
-        probe per example from `seed`: images); None picks by the data.
-
-        Images: raw levels are dequantized uniformly from `seed` and scaled to
-        the model's [-1, 1] levels, the Jacobian of that scaling counted, so the
-        number is the dequantized data's NLL as the flows count it (an upper
-        bound on the discrete NLL, in expectation over the noise).
-        """
-        x = self.validate_inputs(x, "probability_flow_nll")
-        labels = self.check_labels(labels, x, "probability_flow_nll") \
-            if labels is not None else None
-        seed = self.stateless_seed(seed)
-        trace = trace or ("hutchinson" if self.num_levels is not None else "exact")
-        if trace not in ("exact", "hutchinson"):
-            raise ValueError(f"{self.name}.probability_flow_nll: expected trace 'exact' or "
-                             f"'hutchinson', got {trace!r}")
-        y = self.scale(tf.convert_to_tensor(x, tf.float32))
-        jacobian = 0.0
-        if self.num_levels is not None:
-            width = 2.0 / (self.num_levels - 1)
-            u = tf.random.stateless_uniform(tf.shape(y), seed)
-            y = y + (u - 0.5) * width
-            jacobian = self.event_size * math.log(width)
-        flat = tf.reshape(y, [-1, self.event_size])
-        probe = tf.sign(tf.random.stateless_uniform(
-            tf.shape(flat), tf.random.experimental.stateless_fold_in(seed, 1)) - 0.5)
-        # (fixed_step_solve unrolls its steps: traced, the graph grows with num_steps)
-        end, divergence = self.flow_solve(flat, probe, labels, trace=trace,
-                                          num_steps=int(num_steps))
-        prior = 0.5 * tf.reduce_sum(tf.square(end), axis=-1) + \
-            0.5 * self.event_size * math.log(2 * math.pi)
-        return prior - divergence - jacobian
 
     # ---------------------------------------------------------------- serving
     def data_signatures(self):

@@ -1,0 +1,124 @@
+"""The likelihood of a diffusion model's probability-flow ODE.
+
+Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole, "Score-Based Generative
+Modeling through Stochastic Differential Equations", ICLR 2021,
+https://arxiv.org/abs/2011.13456 (eq. 13 and App. D).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.validation import on_batches
+
+
+class ProbabilityFlow:
+    """A mixin of :class:`~zoo.diffusion.base.DiffusionModel`:
+    :meth:`probability_flow_nll`, the NLL of the deterministic ODE whose marginals
+    are the diffusion's, in continuous time over the model's discrete schedule
+    (``timesteps``, ``table``), with the noise its network predicts
+    (``network_output``, ``split_output``, the EMA weights).
+    """
+
+    def continuous_log_alphas_cumprod(self, s):
+        """``log abar(s)`` for continuous time ``s`` in ``[0, 1]``: linear between
+        ``log abar = 0`` at ``s = 0`` and the schedule's ``log abar_t`` at ``s = (t +
+        1) / T``, so that the discrete process is this one at those times."""
+        table = tf.constant(np.append(0.0, np.log(self.table["alphas_cumprod"])), tf.float32)
+        position = tf.clip_by_value(tf.cast(s, tf.float32) * self.timesteps, 0.0,
+                                    float(self.timesteps))
+        low = tf.minimum(tf.cast(tf.floor(position), tf.int32), self.timesteps - 1)
+        frac = position - tf.cast(low, tf.float32)
+        return (1.0 - frac) * tf.gather(table, low) + frac * tf.gather(table, low + 1)
+
+    def flow_eps(self, x, s, labels=None):
+        """The predicted noise at continuous time `s` (scalar), the network seeing
+        the fractional timestep ``s T - 1``."""
+        t = tf.fill(tf.shape(x)[:1], tf.cast(s, tf.float32) * self.timesteps - 1.0)
+        return self.split_output(self.network_output(x, t, labels, averaged=True))[0]
+
+    def flow_derivative(self, s, x, labels=None):
+        """The probability-flow ODE of the variance-preserving SDE (Song et al.
+        2021, eq. 13 and App. D): ``dx/ds = -beta(s) / 2 (x + score)``, ``score =
+        -eps / sqrt(1 - abar(s))``, ``beta(s) = -d log abar / ds``."""
+        log_abar = self.continuous_log_alphas_cumprod(s)
+        h = 1e-3
+        beta = -(self.continuous_log_alphas_cumprod(tf.minimum(s + h, 1.0))
+                 - self.continuous_log_alphas_cumprod(tf.maximum(s - h, 0.0))) / (
+            tf.minimum(s + h, 1.0) - tf.maximum(s - h, 0.0))
+        sigma = tf.sqrt(1.0 - tf.exp(log_abar))
+        return -0.5 * beta * (x - self.flow_eps(x, s, labels) / sigma)
+
+    def flow_solve(self, flat, probe, labels, trace, num_steps):
+        """(the state at s = 1, the integral of the divergence) of the probability
+        flow from `flat` (batch, D) at s = 1 / T: exact trace, or Hutchinson's
+        with the Rademacher `probe` (batch, D)."""
+        from zoo.flows.ffjord import fixed_step_solve, trace_jacobian_exact_2d
+
+        def ode(s, state):
+            z = tf.reshape(state, tf.concat([tf.shape(state)[:1], self.data_shape], 0))
+            return tf.reshape(self.flow_derivative(s, z, labels), tf.shape(state))
+
+        if trace == "exact":
+            augmented = trace_jacobian_exact_2d(ode, None, tf.float32)
+        else:
+            def augmented(s, state_and_log_det):
+                state, _ = state_and_log_det
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(state)
+                    derivative = ode(s, state)
+                    product = tf.reduce_sum(derivative * probe)
+                return derivative, tape.gradient(product, state) * probe
+
+        def augmented_summed(s, state_and_log_det):
+            derivative, diag = augmented(s, state_and_log_det)
+            return derivative, tf.reduce_sum(diag, axis=-1)
+
+        result = fixed_step_solve(augmented_summed, 1.0 / self.timesteps,
+                                  (flat, tf.zeros(tf.shape(flat)[:1])), [1.0],
+                                  num_steps=num_steps)
+        return result.states[0][0], result.states[1][0]
+
+    @on_batches("data")
+    def probability_flow_nll(self, x, seed=None, num_steps=100, trace=None, labels=None):
+        """The NLL (nats per example) of the model's probability-flow ODE (Song,
+        Sohl-Dickstein, Kingma, Kumar, Ermon & Poole, "Score-Based Generative
+        Modeling through Stochastic Differential Equations", ICLR 2021,
+        https://arxiv.org/abs/2011.13456): the data, taken at ``s = 1 / T`` (the
+        first timestep's noise level), flow to ``s = 1``, where the prior ``N(0,
+        I)`` gives their density, and ``log p`` changes by the integral of the
+        divergence; both solved with `num_steps` RK4 steps
+        (:func:`zoo.flows.ffjord.fixed_step_solve`). `trace`: ``"exact"`` (one
+        backward pass per dimension: vectors) or ``"hutchinson"`` (one Rademacher
+        probe per example from `seed`: images); None picks by the data.
+
+        Images: raw levels are dequantized uniformly from `seed` and scaled to
+        the model's [-1, 1] levels, the Jacobian of that scaling counted, so the
+        number is the dequantized data's NLL as the flows count it (an upper
+        bound on the discrete NLL, in expectation over the noise).
+        """
+        x = self.validate_inputs(x, "probability_flow_nll")
+        labels = self.check_labels(labels, x, "probability_flow_nll") \
+            if labels is not None else None
+        seed = self.stateless_seed(seed)
+        trace = trace or ("hutchinson" if self.num_levels is not None else "exact")
+        if trace not in ("exact", "hutchinson"):
+            raise ValueError(f"{self.name}.probability_flow_nll: expected trace 'exact' or "
+                             f"'hutchinson', got {trace!r}")
+        y = self.scale(tf.convert_to_tensor(x, tf.float32))
+        jacobian = 0.0
+        if self.num_levels is not None:
+            width = 2.0 / (self.num_levels - 1)
+            u = tf.random.stateless_uniform(tf.shape(y), seed)
+            y = y + (u - 0.5) * width
+            jacobian = self.event_size * math.log(width)
+        flat = tf.reshape(y, [-1, self.event_size])
+        probe = tf.sign(tf.random.stateless_uniform(
+            tf.shape(flat), tf.random.experimental.stateless_fold_in(seed, 1)) - 0.5)
+        # (fixed_step_solve unrolls its steps: traced, the graph grows with num_steps)
+        end, divergence = self.flow_solve(flat, probe, labels, trace=trace,
+                                          num_steps=int(num_steps))
+        prior = 0.5 * tf.reduce_sum(tf.square(end), axis=-1) + \
+            0.5 * self.event_size * math.log(2 * math.pi)
+        return prior - divergence - jacobian
