@@ -1,22 +1,25 @@
-"""Adversarial training: several networks, each minimising its own loss term."""
+"""Adversarial training: several networks, each minimising its own loss term; the
+objective (:mod:`zoo.gan.objective`) and latent interpolation
+(:mod:`zoo.gan.interpolation`) are mixins of the base class."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import validation
 from zoo.adversarial import MultiNetworkTraining
 from zoo.base import GenerativeModel
-from zoo.gan import losses, regularizers
 from zoo.gan.dcgan_critic import DCGANCritic
 from zoo.gan.dcgan_generator import DCGANGenerator
+from zoo.gan.interpolation import LatentInterpolation
 from zoo.gan.mlp_critic import MLPCritic
+from zoo.gan.objective import AdversarialObjective
 from zoo.nn.mlp import MLP
 from zoo.preprocessing import dequantize
 from zoo.validation import on_batches
 
 
-class AdversarialModel(MultiNetworkTraining, GenerativeModel):
+class AdversarialModel(AdversarialObjective, LatentInterpolation, MultiNetworkTraining,
+                       GenerativeModel):
     """A generator G trained against a critic D, each by its own optimizer.
 
     The mechanism every adversarial model of the zoo shares (GANs under each
@@ -134,26 +137,7 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         if self.regularizer_weight < 0:
             raise ValueError(f"{kind}: expected a regularizer weight >= 0, got "
                              f"{self.regularizer_weight}")
-        loss = losses.loss_class(adversarial_loss)
-        given = {"divergence": divergence, "bandwidths": self.bandwidths,
-                 "num_projections": self.num_projections}
-        for option, value in given.items():
-            if value is not None and option not in loss.options:
-                owner = " or ".join(repr(o) for o in losses.owners(option))
-                raise ValueError(f"{kind}: {option} goes with adversarial_loss={owner}, got "
-                                 f"adversarial_loss={adversarial_loss!r}")
-        clipped = loss.weight_clipping and self.learned_critic
-        if self.weight_clip < 0 or (self.weight_clip > 0 and not clipped):
-            clippable = " or ".join(repr(n) for n, c in losses.ADVERSARIAL_LOSSES.items()
-                                    if c.weight_clipping)
-            raise ValueError(f"{kind}: weight_clip (>= 0) bounds a learned critic under "
-                             f"adversarial_loss={clippable}; got weight_clip={weight_clip} with adversarial_loss="
-                             f"{adversarial_loss!r}, learned_critic={self.learned_critic}")
-        self.objective = loss(**loss.resolve_options(
-            {k: v for k, v in given.items() if k in loss.options}, self.data_shape,
-            self.learned_critic))
-        self.penalty = regularizers.get(regularizer)
-        self.check_critic(kind, adversarial_loss, regularizer)
+        self.choose_objective(kind, weight_clip)
         if len(self.data_shape) == 3 and self.num_levels is None:
             raise ValueError(f"{kind}: images need num_levels (the raw intensity levels)")
         if len(self.data_shape) not in (1, 3):
@@ -176,49 +160,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         self.build_model()
 
     # ------------------------------------------------------------ structure
-    @staticmethod
-    def loss_names_for(adversarial_loss, regularizer, learned_critic=True):
-        """The loss terms of an adversarial loss and a regularizer, by name."""
-        names = ("critic_loss", "generator_loss") if learned_critic else ("generator_loss",)
-        penalty = regularizers.REGULARIZERS[regularizer]
-        if penalty is not None:
-            names += (penalty.name,)
-        return names + tuple(losses.ADVERSARIAL_LOSSES[adversarial_loss].reported)
-
-    @property
-    def loss_names(self):
-        return self.loss_names_for(self.adversarial_loss, self.regularizer, self.learned_critic)
-
-    @classmethod
-    def default_loss_names(cls):
-        """The loss terms of the class's defaults (what ``zoo list`` shows)."""
-        return cls.loss_names_for("non_saturating", "none")
-
-    def check_critic(self, kind, adversarial_loss, regularizer):
-        """The critic's options fit the loss: features for a batch distance, one
-        score otherwise; a critic at all where a setting needs one."""
-        if self.critic_outputs < 1 or (self.critic_outputs > 1 and not self.objective.pairwise):
-            raise ValueError(f"{kind}: expected critic_outputs=1 for a loss on scores "
-                             f"({adversarial_loss!r}), or >= 1 for a distance between batches; "
-                             f"got {self.critic_outputs}")
-        if self.penalty is not None and self.objective.pairwise:
-            raise ValueError(f"{kind}: the regularizer {regularizer!r} penalises a critic's "
-                             f"scores; {adversarial_loss!r} compares batches of features")
-        if self.num_classes and (self.objective.pairwise or not self.learned_critic):
-            raise ValueError(f"{kind}: class-conditional generation needs a projection "
-                             f"critic that scores (x, label) pairs: a loss on scores, not "
-                             f"{adversarial_loss!r}")
-        if not self.learned_critic:
-            if not self.objective.pairwise:
-                pairwise = ", ".join(n for n, c in losses.ADVERSARIAL_LOSSES.items()
-                                     if c.pairwise)
-                raise ValueError(f"{kind}: learned_critic=False needs a distance between "
-                                 f"batches ({pairwise}), got {adversarial_loss!r}")
-            if self.n_critic != 1 or self.spectral_norm:
-                raise ValueError(f"{kind}: without a critic, n_critic must be 1 and "
-                                 f"spectral_norm False; got n_critic={self.n_critic}, "
-                                 f"spectral_norm={self.spectral_norm}")
-
     def build_generator(self):
         if len(self.data_shape) == 3:
             return DCGANGenerator(self.data_shape, self.filters, name="generator")
@@ -293,48 +234,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
         if self.critic_network is None:
             return tf.reshape(y, [-1, int(np.prod(self.data_shape))])
         return self.critic_network(y, training=training)
-
-    def batch_terms(self, real, fake, training):
-        """The terms of a distance between batches (model-space batches)."""
-        terms = self.objective.terms(self.features(real, training),
-                                     self.features(fake, training), self.rng)
-        if not self.learned_critic:
-            del terms["critic_loss"]
-        return terms
-
-    def critic_terms(self, real, fake, training=False, labels=None):
-        """Every loss term of one critic step (model-space batches, both of the
-        classes `labels` for a conditional model), keyed by ``loss_names``: the
-        adversarial loss's two losses and reports, and the regularizer's
-        penalty, weighted into ``critic_loss``."""
-        if self.objective.pairwise:
-            return self.batch_terms(real, fake, training)
-        real_scores = self.scores(real, training, labels)
-        fake_scores = self.scores(fake, training, labels)
-        terms = {
-            "critic_loss": self.objective.critic_loss(real_scores, fake_scores),
-            "generator_loss": self.objective.generator_loss(fake_scores),
-            **self.objective.report(real_scores, fake_scores),
-        }
-        if self.penalty is not None:
-            penalty = self.penalty(lambda y: self.scores(y, training, labels), real, fake,
-                                   self.rng)
-            terms[self.penalty.name] = penalty
-            if self.lagrange_multiplier is None:
-                terms["critic_loss"] += self.regularizer_weight * penalty
-            else:  # an augmented Lagrangian: lambda h + rho / 2 h^2
-                terms["critic_loss"] += self.lagrange_multiplier * penalty + \
-                    0.5 * self.regularizer_weight * tf.square(penalty)
-        return terms
-
-    def critic_loss(self, real, fake):
-        """The critic's loss on model-space batches, penalty included."""
-        return self.critic_terms(real, fake)["critic_loss"]
-
-    def generator_loss(self, fake):
-        """The generator's loss on a generated batch in model space (a loss on
-        scores; a distance between batches needs the real batch too)."""
-        return self.objective.generator_loss(self.scores(fake))
 
     def compute_losses(self, x, training=False, labels=None):
         """The loss terms on a raw batch `x` and as many generated examples (for
@@ -479,63 +378,6 @@ class AdversarialModel(MultiNetworkTraining, GenerativeModel):
             return self.generated(z)
         return self.generated(z, self.sample_labels(
             n, tf.random.experimental.stateless_fold_in(seed, 1), label))
-
-    def seed_latent(self, seed):
-        """The latent z (latent_dim,) that ``sample(1, seed)`` decodes."""
-        seed = self.stateless_seed(seed)
-        return tf.random.stateless_normal(tf.stack([1, self.latent_dim]), seed=seed)[0]
-
-    def interpolation_latents(self, a, b, steps=8, spherical=False):
-        """`steps` latents from `a` to `b` (both included), each a seed (an int:
-        the latent ``sample(1, seed)`` draws) or a latent of shape
-        ``(latent_dim,)``: along the segment, or with `spherical` along the great
-        circle (slerp, Shoemake 1985; White, "Sampling Generative Networks",
-        2016, https://arxiv.org/abs/1609.04468), the norm interpolated linearly.
-        """
-        where = f"{self.name}.interpolate"
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-            raise ValueError(f"{where}: expected steps >= 2 (an integer), got {steps!r}")
-        ends = [self.endpoint_latent(e, where) for e in (a, b)]
-        t = tf.linspace(0.0, 1.0, int(steps))[:, None]
-        if not spherical:
-            return (1.0 - t) * ends[0] + t * ends[1]
-        norms = [tf.norm(e) for e in ends]
-        units = [e / tf.maximum(n, 1e-12) for e, n in zip(ends, norms)]
-        omega = tf.acos(tf.clip_by_value(tf.reduce_sum(units[0] * units[1]), -1.0, 1.0))
-        sin = tf.sin(omega)
-        if float(sin) < 1e-6:  # (anti)parallel: the segment's directions
-            direction = (1.0 - t) * units[0] + t * units[1]
-        else:
-            direction = (tf.sin((1.0 - t) * omega) * units[0] + tf.sin(t * omega) * units[1]) / sin
-        return direction * ((1.0 - t) * norms[0] + t * norms[1])
-
-    def endpoint_latent(self, endpoint, where):
-        """An interpolation endpoint as a latent: a seed's, or a latent checked."""
-        if isinstance(endpoint, (int, np.integer)) and not isinstance(endpoint, bool):
-            return self.seed_latent(validation.stateless_seed(int(endpoint), where))
-        try:
-            z = np.asarray(endpoint, dtype=np.float32)
-        except (TypeError, ValueError):
-            z = None
-        if z is None or z.shape != (self.latent_dim,) or not np.all(np.isfinite(z)):
-            got = repr(endpoint) if z is None else f"shape {z.shape}" if z.shape != (
-                self.latent_dim,) else "NaN/Inf entries"
-            raise ValueError(f"{where}: expected an endpoint that is a seed (an integer) or "
-                             f"a finite latent of shape ({self.latent_dim},), got {got}")
-        return tf.constant(z)
-
-    def interpolate(self, a, b, steps=8, spherical=False, label=None):
-        """Data along a path in latent space from `a` to `b` (seeds or latents,
-        :meth:`interpolation_latents`), shape ``(steps,) + data_shape``; a
-        class-conditional model draws every step of class `label`."""
-        z = self.interpolation_latents(a, b, steps, spherical)
-        labels = None
-        if label is not None or self.num_classes:
-            if self.num_classes and label is None:
-                raise ValueError(f"{self.name}.interpolate: a class-conditional model needs "
-                                 f"label, an integer in [0, {self.num_classes})")
-            labels = np.full([int(steps)], label, np.int32) if np.ndim(label) == 0 else label
-        return self.generate(z, labels)
 
     @on_batches("data")
     def critic(self, x, labels=None):
