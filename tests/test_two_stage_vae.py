@@ -134,10 +134,13 @@ def test_zoo_get_copies_and_checks_the_first_stage():
     with pytest.raises(ValueError, match="expected a first stage of model 'vae', got 'realnvp'"):
         zoo.get("two_stage_vae", dataset="digits", first_stage=zoo.get("realnvp", "moons"))
     with pytest.raises(ValueError, match=r"expected a first stage of data_shape \(28, 28, 1\) "
-                                         r"and num_levels 256, got \(8, 8, 1\) and 17"):
+                                         r"and num_levels 256 \(the same dataset\), got "
+                                         r"\(8, 8, 1\) and 17"):
         zoo.get("two_stage_vae", dataset="fashion_mnist", first_stage=vae)
     with pytest.raises(ValueError, match="expected first_stage to be a trained model"):
         zoo.get("two_stage_vae", dataset="digits")
+    with pytest.raises(ValueError, match="expected a first stage of model 'vae', got 'vea'"):
+        zoo.get("two_stage_vae", dataset="digits", first_stage={"model": "vea", "config": {}})
 
 
 def test_resume_before_the_first_checkpoint_reloads_the_recorded_first_stage(

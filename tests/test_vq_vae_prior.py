@@ -104,7 +104,8 @@ def test_the_first_stage_is_copied_and_checked():
     with pytest.raises(ValueError, match="expected a first stage of model 'vq_vae', got 'vae'"):
         zoo.get("vq_vae_prior", dataset="digits", first_stage=zoo.get("vae", "digits"))
     with pytest.raises(ValueError, match=r"expected a first stage of data_shape \(28, 28, 1\) "
-                                         r"and num_levels 256, got \(8, 8, 1\) and 17"):
+                                         r"and num_levels 256 \(the same dataset\), got "
+                                         r"\(8, 8, 1\) and 17"):
         zoo.get("vq_vae_prior", dataset="fashion_mnist", first_stage=vq)
     with pytest.raises(ValueError, match="expected a first stage with a codebook of "
                                          "num_embeddings=5 codes, got one of 3"):

@@ -7,11 +7,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import registry, validation
+from zoo import validation
 from zoo.autoregressive.gated_pixelcnn import GatedPixelCNNNetwork
 from zoo.base import GenerativeModel, SampleOption
 from zoo.metrics.likelihood import NonFiniteMetricError, bits_per_dim
 from zoo.registry import register
+from zoo.two_stage import TwoStage
 from zoo.validation import on_batches
 
 
@@ -28,7 +29,7 @@ from zoo.validation import on_batches
     default_dataset="digits",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class VQVAEPrior(GenerativeModel):
+class VQVAEPrior(TwoStage, GenerativeModel):
     """A Gated PixelCNN prior p(c) over the code maps of a trained, frozen VQ-VAE.
 
     van den Oord, Vinyals & Kavukcuoglu, "Neural Discrete Representation
@@ -73,9 +74,7 @@ class VQVAEPrior(GenerativeModel):
     family = "autoregressive"
     likelihood = "bound"
     loss_names = ("loss", "bits_per_code")
-    # The registered models this model takes as its first stage.
     first_stage_kinds = ("vq_vae",)
-    mixed_precision_refusal = "its frozen first stage computes in the precision it was trained in"
     sample_options = {
         "temperature": SampleOption(1.0, above=0.0,
                                     doc="divides the logits of every code's conditional "
@@ -87,7 +86,8 @@ class VQVAEPrior(GenerativeModel):
                  **kwargs):
         kwargs.setdefault("name", "vq_vae_prior")
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
-        self.first_stage_model = self.make_first_stage(first_stage)
+        self.first_stage_model = self.make_first_stage(first_stage, self.data_shape,
+                                                       self.num_levels)
         self.first_stage_model.trainable = False
         codebook = self.first_stage_model.num_embeddings
         if num_embeddings is not None and int(num_embeddings) != codebook:
@@ -110,49 +110,6 @@ class VQVAEPrior(GenerativeModel):
         self.build_model()
 
     # ------------------------------------------------------------ the first stage
-    @classmethod
-    def check_first_stage(cls, model, data_shape, num_levels):
-        """A ValueError saying what is wrong if `model` cannot be the first stage of
-        a model of `data_shape` and `num_levels`: a ``vq_vae`` on the same data."""
-        name = getattr(model, "registry_name", None)
-        if not isinstance(model, GenerativeModel) or name not in cls.first_stage_kinds:
-            got = repr(name) if isinstance(model, GenerativeModel) else type(model).__name__
-            raise ValueError(f"{cls.__name__}: expected a first stage of model "
-                             f"{' or '.join(map(repr, cls.first_stage_kinds))}, got {got}")
-        if tuple(model.data_shape) != tuple(data_shape) or model.num_levels != num_levels:
-            raise ValueError(
-                f"{cls.__name__}: expected a first stage of data_shape {tuple(data_shape)} "
-                f"and num_levels {num_levels}, got {model.data_shape} and {model.num_levels}")
-
-    def make_first_stage(self, first_stage):
-        """A new model of the first stage (a copy of a model's weights, or built
-        from a config), checked by :meth:`check_first_stage`."""
-        if isinstance(first_stage, GenerativeModel):
-            self.check_first_stage(first_stage, self.data_shape, self.num_levels)
-            model = type(first_stage).from_config(first_stage.get_config())
-            model.set_weights(first_stage.get_weights())
-            return model
-        if not (isinstance(first_stage, dict) and set(first_stage) == {"model", "config"}
-                and isinstance(first_stage["model"], str)
-                and isinstance(first_stage["config"], dict)):
-            raise ValueError(
-                f"{type(self).__name__}: expected first_stage to be a trained model of "
-                f"{' or '.join(map(repr, self.first_stage_kinds))} or "
-                f'{{"model": name, "config": {{...}}}}, got {str(first_stage)[:200]}')
-        if first_stage["model"] not in self.first_stage_kinds:
-            raise ValueError(f"{type(self).__name__}: expected a first stage of model "
-                             f"{' or '.join(map(repr, self.first_stage_kinds))}, got "
-                             f"{first_stage['model']!r}")
-        model = registry.entry(first_stage["model"]).cls.from_config(first_stage["config"])
-        self.check_first_stage(model, self.data_shape, self.num_levels)
-        return model
-
-    @property
-    def first_stage(self):
-        """The first stage's config, as ``get_config`` writes it."""
-        return {"model": self.first_stage_model.registry_name,
-                "config": self.first_stage_model.get_config()}
-
     @property
     def latent_shape(self):
         """The grid (h, w) of code indices."""
@@ -162,10 +119,6 @@ class VQVAEPrior(GenerativeModel):
     def num_latents(self):
         """N = h * w, the codes per example."""
         return int(np.prod(self.latent_shape))
-
-    @property
-    def value_range(self):
-        return self.first_stage_model.value_range
 
     @property
     def integer_input_ranges(self):

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import registry
 from zoo.base import GenerativeModel
 from zoo.completion import Completion
 from zoo.diffusion import schedules
 from zoo.diffusion.base import DiffusionModel
 from zoo.registry import register
+from zoo.two_stage import TwoStage
 from zoo.validation import on_batches
 
 # The denoiser: an MLP on a VAE's latent vectors, a U-Net on a VQ-VAE's latent grid
@@ -30,7 +30,7 @@ FASHION = dict(hidden_units=512, num_hidden=3, channels=32, channel_mults=(1,),
     default_dataset="digits",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class LatentDiffusion(DiffusionModel):
+class LatentDiffusion(TwoStage, DiffusionModel):
     """A diffusion model on the latents of a trained, frozen autoencoder.
 
     Rombach, Blattmann, Lorenz, Esser & Ommer, "High-Resolution Image Synthesis
@@ -87,11 +87,9 @@ class LatentDiffusion(DiffusionModel):
     """
 
     conditional = False
-    # The registered models this model takes as its first stage, and those with a
-    # posterior density, through which ``nll`` bounds -log p(x).
     first_stage_kinds = ("vae", "vq_vae")
+    # The first stages with a posterior density, through which ``nll`` bounds -log p(x).
     bounded_first_stages = ("vae",)
-    mixed_precision_refusal = "its frozen first stage computes in the precision it was trained in"
     fixed_parameters = ("label_dropout",)
     # No completion: the mask is over pixels, the diffusion over the first stage's latents.
     draw_completion = Completion.draw_completion
@@ -112,46 +110,6 @@ class LatentDiffusion(DiffusionModel):
 
     # ------------------------------------------------------------ the first stage
     @classmethod
-    def check_first_stage(cls, model, data_shape, num_levels):
-        """A ValueError saying what is wrong if `model` cannot be the first stage of
-        a model of `data_shape` and `num_levels`: a registered model of
-        ``first_stage_kinds`` on the same data."""
-        name = getattr(model, "registry_name", None)
-        if not isinstance(model, GenerativeModel) or name not in cls.first_stage_kinds:
-            got = repr(name) if isinstance(model, GenerativeModel) else type(model).__name__
-            raise ValueError(f"{cls.__name__}: expected a first stage of model "
-                             f"{' or '.join(map(repr, cls.first_stage_kinds))}, got {got}")
-        if tuple(model.data_shape) != tuple(data_shape) or model.num_levels != num_levels:
-            raise ValueError(
-                f"{cls.__name__}: expected a first stage of data_shape {tuple(data_shape)} "
-                f"and num_levels {num_levels} (the same dataset), got {model.data_shape} "
-                f"and {model.num_levels}")
-
-    @classmethod
-    def make_first_stage(cls, first_stage, data_shape, num_levels):
-        """A new model of the first stage (a copy of a model's weights, or built
-        from a config), checked by :meth:`check_first_stage`."""
-        if isinstance(first_stage, GenerativeModel):
-            cls.check_first_stage(first_stage, data_shape, num_levels)
-            model = type(first_stage).from_config(first_stage.get_config())
-            model.set_weights(first_stage.get_weights())
-            return model
-        if not (isinstance(first_stage, dict) and set(first_stage) == {"model", "config"}
-                and isinstance(first_stage["model"], str)
-                and isinstance(first_stage["config"], dict)):
-            raise ValueError(
-                f"{cls.__name__}: expected first_stage to be a trained model of "
-                f"{' or '.join(map(repr, cls.first_stage_kinds))} or "
-                f'{{"model": name, "config": {{...}}}}, got {str(first_stage)[:200]}')
-        if first_stage["model"] not in cls.first_stage_kinds:
-            raise ValueError(f"{cls.__name__}: expected a first stage of model "
-                             f"{' or '.join(map(repr, cls.first_stage_kinds))}, got "
-                             f"{first_stage['model']!r}")
-        model = registry.entry(first_stage["model"]).cls.from_config(first_stage["config"])
-        cls.check_first_stage(model, data_shape, num_levels)
-        return model
-
-    @classmethod
     def quantized(cls, stage):
         """Whether the first stage quantises its latents (the VQ-VAE)."""
         return stage.registry_name not in cls.bounded_first_stages
@@ -165,18 +123,8 @@ class LatentDiffusion(DiffusionModel):
         return tuple(stage.latent_shape)
 
     @property
-    def first_stage(self):
-        """The first stage's config, as ``get_config`` writes it."""
-        return {"model": self.first_stage_model.registry_name,
-                "config": self.first_stage_model.get_config()}
-
-    @property
     def latent_shape(self):
         return self._latent_shape
-
-    @property
-    def value_range(self):
-        return self.first_stage_model.value_range
 
     @property
     def likelihood(self):

@@ -4,10 +4,10 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo import registry
 from zoo.base import GenerativeModel, SampleOption
 from zoo.flows.steps.coupling import AffineCoupling
 from zoo.registry import register
+from zoo.two_stage import TwoStage
 from zoo.validation import on_batches
 
 tfb = tfp.bijectors
@@ -27,7 +27,7 @@ tfd = tfp.distributions
     default_dataset="digits",
 )
 @keras.saving.register_keras_serializable(package="zoo")
-class TwoStageVAE(GenerativeModel):
+class TwoStageVAE(TwoStage, GenerativeModel):
     """A RealNVP prior fitted to the latents of a trained, frozen VAE.
 
     Dai & Wipf, "Diagnosing and Improving Variational Autoencoders", ICLR 2019,
@@ -66,9 +66,7 @@ class TwoStageVAE(GenerativeModel):
     family = "vae"
     likelihood = "none"
     loss_names = ("loss",)
-    # The registered models this model takes as its first stage.
     first_stage_kinds = ("vae",)
-    mixed_precision_refusal = "its frozen first stage computes in the precision it was trained in"
     sample_options = {
         "temperature": SampleOption(1.0, above=0.0,
                                     doc="scale of the flow's base draw (Glow, Sec. 5)"),
@@ -78,7 +76,8 @@ class TwoStageVAE(GenerativeModel):
                  num_couplings=8, hidden_units=64, num_blocks=2, **kwargs):
         kwargs.setdefault("name", "two_stage_vae")
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
-        self.first_stage_model = self.make_first_stage(first_stage)
+        self.first_stage_model = self.make_first_stage(first_stage, self.data_shape,
+                                                       self.num_levels)
         self.first_stage_model.trainable = False
         self.num_couplings = int(num_couplings)
         self.hidden_units = int(hidden_units)
@@ -95,54 +94,16 @@ class TwoStageVAE(GenerativeModel):
     # ------------------------------------------------------------ the first stage
     @classmethod
     def check_first_stage(cls, model, data_shape, num_levels):
-        """A ValueError saying what is wrong if `model` cannot be the first stage of
-        a model of `data_shape` and `num_levels`: it must be a registered model of
-        ``first_stage_kinds`` on the same data, with latent vectors."""
-        name = getattr(model, "registry_name", None)
-        if not isinstance(model, GenerativeModel) or name not in cls.first_stage_kinds:
-            got = repr(name) if isinstance(model, GenerativeModel) else type(model).__name__
-            raise ValueError(f"{cls.__name__}: expected a first stage of model "
-                             f"{' or '.join(map(repr, cls.first_stage_kinds))}, got {got}")
-        if tuple(model.data_shape) != tuple(data_shape) or model.num_levels != num_levels:
-            raise ValueError(
-                f"{cls.__name__}: expected a first stage of data_shape {tuple(data_shape)} "
-                f"and num_levels {num_levels}, got {model.data_shape} and {model.num_levels}")
+        """:meth:`TwoStage.check_first_stage`, and a first stage with latent vectors
+        of 2 or more dimensions (what the couplings split in halves)."""
+        super().check_first_stage(model, data_shape, num_levels)
         if len(model.latent_shape) != 1 or model.latent_shape[0] < 2:
             raise ValueError(f"{cls.__name__}: expected a first stage with latent vectors of "
                              f"2 or more dimensions, got latent_shape {model.latent_shape}")
 
-    def make_first_stage(self, first_stage):
-        """A new model of the first stage (a copy of a model's weights, or built
-        from a config), checked by :meth:`check_first_stage`."""
-        if isinstance(first_stage, GenerativeModel):
-            self.check_first_stage(first_stage, self.data_shape, self.num_levels)
-            model = type(first_stage).from_config(first_stage.get_config())
-            model.set_weights(first_stage.get_weights())
-            return model
-        if not (isinstance(first_stage, dict) and set(first_stage) == {"model", "config"}
-                and isinstance(first_stage["model"], str)
-                and isinstance(first_stage["config"], dict)):
-            raise ValueError(
-                f"{type(self).__name__}: expected first_stage to be a trained model of "
-                f"{' or '.join(map(repr, self.first_stage_kinds))} or "
-                f'{{"model": name, "config": {{...}}}}, got {str(first_stage)[:200]}')
-        model = registry.entry(first_stage["model"]).cls.from_config(first_stage["config"])
-        self.check_first_stage(model, self.data_shape, self.num_levels)
-        return model
-
-    @property
-    def first_stage(self):
-        """The first stage's config, as ``get_config`` writes it."""
-        return {"model": self.first_stage_model.registry_name,
-                "config": self.first_stage_model.get_config()}
-
     @property
     def latent_shape(self):
         return tuple(self.first_stage_model.latent_shape)
-
-    @property
-    def value_range(self):
-        return self.first_stage_model.value_range
 
     # ------------------------------------------------------------ the flow prior
     @property
