@@ -171,9 +171,12 @@ def test_a_grid_that_does_not_cover_the_data_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expected points inside the normaliser's grid "
                                          r"\[-2, 2\]\^2.*widen grid_limit.*got \|x\| up to 3"):
         model.nll(outside)
-    traced = tf.function(lambda x: model.log_prob(x))
+    traced = tf.function(lambda x: model.nll(x))
     with pytest.raises(tf.errors.InvalidArgumentError, match="inside the normaliser"):
         traced(tf.constant(outside))
+    # the density itself is 0 outside the grid (its picture is drawn wider)
+    log_p = model.log_prob(outside).numpy()
+    assert np.isfinite(log_p[0]) and log_p[1] == -np.inf
     with pytest.raises(ValueError, match="expected an even grid_points >= 8"):
         zoo.get("ebm", dataset="moons", grid_points=7)
 

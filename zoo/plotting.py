@@ -152,6 +152,17 @@ def _shade(values):
     return np.round(255.0 - level * (255.0 - DENSITY_COLOUR)).astype(np.uint8)
 
 
+def log_density(model):
+    """A model's log-density as a function of 2-D points (NumPy in, NumPy out),
+    for its density picture: its ``log_prob`` where it has one (which may be
+    -inf outside a bounded support, as a grid-normalised energy's), else
+    ``-nll``."""
+    log_prob = getattr(model, "log_prob", None)
+    if callable(log_prob):
+        return lambda x: np.asarray(log_prob(x))
+    return lambda x: -np.asarray(model.nll(x))
+
+
 def density_beside_data(log_prob, data, path, size=SCATTER_SIZE, bins=200):
     """Writes a PNG of a 2-D density (right) beside a histogram of data (left).
 

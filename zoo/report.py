@@ -183,7 +183,7 @@ def densities(run_dirs, dataset, out_dir, data_dir=None, models=None):
         path = os.path.join(out_dir, DENSITY_DIR, f"{name}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         pictures[run_dir] = plotting.density_beside_data(
-            lambda x: -np.asarray(model.nll(x)), data, path, bins=DENSITY_BINS)
+            plotting.log_density(model), data, path, bins=DENSITY_BINS)
     return pictures
 
 

@@ -531,7 +531,7 @@ class RunTensorBoard(keras.callbacks.TensorBoard):
                 and model.likelihood == "exact":
             state = model.rng.state.numpy()
             pictures["density"] = _image(plotting.density_beside_data(
-                lambda x: -np.asarray(model.nll(x)), self.reference, None,
+                plotting.log_density(model), self.reference, None,
                 bins=self.DENSITY_BINS))
             model.rng.state.assign(state)
         if pictures:

@@ -34,8 +34,9 @@ class EnergyModel(GenerativeModel):
     midpoint rule on ``grid_points x grid_points`` cells
     (:func:`~zoo.energy.langevin.grid_log_normalizer`), the density is
     ``exp(-E) / Z`` on the square and 0 outside, so ``log_prob`` and ``nll`` are
-    exact up to the rule's quadrature error (``likelihood = "exact"``), and a
-    point outside the grid is an error naming it. On images the normaliser is
+    exact up to the rule's quadrature error (``likelihood = "exact"``);
+    ``log_prob`` is -inf outside the grid, and ``nll`` of a point there (an
+    infinite NLL) is an error naming the grid. On images the normaliser is
     intractable: ``likelihood = "none"``.
 
     A subclass gives ``energy(x, training, labels)`` on scaled data and
@@ -229,17 +230,22 @@ class EnergyModel(GenerativeModel):
 
     @on_batches("data")
     def log_prob(self, x, labels=None):
-        """log p(x) = -E(x) - log Z per example (2-D points), Z on the grid."""
+        """log p(x) = -E(x) - log Z per example (2-D points), Z on the grid; the
+        density is 0 (log p = -inf) outside the grid."""
         if self.likelihood == "none":
             return super().nll(x)
-        x = self.check_in_grid(self.validate_inputs(x, "log_prob"), "log_prob")
-        return -self.energy(x) - self.log_normalizer()
+        x = self.validate_inputs(x, "log_prob")
+        inside = tf.reduce_all(tf.abs(x) <= self.grid_limit, axis=-1)
+        return tf.where(inside, -self.energy(x) - self.log_normalizer(), -np.inf)
 
+    @on_batches("data")
     def nll(self, x, seed=None):
-        """-log p(x) per example (2-D points; the seed is unused: no noise)."""
+        """-log p(x) per example (2-D points; the seed is unused: no noise). A
+        point outside the grid, where the NLL is infinite, is an error naming the
+        grid (widen it)."""
         if self.likelihood == "none":
             return super().nll(x)
-        return -self.log_prob(x)
+        return -self.log_prob(self.check_in_grid(self.validate_inputs(x, "nll"), "nll"))
 
     # ----------------------------------------------------------- evaluation
     def evaluation_defaults(self):
