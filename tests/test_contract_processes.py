@@ -47,8 +47,15 @@ for key, path in json.loads(sys.stdin.read()):
 
 
 # The registered models whose contract cases are slow (the GANs registered under a
-# distance's name among them) reload in the slow suite, in a process of their own.
-RELOAD_SLOW = {case_id(*c[:3]) for c in PRIMARY} & SLOW_CASES
+# distance's name among them) reload in the slow suite, in a process of their own;
+# so do the models whose kind of network and state another model of their family
+# reloads by default (a U-Net diffusion model, a masked-convolution and a cached
+# autoregressive model, an energy with its replay buffer, a convolutional GAN).
+RELOAD_SLOW = {case_id(*c[:3]) for c in PRIMARY} & SLOW_CASES | {
+    "iddpm-moons", "latent_diffusion-digits", "sr_diffusion-digits",
+    "gated_pixelcnn-digits-num_classes", "pixelcnn_pp-digits", "wavenet-digits",
+    "vq_vae_prior-digits", "pixel_vae-digits", "jem-digits-num_classes", "ncsn-digits",
+    "stylegan-digits", "biggan-digits-num_classes", "diffusion_gan-digits"}
 
 
 def reload_in_fresh_process(cases, folder):
@@ -76,6 +83,10 @@ def reload_in_fresh_process(cases, folder):
     got = dict(json.loads(line[5:]) for line in proc.stdout.splitlines()
                if line.startswith("CASE "))
     return expected, got, proc
+
+
+def test_reload_slow_ids_are_cases():
+    assert_case_ids(RELOAD_SLOW)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,10 @@ FIT_SLOW = {"nsf-moons", "glow-digits", "ffjord-moons", "mmd_gan-moons", "sliced
             "pixel_vae-digits",
             # GAN architectures whose compiled steps take long to trace (lazy
             # penalties, path lengths): test_gan_architectures.py steps them
-            "stylegan-digits", "biggan-digits-num_classes"}
+            "stylegan-digits", "biggan-digits-num_classes",
+            # SR3's U-Net on an image and its upsampled low resolution (ddpm-digits fits
+            # the U-Net by default)
+            "sr_diffusion-digits"}
 
 
 @pytest.mark.parametrize("case", [
