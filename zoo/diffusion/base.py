@@ -257,11 +257,10 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, GenerativeModel):
         return self.loss_terms(x, training, labels)[0]
 
     def training_terms(self, x, labels=None):
-        terms, state = self.loss_terms(x, True, labels)
-        return terms, state
+        return self.loss_terms(x, True, labels)
 
-    def loss_terms(self, x, training, labels=None):
-        """The loss terms, and what :meth:`after_update` needs (None here)."""
+    def noised_batch(self, x, training, labels=None):
+        """A step's x0, weighted timesteps t, noise, output at x_t and noise MSE."""
         x0 = self.scale(tf.convert_to_tensor(x, tf.float32))
         batch = tf.shape(x0)[0]
         t, weights = self.draw_training_timesteps(batch)
@@ -270,6 +269,11 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, GenerativeModel):
         output = self.network_output(xt, t, self.training_labels(labels, batch, training))
         eps, _ = self.split_output(output)
         mse = tf.reduce_mean(tf.square(noise - eps), axis=list(range(1, len(x0.shape))))
+        return x0, t, weights, noise, output, mse
+
+    def loss_terms(self, x, training, labels=None):
+        """The loss terms, and what :meth:`after_update` needs (None here)."""
+        _, _, weights, _, _, mse = self.noised_batch(x, training, labels)
         return {"loss": tf.reduce_mean(weights * mse)}, None
 
     # ---------------------------------------------------------------- bound

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.diffusion import schedules
 from zoo.diffusion.base import DiffusionModel
 from zoo.diffusion.ddpm import DIGITS, FASHION, POINTS, TRAINING
 from zoo.datasets.toy import for_each_density
@@ -90,15 +89,8 @@ class ImprovedDDPM(DiffusionModel):
         return t, 1.0 / (self.timesteps * tf.gather(p, t))
 
     def loss_terms(self, x, training, labels=None):
-        x0 = self.scale(tf.convert_to_tensor(x, tf.float32))
-        batch = tf.shape(x0)[0]
-        t, weights = self.draw_training_timesteps(batch)
-        noise = self.rng.normal(tf.shape(x0))
-        xt = schedules.q_sample(x0, t, noise, self.const("alphas_cumprod"))
-        output = self.network_output(xt, t, self.training_labels(labels, batch, training))
+        x0, t, weights, noise, output, mse = self.noised_batch(x, training, labels)
         eps, v = self.split_output(output)
-        axes = list(range(1, len(x0.shape)))
-        mse = tf.reduce_mean(tf.square(noise - eps), axis=axes)
         frozen = tf.concat([tf.stop_gradient(eps), v], axis=-1)
         term = self.term_at(x0, t, noise, output=frozen)  # nats per example
         vlb = self.timesteps * term / (self.event_size * np.log(2.0))
