@@ -4,7 +4,6 @@ Kavukcuoglu 2017, Sec. 3.2): a Gated PixelCNN over the code maps."""
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from zoo import validation
@@ -117,13 +116,14 @@ class VQVAEPrior(TwoStage, GenerativeModel):
 
     @property
     def num_latents(self):
-        """N = h * w, the codes per example."""
-        return int(np.prod(self.latent_shape))
+        """N = h * w, the codes per example (the first stage's)."""
+        return self.first_stage_model.num_latents
 
     @property
     def integer_input_ranges(self):
-        """[low, high) of the integer inputs of the serving signatures."""
-        return {"codes": (0, self.num_embeddings)}
+        """[low, high) of the integer inputs of the serving signatures: the first
+        stage's codes (its codebook size is this model's ``num_embeddings``)."""
+        return self.first_stage_model.integer_input_ranges
 
     # ------------------------------------------------------------ the prior
     def call(self, x):
