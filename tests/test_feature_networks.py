@@ -152,6 +152,29 @@ def test_evaluate_images_tells_data_from_a_collapsed_model(digits_network, digit
     assert good["samples_per_second"] > 0
 
 
+def test_the_test_images_are_embedded_once_per_process(digits_test, data_dir, monkeypatch):
+    """`zoo compare` scores many runs against one test split: the shipped network is
+    built once and the test images' features computed once, not once per run."""
+    network = features.shipped("digits")
+    assert features.shipped("digits") is network
+    embedded = []
+    monkeypatch.setattr(network, "embed", lambda images, batch_size=1000, what="images": (
+        embedded.append(what) or features.FeatureNetwork.embed(network, images, batch_size,
+                                                                what)))
+    network._reference = {}
+    train, _ = datasets.arrays("digits", "train", data_dir)
+    test = digits_test[0]
+    first = sample_quality.evaluate_images(ArrayModel(train), test, network, 100)
+    second = sample_quality.evaluate_images(ArrayModel(train), test, network, 100)
+    assert embedded == ["real images", "samples", "samples"]
+    assert first["fid"] == second["fid"]
+    # Other images are embedded anew, and kept features cannot be changed by a caller.
+    sample_quality.evaluate_images(ArrayModel(train), test[:-1], network, 100)
+    assert embedded[3:] == ["real images", "samples"]
+    with pytest.raises(ValueError, match="read-only"):
+        network.embed_reference(test[:-1])[0][0, 0] = 1.0
+
+
 # ------------------------------------------------------------------ bad input
 def test_bad_images_and_networks_are_named(digits_network, digits_test):
     test = digits_test[0]

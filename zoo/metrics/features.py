@@ -100,6 +100,7 @@ class FeatureNetwork:
         self.input_shape = tuple(model.input_shape[1:])
         self.sha256 = weights_digest(model)
         self._function = None
+        self._reference = {}
 
     @property
     def dimension(self):
@@ -195,6 +196,23 @@ class FeatureNetwork:
                            else np.zeros((0,) + tuple(output.shape[1:])))
         return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
+    def embed_reference(self, images, what="real images"):
+        """:meth:`embed` of the images that samples are compared with, computed once
+        per image set (keyed by the SHA-256 of their values) and kept, read-only, for
+        the next call: ``zoo compare`` embeds a dataset's test images once, not once
+        per run. The last set only is kept."""
+        images = self.check(images, what)
+        digest = hashlib.sha256(f"{images.shape}".encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
+        key = digest.hexdigest()
+        if key not in self._reference:
+            outputs = self.embed(images, what=what)
+            for output in outputs:
+                if output is not None:
+                    output.flags.writeable = False
+            self._reference = {key: outputs}
+        return self._reference[key]
+
     def features(self, images, batch_size=1000):
         """Features of shape (n, d), float64."""
         return self.embed(images, batch_size)[0]
@@ -204,17 +222,26 @@ class FeatureNetwork:
         return self.embed(images, batch_size)[1]
 
 
+_SHIPPED = {}
+
+
 def shipped(dataset):
-    """The zoo's feature network for `dataset` (weights from the package)."""
-    classifier = build_classifier(dataset)
+    """The zoo's feature network for `dataset` (weights from the package), built
+    once per process and weights file (``zoo compare`` scores every run with it)."""
     path = weights_path(dataset)
+    key = (dataset, path) + ((os.stat(path).st_size, os.stat(path).st_mtime_ns)
+                             if os.path.isfile(path) else ())
+    if key in _SHIPPED:
+        return _SHIPPED[key]
+    classifier = build_classifier(dataset)
     if not os.path.isfile(path):
         raise FeatureError(f"the weights of the {dataset!r} feature network are missing "
                            f"({path}): reinstall the zoo or run "
                            f"`python -m zoo.metrics.train_features {dataset}`")
     classifier.load_weights(path)
-    return FeatureNetwork.from_classifier(
+    _SHIPPED[key] = FeatureNetwork.from_classifier(
         classifier, dataset, f"zoo-{dataset}-v{ARCHITECTURES[dataset]['version']}")
+    return _SHIPPED[key]
 
 
 def get(spec, dataset):

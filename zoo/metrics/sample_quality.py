@@ -374,7 +374,7 @@ def evaluate_images(model, real, network, num_samples=10_000, seed=0, k=3, optio
         clipped = float(np.mean((fake < low) | (fake > high)))
         fake = np.clip(fake, low, high)
     (real_features, real_probabilities), (fake_features, probabilities) = (
-        network.embed(real, what="real images"), network.embed(fake, what="samples"))
+        network.embed_reference(real), network.embed(fake, what="samples"))
     kid_mean, kid_error = kid(real_features, fake_features, seed=seed)
     precision, recall = precision_recall(real_features, fake_features, k=k)
     metrics = {
