@@ -234,7 +234,9 @@ def cmd_evaluate(args):
     path, metrics = runs.evaluate_run(args.run, split=args.split, batch_size=args.batch_size,
                                       data_dir=args.data_dir, num_samples=args.num_samples,
                                       features=args.features, iwae_samples=args.iwae_samples,
-                                      iwae_examples=args.iwae_examples)
+                                      iwae_examples=args.iwae_examples,
+                                      probability_flow_examples=args.probability_flow_examples,
+                                      probability_flow_steps=args.probability_flow_steps)
     print(json.dumps(metrics, indent=2))
     print(f"metrics: {path}")
     return 0
@@ -415,6 +417,11 @@ def build_parser():
     p.add_argument("--iwae-examples", type=positive_int,
                    help="test examples the importance-weighted bound averages over "
                         "(default: the model's, 1000 for the zoo's VAEs)")
+    p.add_argument("--probability-flow-examples", type=non_negative_int,
+                   help="test examples of a diffusion model's probability-flow NLL (0: "
+                        "none; default: the model's, all 2-D points, 16 images)")
+    p.add_argument("--probability-flow-steps", type=positive_int,
+                   help="RK4 steps of the probability-flow NLL (default: the model's, 100)")
     add_quality_arguments(p, None, "the model's, 10000 for the zoo's models")
     add_quiet_argument(p)
     p.set_defaults(func=cmd_evaluate)

@@ -308,3 +308,135 @@ def test_bad_masks_and_arguments_give_clear_errors():
         zoo.get("ddpm", dataset="moons", timesteps=4, label_dropout=1.5)
     with pytest.raises(ValueError, match="expected history_length to be an int >= 1"):
         zoo.get("iddpm", dataset="moons", timesteps=4, history_length=0)
+
+
+# ------------------------------------------------------------------ probability flow
+def graph_size(fn, *specs):
+    """The number of operations of `fn`'s traced graph (a loop's body counts once)."""
+    return len(tf.function(fn).get_concrete_function(*specs).graph.get_operations())
+
+
+def test_the_solver_loop_is_the_unrolled_steps_in_one_step_of_graph():
+    """fixed_step_solve's tf.while_loop takes the unrolled steps' arithmetic, with
+    a traced graph of one step whatever the steps (also a tensor)."""
+    from zoo.flows.ffjord import fixed_step_solve
+
+    def ode(t, state):
+        x, y = state
+        return -t * x + tf.sin(y), tf.cos(x) * y
+
+    start = (tf.constant([0.3, -1.0]), tf.constant([2.0, 0.5]))
+    unrolled = fixed_step_solve(ode, 0.1, start, [1.0], num_steps=7)
+    looped = fixed_step_solve(ode, 0.1, start, [1.0], num_steps=7, unrolled=False)
+    traced = tf.function(lambda n: fixed_step_solve(ode, 0.1, start, [1.0], num_steps=n,
+                                                    unrolled=False))(tf.constant(7))
+    for got in (looped, traced):
+        np.testing.assert_allclose(got.times.numpy(), unrolled.times.numpy(), rtol=1e-6)
+        for a, b in zip(got.states, unrolled.states):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+    def size(n, unrolled):
+        return graph_size(lambda: fixed_step_solve(ode, 0.1, start, [1.0], num_steps=n,
+                                                   unrolled=unrolled).states)
+
+    assert size(2, False) == size(7, False) and size(2, True) < size(7, True)
+
+
+def test_probability_flow_traces_one_step_whatever_the_steps():
+    """Traced, the probability flow's graph holds one RK4 step (it took more than
+    500 s to build at 100 steps when each step was a copy)."""
+    model = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)
+    spec = tf.TensorSpec([None, 2], tf.float32)
+    sizes = [graph_size(lambda x: model.probability_flow_nll(x, seed=1, num_steps=n), spec)
+             for n in (1, 2)]
+    assert sizes[0] == sizes[1]
+
+
+def test_probability_flow_refuses_what_has_no_density_of_the_data():
+    with pytest.raises(ValueError, match=r"probability_flow_nll: expected num_steps > 0, got 0"):
+        zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8,
+                num_hidden=1).probability_flow_nll(np.zeros((1, 2), np.float32), num_steps=0)
+    conditional = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                          num_classes=2, label_dropout=0.0)
+    assert not conditional.has_probability_flow
+    assert "probability_flow_examples" not in conditional.evaluation_defaults()
+    with pytest.raises(ValueError, match="expected labels: a conditional model trained "
+                                         "without label dropout"):
+        conditional.probability_flow_nll(np.zeros((1, 2), np.float32))
+    conditional.probability_flow_nll(np.zeros((1, 2), np.float32), labels=[1], num_steps=1)
+    sr = zoo.get("sr_diffusion", dataset="digits", timesteps=4, channels=4, channel_mults=(1,),
+                 num_res_blocks=1)
+    assert not sr.has_probability_flow
+    with pytest.raises(ValueError, match="not over the data alone"):
+        sr.probability_flow_nll(np.zeros((1, 8, 8, 1), np.float32))
+
+
+@pytest.mark.slow  # 15-35 s: eager U-Net steps and their gradients
+def test_image_probability_flow_metrics_are_the_methods_mean():
+    """On images: Hutchinson's trace over the first examples, bits/dim over 64 pixels."""
+    model = tiny_images()
+    x = np.random.default_rng(2).integers(0, 17, (5, 8, 8, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(x).batch(2)
+    metrics = model.probability_flow_metrics(data, 3, num_steps=2, seed=4, batch_size=2)
+    expected = np.concatenate([model.probability_flow_nll(x[:2], seed=[4, 0], num_steps=2),
+                               model.probability_flow_nll(x[2:3], seed=[4, 1], num_steps=2)])
+    np.testing.assert_allclose(metrics["nll_nats"], expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(metrics["bits_per_dim"], expected.mean() / (64 * math.log(2)),
+                               rtol=1e-5)
+    assert metrics["num_examples"] == 3 and metrics["num_steps"] == 2
+    assert metrics["trace"].startswith("hutchinson") and "uniform" in metrics["dequantization"]
+    with pytest.raises(ValueError, match="expected probability_flow_steps to be an int >= 1, "
+                                         "got 0"):
+        model.probability_flow_metrics(data, 3, num_steps=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_moons_run(tmp_path_factory, data_dir):
+    import zoo_cli
+
+    run = tmp_path_factory.mktemp("runs") / "ddpm-moons"
+    assert zoo_cli.main(["train", "ddpm", "--dataset", "moons", "--set", "timesteps=4",
+                         "--set", "hidden_units=8", "--set", "num_hidden=1",
+                         "--steps-per-epoch", "2", "--batch-size", "32", "--epochs", "1",
+                         "--out", str(run), "--data-dir", data_dir]) == 0
+    return run
+
+
+def test_evaluate_reports_the_probability_flow_beside_the_bound(tiny_moons_run, data_dir,
+                                                                capsys):
+    import json
+
+    import zoo_cli
+    from zoo import datasets, runs
+
+    capsys.readouterr()
+    assert zoo_cli.main(["evaluate", str(tiny_moons_run), "--num-samples", "100",
+                         "--batch-size", "1000", "--probability-flow-examples", "50", "--probability-flow-steps", "3",
+                         "--data-dir", data_dir]) == 0
+    assert "zoo: evaluate: probability flow (3 RK4 steps, exact trace): 50/50 examples" in \
+        capsys.readouterr().err
+    with open(tiny_moons_run / "metrics.json") as f:
+        metrics = json.load(f)
+    flow = metrics["probability_flow"]
+    assert flow["num_examples"] == 50 and flow["num_steps"] == 3 and flow["trace"] == "exact"
+    assert "bound" in metrics and metrics["likelihood"] == "bound"
+    model, _, _ = runs.load_checkpoint(tiny_moons_run)
+    test, _ = datasets.arrays("moons", "test", data_dir)
+    expected = model.probability_flow_nll(test[:50], seed=[0, 0], num_steps=3).numpy()
+    np.testing.assert_allclose(flow["nll_nats"], expected.mean(), rtol=1e-5)
+    assert flow["bits_per_dim"] == pytest.approx(flow["nll_nats"] / (2 * math.log(2)))
+    settings = {**model.evaluation_defaults(), "probability_flow_examples": 0}  # 0: none
+    assert "probability_flow" not in model.extra_metrics(None, settings)
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--probability-flow-examples", "-1", "expected a non-negative integer, got '-1'"),
+    ("--probability-flow-examples", "x", "expected a non-negative integer, got 'x'"),
+    ("--probability-flow-steps", "0", "expected a positive integer, got '0'"),
+])
+def test_evaluate_refuses_bad_probability_flow_options(flag, value, expected, tmp_path, capsys):
+    import zoo_cli
+
+    assert zoo_cli.main(["evaluate", str(tmp_path), flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoo: error:") and expected in err[0], err

@@ -563,14 +563,16 @@ def load_first_stage(run_dir, entry, dataset):
 # ------------------------------------------------------------------ what is done with a run
 def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
                  num_samples=None, features=None, iwae_samples=None, iwae_examples=None,
-                 loaded=None):
+                 loaded=None, probability_flow_examples=None, probability_flow_steps=None):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
 
     What it costs is the model's (``evaluation_defaults``: the examples of the
     likelihood, the sample count, sampler options, its family's settings), each
     overridden by an argument that is not None: `num_samples`, and
     `iwae_samples` and `iwae_examples` for a model that declares them (the VAEs'
-    importance-weighted bound); the others ignore those two.
+    importance-weighted bound), and `probability_flow_examples` (0: none) and
+    `probability_flow_steps` (a diffusion model's probability-flow NLL); the
+    others ignore those.
 
     Every model gets its loss terms (``model.evaluate``, ``loss_terms``); a model
     with a likelihood also gets ``nll_nats`` and ``bits_per_dim`` with
@@ -603,7 +605,10 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
 
     with progress.task("evaluate"):
         return _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples,
-                             features, iwae_samples, iwae_examples, loaded)
+                             features, loaded, iwae_samples=iwae_samples,
+                             iwae_examples=iwae_examples,
+                             probability_flow_examples=probability_flow_examples,
+                             probability_flow_steps=probability_flow_steps)
 
 
 class _BatchProgress(keras.callbacks.Callback):
@@ -619,15 +624,14 @@ class _BatchProgress(keras.callbacks.Callback):
 
 
 def _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples, features,
-                  iwae_samples, iwae_examples, loaded):
+                  loaded, **overrides):
     from zoo import datasets, progress
     from zoo.metrics import NonFiniteMetricError, evaluate_likelihood
     from zoo.metrics import features as feature_networks
     from zoo.metrics import sample_quality
 
     model, run, checkpoint = loaded or load_checkpoint(run_dir)
-    settings = evaluation_settings(model, run, num_samples=num_samples,
-                                   iwae_samples=iwae_samples, iwae_examples=iwae_examples)
+    settings = evaluation_settings(model, run, num_samples=num_samples, **overrides)
     network = None
     shipped = run["dataset"] in feature_networks.ARCHITECTURES
     if model.data_kind == "images" and (features is not None or shipped):

@@ -87,6 +87,7 @@ class LatentDiffusion(TwoStage, DiffusionModel):
     """
 
     conditional = False
+    probability_flow_of_data = False
     first_stage_kinds = ("vae", "vq_vae")
     # The first stages with a posterior density, through which ``nll`` bounds -log p(x).
     bounded_first_stages = ("vae",)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from zoo import validation
 from zoo.validation import on_batches
 
 
@@ -20,6 +21,17 @@ class ProbabilityFlow:
     (``timesteps``, ``table``), with the noise its network predicts
     (``network_output``, ``split_output``, the EMA weights).
     """
+
+    # Whether the diffusion is over the data alone (False: over latents, or
+    # given another input), so that its probability flow is a density of the data.
+    probability_flow_of_data = True
+
+    @property
+    def has_probability_flow(self):
+        """Whether :meth:`probability_flow_nll` gives ``-log p(x)`` without labels: a
+        diffusion over the data alone, unconditional or trained with label dropout
+        (the null label's score); ``zoo evaluate`` reports it then."""
+        return self.probability_flow_of_data and (not self.num_classes or self.guided)
 
     def continuous_log_alphas_cumprod(self, s):
         """``log abar(s)`` for continuous time ``s`` in ``[0, 1]``: linear between
@@ -50,9 +62,10 @@ class ProbabilityFlow:
         sigma = tf.sqrt(1.0 - tf.exp(log_abar))
         return -0.5 * beta * (x - self.flow_eps(x, s, labels) / sigma)
 
-    def flow_solve(self, flat, probe, labels, trace, num_steps):
+    def flow_solve(self, flat, probe, num_steps, labels=None, trace="exact"):
         """(the state at s = 1, the integral of the divergence) of the probability
-        flow from `flat` (batch, D) at s = 1 / T: exact trace, or Hutchinson's
+        flow from `flat` (batch, D) at s = 1 / T over `num_steps` RK4 steps (a
+        scalar, or a tensor: one ``tf.while_loop``): exact trace, or Hutchinson's
         with the Rademacher `probe` (batch, D)."""
         from zoo.flows.ffjord import fixed_step_solve, trace_jacobian_exact_2d
 
@@ -77,8 +90,16 @@ class ProbabilityFlow:
 
         result = fixed_step_solve(augmented_summed, 1.0 / self.timesteps,
                                   (flat, tf.zeros(tf.shape(flat)[:1])), [1.0],
-                                  num_steps=num_steps)
+                                  num_steps=num_steps, unrolled=False)
         return result.states[0][0], result.states[1][0]
+
+    def flow_nll(self, flat, probe, num_steps, labels=None, trace="exact"):
+        """-log p of the (scaled, dequantized) `flat` (batch, D) under the
+        probability flow: the prior's NLL at s = 1 minus the divergence's integral."""
+        end, divergence = self.flow_solve(flat, probe, num_steps, labels, trace)
+        prior = 0.5 * tf.reduce_sum(tf.square(end), axis=-1) + \
+            0.5 * self.event_size * math.log(2 * math.pi)
+        return prior - divergence
 
     @on_batches("data")
     def probability_flow_nll(self, x, seed=None, num_steps=100, trace=None, labels=None):
@@ -89,23 +110,33 @@ class ProbabilityFlow:
         first timestep's noise level), flow to ``s = 1``, where the prior ``N(0,
         I)`` gives their density, and ``log p`` changes by the integral of the
         divergence; both solved with `num_steps` RK4 steps
-        (:func:`zoo.flows.ffjord.fixed_step_solve`). `trace`: ``"exact"`` (one
-        backward pass per dimension: vectors) or ``"hutchinson"`` (one Rademacher
-        probe per example from `seed`: images); None picks by the data.
+        (:func:`zoo.flows.ffjord.fixed_step_solve`, its steps one
+        ``tf.while_loop``, compiled once per model and trace when called eagerly).
+        `trace`: ``"exact"`` (one backward pass per dimension: vectors) or
+        ``"hutchinson"`` (one Rademacher probe per example from `seed`: images);
+        None picks by the data.
 
         Images: raw levels are dequantized uniformly from `seed` and scaled to
         the model's [-1, 1] levels, the Jacobian of that scaling counted, so the
         number is the dequantized data's NLL as the flows count it (an upper
         bound on the discrete NLL, in expectation over the noise).
         """
+        where = f"{self.name}.probability_flow_nll"
+        if not self.probability_flow_of_data:
+            raise ValueError(f"{where}: this model's diffusion is not over the data alone "
+                             f"(latents, or given another input): no probability flow of "
+                             f"the data")
+        if self.num_classes and not self.guided and labels is None:
+            raise ValueError(f"{where}: expected labels: a conditional model trained without "
+                             f"label dropout has no unconditional score")
         x = self.validate_inputs(x, "probability_flow_nll")
         labels = self.check_labels(labels, x, "probability_flow_nll") \
             if labels is not None else None
+        num_steps = validation.check_number(num_steps, "num_steps", where, "int32", above=0)
         seed = self.stateless_seed(seed)
-        trace = trace or ("hutchinson" if self.num_levels is not None else "exact")
+        trace = self.flow_trace(trace)
         if trace not in ("exact", "hutchinson"):
-            raise ValueError(f"{self.name}.probability_flow_nll: expected trace 'exact' or "
-                             f"'hutchinson', got {trace!r}")
+            raise ValueError(f"{where}: expected trace 'exact' or 'hutchinson', got {trace!r}")
         y = self.scale(tf.convert_to_tensor(x, tf.float32))
         jacobian = 0.0
         if self.num_levels is not None:
@@ -116,9 +147,71 @@ class ProbabilityFlow:
         flat = tf.reshape(y, [-1, self.event_size])
         probe = tf.sign(tf.random.stateless_uniform(
             tf.shape(flat), tf.random.experimental.stateless_fold_in(seed, 1)) - 0.5)
-        # (fixed_step_solve unrolls its steps: traced, the graph grows with num_steps)
-        end, divergence = self.flow_solve(flat, probe, labels, trace=trace,
-                                          num_steps=int(num_steps))
-        prior = 0.5 * tf.reduce_sum(tf.square(end), axis=-1) + \
-            0.5 * self.event_size * math.log(2 * math.pi)
-        return prior - divergence - jacobian
+        tensors = [flat, probe, tf.convert_to_tensor(num_steps, tf.int32)]
+        if labels is not None:
+            tensors.append(tf.convert_to_tensor(labels, tf.int32))
+        nll = self.run_compiled(
+            f"probability_flow-{trace}" + ("-labels" if labels is not None else ""),
+            lambda *args: self.flow_nll(*args, trace=trace), *tensors)
+        return nll - jacobian
+
+    def flow_trace(self, trace=None):
+        """`trace`, or the default of the data: exact on vectors, Hutchinson's on
+        images."""
+        return trace or ("hutchinson" if self.num_levels is not None else "exact")
+
+    def probability_flow_metrics(self, data, max_examples=None, num_steps=100, seed=0,
+                                 batch_size=64):
+        """``metrics.json``'s ``probability_flow``: the mean
+        :meth:`probability_flow_nll` (no labels) over the first `max_examples`
+        examples of the batched `data` (None: all), in batches of `batch_size`,
+        batch i with the seed ``[seed, i]`` (its dequantization and probe), with
+        `num_steps` RK4 steps; shown as a progress stage (:mod:`zoo.progress`).
+
+        Returns:
+            ``{"nll_nats", "bits_per_dim", "num_examples", "num_steps", "solver",
+            "trace", "dequantization", "what"}``.
+        Raises:
+            ValueError: `max_examples` is not an int >= 1 or None, or `num_steps`
+                not an int >= 1.
+            NonFiniteMetricError: the mean is NaN or Inf.
+        """
+        from zoo import progress
+        from zoo.metrics.latent import examples
+        from zoo.metrics.likelihood import NonFiniteMetricError, bits_per_dim
+
+        where = f"{self.name}: probability flow"
+        for name, value, none in (("probability_flow_examples", max_examples, True),
+                                  ("probability_flow_steps", num_steps, False)):
+            if not (value is None and none) and (isinstance(value, bool) or not isinstance(
+                    value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{where}: expected {name} to be an int >= 1"
+                                 + (" or None" if none else "") + f", got {value!r}")
+        x = examples(data, max_examples)
+        trace = self.flow_trace()
+        total = 0.0
+        with progress.stage(f"probability flow ({num_steps} RK4 steps, {trace} trace)",
+                            len(x), "examples") as stage:
+            for i, start in enumerate(range(0, len(x), batch_size)):
+                batch = x[start:start + batch_size]
+                total += float(tf.reduce_sum(self.probability_flow_nll(
+                    batch, seed=tf.constant([seed, i], tf.int32), num_steps=int(num_steps))))
+                stage.update(len(batch))
+        mean = total / len(x)
+        if not math.isfinite(mean):
+            raise NonFiniteMetricError(f"{where}: the mean NLL over {len(x)} examples is "
+                                       f"{mean}")
+        images = self.num_levels is not None
+        return {
+            "nll_nats": mean,
+            "bits_per_dim": bits_per_dim(mean, self.event_size),
+            "num_examples": int(len(x)),
+            "num_steps": int(num_steps),
+            "solver": "rk4",
+            "trace": trace + ("" if trace == "exact" else " (one Rademacher probe per example)"),
+            "dequantization": "uniform over each level, as the flows count it (an upper bound "
+                              "on the discrete NLL in expectation)" if images else "none",
+            "what": "the NLL of the probability-flow ODE (Song et al. 2021) from the first "
+                    "timestep's noise level, the EMA weights"
+                    + (", the null label" if self.num_classes else ""),
+        }

@@ -66,6 +66,7 @@ class SuperResolutionDiffusion(DiffusionModel):
 
     likelihood = "none"
     conditional = False
+    probability_flow_of_data = False
     fixed_parameters = ("label_dropout", "hidden_units", "num_hidden")
     # No completion: the model generates from a low-resolution image.
     draw_completion = Completion.draw_completion

@@ -32,7 +32,7 @@ _Results = collections.namedtuple("Results", ["times", "states"])
 
 
 def fixed_step_solve(ode_fn, initial_time, initial_state, solution_times, *, solver="rk4",
-                     num_steps=8, **unused):
+                     num_steps=8, unrolled=True, **unused):
     """An ``ode_solve_fn`` for ``tfb.FFJORD``: ``num_steps`` equal explicit RK steps.
 
     Solves from ``initial_time`` to ``solution_times[-1]`` on a nested state and
@@ -40,10 +40,19 @@ def fixed_step_solve(ode_fn, initial_time, initial_state, solution_times, *, sol
     ``tfp.math.ode.Solver.solve`` that FFJORD reads). A Python loop of a fixed
     number of steps: differentiated by plain backprop (the exact gradient of the
     discretised map, no adjoint), compiles with XLA and exports as a plain graph.
+    With ``unrolled=False`` the steps are one ``tf.while_loop`` instead (the same
+    arithmetic; a traced graph of one step whatever `num_steps`, which may then
+    be a tensor): for many steps of a costly ``ode_fn``, whose unrolled graph
+    takes minutes to build.
     """
     a, b, c = TABLEAUX[solver]
     t0 = tf.cast(initial_time, tf.float32)
-    h = (tf.cast(solution_times[-1], tf.float32) - t0) / float(num_steps)
+    span = tf.cast(solution_times[-1], tf.float32) - t0
+    if unrolled:
+        h = span / float(num_steps)
+    else:
+        count = tf.cast(num_steps, tf.int32)
+        h = span / tf.cast(count, tf.float32)
 
     def add(base, weighted):
         """base + h * sum_j w_j k_j over the nested state (terms with w_j = 0 skipped)."""
@@ -55,16 +64,26 @@ def fixed_step_solve(ode_fn, initial_time, initial_state, solution_times, *, sol
             lambda x, *ks: x + h * tf.add_n([w * k for w, k in zip(weights, ks)]),
             base, *[k for _, k in weighted])
 
-    state = initial_state
-    for step in range(num_steps):
-        t = t0 + h * float(step)
+    def step(t, state):
         ks = []
         for i in range(len(b)):
             stage = add(state, zip(a[i], ks))
             ks.append(ode_fn(t + c[i] * h, stage))
-        state = add(state, zip(b, ks))
+        return add(state, zip(b, ks))
+
+    state = initial_state
+    if unrolled:
+        for i in range(num_steps):
+            state = step(t0 + h * float(i), state)
+        end = t0 + h * float(num_steps)
+    else:
+        _, state = tf.while_loop(
+            lambda i, _: i < count,
+            lambda i, state: (i + 1, step(t0 + h * tf.cast(i, tf.float32), state)),
+            (tf.constant(0), state))
+        end = t0 + h * tf.cast(count, tf.float32)
     final = tf.nest.map_structure(lambda x: x[None], state)
-    return _Results(times=tf.reshape(t0 + h * float(num_steps), [1]), states=final)
+    return _Results(times=tf.reshape(end, [1]), states=final)
 
 
 def trace_jacobian_exact_2d(ode_fn, state_shape, dtype):
