@@ -202,6 +202,80 @@ def test_bad_sampler_options_fail_inside_the_exported_signature(tmp_path, styleg
             sample(**bad)
 
 
+def minibatch_std_reference(x, group_size, num_features):
+    """The official code's steps in numpy: example n in group n mod (N / G)."""
+    n, h, w, c = x.shape
+    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    y = x.reshape(g, n // g, h, w, num_features, c // num_features)
+    std = np.sqrt(np.mean(np.square(y - y.mean(axis=0)), axis=0) + 1e-8)
+    feature = np.tile(std.mean(axis=(1, 2, 4)), (g, 1))  # (N, F)
+    return np.concatenate([x, np.broadcast_to(feature[:, None, None], (n, h, w, num_features))],
+                          axis=-1)
+
+
+@pytest.mark.parametrize("batch, group_size, num_features", [
+    (8, 4, 1), (8, 4, 2), (6, 4, 1), (3, 4, 1), (7, 4, 1), (1, 4, 1), (12, 3, 4)])
+def test_minibatch_std_is_the_official_computation(batch, group_size, num_features):
+    from zoo.nn.minibatch_std import MinibatchStd
+
+    x = np.random.default_rng(batch).normal(size=(batch, 3, 2, 4)).astype(np.float32)
+    x[batch // 2:] *= 3.0  # groups of another spread
+    layer = MinibatchStd(group_size, num_features)
+    out = np.asarray(layer(x))
+    assert out.shape == (batch, 3, 2, 4 + num_features)
+    np.testing.assert_allclose(out, minibatch_std_reference(x, group_size, num_features),
+                               rtol=1e-5, atol=1e-6)
+    traced = tf.function(layer, input_signature=[tf.TensorSpec((None, 3, 2, 4))])
+    np.testing.assert_allclose(np.asarray(traced(x)), out, rtol=1e-6, atol=1e-7)
+    if batch == 8 and num_features == 1:
+        # groups {n, n + 2, n + 4, n + 6}: examples 0 and 1 are in different groups
+        assert out[0, 0, 0, -1] != out[1, 0, 0, -1]
+        np.testing.assert_array_equal(out[::2, ..., -1], np.broadcast_to(out[0, ..., -1],
+                                                                         (4, 3, 2)))
+    assert np.asarray(layer(x[:0])).shape == (0, 3, 2, 4 + num_features)
+
+
+def test_minibatch_std_round_trips_and_refuses_bad_settings(tmp_path):
+    import keras
+    from zoo.nn.minibatch_std import MinibatchStd
+
+    layer = MinibatchStd(2, 2, name="mbstd")
+    clone = MinibatchStd.from_config(layer.get_config())
+    assert (clone.group_size, clone.num_features, clone.name) == (2, 2, "mbstd")
+    inputs = keras.Input((3, 2, 4))
+    model = keras.Model(inputs, MinibatchStd(2, 2)(inputs))
+    path = str(tmp_path / "mbstd.keras")
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(6, 3, 2, 4)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x)),
+                               np.asarray(model(x)), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected group_size >= 1"):
+        MinibatchStd(0)
+    with pytest.raises(ValueError, match="C divisible by num_features=3"):
+        MinibatchStd(4, 3)(x)
+
+
+def test_stylegan_critic_has_the_minibatch_std_unless_turned_off():
+    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+    critic = model.critic_network
+    assert critic.mbstd.group_size == 4 and model.get_config()["mbstd_group_size"] == 4
+    y = tf.random.stateless_normal((8, 8, 8, 1), seed=[0, 3])
+    scores = np.asarray(model.scores(y))
+    # the score of example 0 depends on its group (examples 0, 2, 4, 6), not on the others
+    moved = tf.tensor_scatter_nd_update(y, [[2]], 5.0 * y[2:3])
+    assert np.asarray(model.scores(moved))[0] != scores[0]
+    other = tf.tensor_scatter_nd_update(y, [[1]], 5.0 * y[1:2])
+    np.testing.assert_allclose(np.asarray(model.scores(other))[[0, 2, 4, 6]], scores[[0, 2, 4, 6]],
+                               rtol=1e-6)
+    plain = zoo.get("stylegan", dataset="digits", mbstd_group_size=0, **TINY_STYLEGAN)
+    assert plain.critic_network.mbstd is None
+    assert plain.critic_network.count_params() < critic.count_params()
+    np.testing.assert_allclose(np.asarray(plain.scores(other))[0], np.asarray(plain.scores(y))[0],
+                               rtol=1e-6)  # each example on its own
+    with pytest.raises(ValueError, match="expected mbstd_group_size >= 0"):
+        zoo.get("stylegan", dataset="digits", mbstd_group_size=-1, **TINY_STYLEGAN)
+
+
 def test_stylegan_trains_with_lazy_r1_and_path_lengths():
     model = zoo.get("stylegan", dataset="digits", regularizer_interval=2,
                     path_length_interval=2, **TINY_STYLEGAN)
