@@ -370,8 +370,16 @@ def test_diffusion_gan_at_t_zero_is_its_base_gans_step():
         diffused = zoo.get("diffusion_gan", dataset="digits", t_min=0, distance=distance,
                            **TINY_DIFFUSION)
         base = zoo.get("gan", dataset="digits", latent_dim=4, filters=4, distance=distance)
-        for name in ("generator_network", "critic_network"):
-            getattr(base, name).set_weights(getattr(diffused, name).get_weights())
+        # The critics differ by the timestep projection alone, which sees t = 0 here.
+        time_weights = diffused.critic_network.time_projection.weights
+        shared = {name: [v for v in getattr(diffused, name).weights
+                         if all(v is not w for w in time_weights)]
+                  for name in ("generator_network", "critic_network")}
+        for name, weights in shared.items():
+            assert [v.path.split("/", 1)[1] for v in weights] == \
+                [v.path.split("/", 1)[1] for v in getattr(base, name).weights]
+            getattr(base, name).set_weights([np.asarray(v) for v in weights])
+        time_before = [np.asarray(v) for v in time_weights]
         base.rng.state.assign(diffused.rng.state)
         for model in (diffused, base):
             model.compile(**model.training_optimizers(1e-3))
@@ -379,14 +387,57 @@ def test_diffusion_gan_at_t_zero_is_its_base_gans_step():
         assert float(diffused.diffusion_T) == 0.0
         for key in logs[1]:
             np.testing.assert_allclose(float(logs[0][key]), float(logs[1][key]), rtol=1e-6)
-        for name in ("generator_network", "critic_network"):
-            for a, b in zip(getattr(diffused, name).weights, getattr(base, name).weights):
+        for name, weights in shared.items():
+            for a, b in zip(weights, getattr(base, name).weights):
                 np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-        # with T > 0 the critic sees other data
+        for a, b in zip(time_weights, time_before):
+            np.testing.assert_array_equal(np.asarray(a), b)
+        # with T > 0 the critic sees other data, at timesteps in [0, T]
         noisy = zoo.get("diffusion_gan", dataset="digits", t_min=10, distance=distance,
                         **TINY_DIFFUSION)
         y = noisy.to_model_space(x, noise=False)
-        assert not np.allclose(np.asarray(noisy.diffuse(y)), np.asarray(y))
+        diffused_y, t = noisy.diffuse(y)
+        assert not np.allclose(np.asarray(diffused_y), np.asarray(y))
+        assert np.all((np.asarray(t) >= 0) & (np.asarray(t) <= 10))
+
+
+@pytest.mark.parametrize("t_sampling, T", [("priority", 10.0), ("priority", 3.5),
+                                           ("uniform", 10.0)])
+def test_diffusion_gan_timesteps_follow_their_distribution(t_sampling, T):
+    model = zoo.get("diffusion_gan", dataset="digits", t_sampling=t_sampling, **TINY_DIFFUSION)
+    model.diffusion_T.assign(T)
+    model.rng.state.assign([0, 7])
+    n = 20_000
+    t = np.asarray(model.draw_timesteps(n))
+    top = int(T)
+    weights = np.arange(top + 1.0) if t_sampling == "priority" else np.ones(top + 1)
+    # within 0.01 of the probabilities: about 3.5 standard errors at n = 20,000
+    np.testing.assert_allclose(np.bincount(t, minlength=top + 1) / n, weights / weights.sum(),
+                               atol=0.01)
+    assert t.min() >= 0 and t.max() <= top
+    if t_sampling == "priority":
+        assert t.min() == 1  # p(0) = 0
+
+
+def test_diffusion_gan_critic_is_told_the_timestep():
+    model = zoo.get("diffusion_gan", dataset="digits", **TINY_DIFFUSION)
+    critic = model.critic_network
+    critic.time_projection.kernel.assign(
+        tf.random.stateless_normal(critic.time_projection.kernel.shape, seed=[1, 2]))
+    y = tf.random.stateless_normal((4, 8, 8, 1), seed=[0, 3])
+    unconditioned = np.asarray(critic(y))
+    at = {t: np.asarray(critic(y, timesteps=tf.fill([4], t))) for t in (0, 1, 5, 10)}
+    np.testing.assert_array_equal(at[0], unconditioned)  # phi(0) = 0
+    for a, b in [(1, 5), (5, 10), (0, 1)]:
+        assert np.all(np.abs(at[a] - at[b]) > 1e-6), (a, b)
+    mixed = np.asarray(critic(y, timesteps=tf.constant([0, 1, 5, 10])))
+    np.testing.assert_allclose(mixed[:, 0], [at[t][i, 0] for i, t in enumerate([0, 1, 5, 10])],
+                               rtol=1e-6)  # each example at its own t
+    assert model.get_config()["timestep_dim"] == 32
+    blind = zoo.get("diffusion_gan", dataset="digits", timestep_dim=0, **TINY_DIFFUSION)
+    assert blind.critic_network.time_projection is None
+    with pytest.raises(ValueError, match="timesteps given to a critic without timestep"):
+        blind.critic_network(y, timesteps=tf.fill([4], 1))
 
 
 def test_diffusion_gan_grows_t_when_the_critic_overfits_and_checkpoints_it(tmp_path):
@@ -411,6 +462,8 @@ def test_diffusion_gan_grows_t_when_the_critic_overfits_and_checkpoints_it(tmp_p
     (dict(distance="mmd_gan"), "expected a distance on scores"),
     (dict(t_min=20), "expected 0 <= t_min <= t_max"),
     (dict(d_target=2.0), "d_target in [-1, 1]"),
+    (dict(t_sampling="linear"), "expected t_sampling in ['priority', 'uniform'], got 'linear'"),
+    (dict(timestep_dim=-1), "expected timestep_dim >= 0"),
 ])
 def test_bad_diffusion_gan_settings_are_named(kwargs, expected):
     with pytest.raises(ValueError) as e:
