@@ -202,6 +202,80 @@ def test_bad_sampler_options_fail_inside_the_exported_signature(tmp_path, styleg
             sample(**bad)
 
 
+def minibatch_std_reference(x, group_size, num_features):
+    """The official code's steps in numpy: example n in group n mod (N / G)."""
+    n, h, w, c = x.shape
+    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    y = x.reshape(g, n // g, h, w, num_features, c // num_features)
+    std = np.sqrt(np.mean(np.square(y - y.mean(axis=0)), axis=0) + 1e-8)
+    feature = np.tile(std.mean(axis=(1, 2, 4)), (g, 1))  # (N, F)
+    return np.concatenate([x, np.broadcast_to(feature[:, None, None], (n, h, w, num_features))],
+                          axis=-1)
+
+
+@pytest.mark.parametrize("batch, group_size, num_features", [
+    (8, 4, 1), (8, 4, 2), (6, 4, 1), (3, 4, 1), (7, 4, 1), (1, 4, 1), (12, 3, 4)])
+def test_minibatch_std_is_the_official_computation(batch, group_size, num_features):
+    from zoo.nn.minibatch_std import MinibatchStd
+
+    x = np.random.default_rng(batch).normal(size=(batch, 3, 2, 4)).astype(np.float32)
+    x[batch // 2:] *= 3.0  # groups of another spread
+    layer = MinibatchStd(group_size, num_features)
+    out = np.asarray(layer(x))
+    assert out.shape == (batch, 3, 2, 4 + num_features)
+    np.testing.assert_allclose(out, minibatch_std_reference(x, group_size, num_features),
+                               rtol=1e-5, atol=1e-6)
+    traced = tf.function(layer, input_signature=[tf.TensorSpec((None, 3, 2, 4))])
+    np.testing.assert_allclose(np.asarray(traced(x)), out, rtol=1e-6, atol=1e-7)
+    if batch == 8 and num_features == 1:
+        # groups {n, n + 2, n + 4, n + 6}: examples 0 and 1 are in different groups
+        assert out[0, 0, 0, -1] != out[1, 0, 0, -1]
+        np.testing.assert_array_equal(out[::2, ..., -1], np.broadcast_to(out[0, ..., -1],
+                                                                         (4, 3, 2)))
+    assert np.asarray(layer(x[:0])).shape == (0, 3, 2, 4 + num_features)
+
+
+def test_minibatch_std_round_trips_and_refuses_bad_settings(tmp_path):
+    import keras
+    from zoo.nn.minibatch_std import MinibatchStd
+
+    layer = MinibatchStd(2, 2, name="mbstd")
+    clone = MinibatchStd.from_config(layer.get_config())
+    assert (clone.group_size, clone.num_features, clone.name) == (2, 2, "mbstd")
+    inputs = keras.Input((3, 2, 4))
+    model = keras.Model(inputs, MinibatchStd(2, 2)(inputs))
+    path = str(tmp_path / "mbstd.keras")
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(6, 3, 2, 4)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x)),
+                               np.asarray(model(x)), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected group_size >= 1"):
+        MinibatchStd(0)
+    with pytest.raises(ValueError, match="C divisible by num_features=3"):
+        MinibatchStd(4, 3)(x)
+
+
+def test_stylegan_critic_has_the_minibatch_std_unless_turned_off():
+    model = zoo.get("stylegan", dataset="digits", **TINY_STYLEGAN)
+    critic = model.critic_network
+    assert critic.mbstd.group_size == 4 and model.get_config()["mbstd_group_size"] == 4
+    y = tf.random.stateless_normal((8, 8, 8, 1), seed=[0, 3])
+    scores = np.asarray(model.scores(y))
+    # the score of example 0 depends on its group (examples 0, 2, 4, 6), not on the others
+    moved = tf.tensor_scatter_nd_update(y, [[2]], 5.0 * y[2:3])
+    assert np.asarray(model.scores(moved))[0] != scores[0]
+    other = tf.tensor_scatter_nd_update(y, [[1]], 5.0 * y[1:2])
+    np.testing.assert_allclose(np.asarray(model.scores(other))[[0, 2, 4, 6]], scores[[0, 2, 4, 6]],
+                               rtol=1e-6)
+    plain = zoo.get("stylegan", dataset="digits", mbstd_group_size=0, **TINY_STYLEGAN)
+    assert plain.critic_network.mbstd is None
+    assert plain.critic_network.count_params() < critic.count_params()
+    np.testing.assert_allclose(np.asarray(plain.scores(other))[0], np.asarray(plain.scores(y))[0],
+                               rtol=1e-6)  # each example on its own
+    with pytest.raises(ValueError, match="expected mbstd_group_size >= 0"):
+        zoo.get("stylegan", dataset="digits", mbstd_group_size=-1, **TINY_STYLEGAN)
+
+
 def test_stylegan_trains_with_lazy_r1_and_path_lengths():
     model = zoo.get("stylegan", dataset="digits", regularizer_interval=2,
                     path_length_interval=2, **TINY_STYLEGAN)
@@ -296,8 +370,16 @@ def test_diffusion_gan_at_t_zero_is_its_base_gans_step():
         diffused = zoo.get("diffusion_gan", dataset="digits", t_min=0, distance=distance,
                            **TINY_DIFFUSION)
         base = zoo.get("gan", dataset="digits", latent_dim=4, filters=4, distance=distance)
-        for name in ("generator_network", "critic_network"):
-            getattr(base, name).set_weights(getattr(diffused, name).get_weights())
+        # The critics differ by the timestep projection alone, which sees t = 0 here.
+        time_weights = diffused.critic_network.time_projection.weights
+        shared = {name: [v for v in getattr(diffused, name).weights
+                         if all(v is not w for w in time_weights)]
+                  for name in ("generator_network", "critic_network")}
+        for name, weights in shared.items():
+            assert [v.path.split("/", 1)[1] for v in weights] == \
+                [v.path.split("/", 1)[1] for v in getattr(base, name).weights]
+            getattr(base, name).set_weights([np.asarray(v) for v in weights])
+        time_before = [np.asarray(v) for v in time_weights]
         base.rng.state.assign(diffused.rng.state)
         for model in (diffused, base):
             model.compile(**model.training_optimizers(1e-3))
@@ -305,14 +387,57 @@ def test_diffusion_gan_at_t_zero_is_its_base_gans_step():
         assert float(diffused.diffusion_T) == 0.0
         for key in logs[1]:
             np.testing.assert_allclose(float(logs[0][key]), float(logs[1][key]), rtol=1e-6)
-        for name in ("generator_network", "critic_network"):
-            for a, b in zip(getattr(diffused, name).weights, getattr(base, name).weights):
+        for name, weights in shared.items():
+            for a, b in zip(weights, getattr(base, name).weights):
                 np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-        # with T > 0 the critic sees other data
+        for a, b in zip(time_weights, time_before):
+            np.testing.assert_array_equal(np.asarray(a), b)
+        # with T > 0 the critic sees other data, at timesteps in [0, T]
         noisy = zoo.get("diffusion_gan", dataset="digits", t_min=10, distance=distance,
                         **TINY_DIFFUSION)
         y = noisy.to_model_space(x, noise=False)
-        assert not np.allclose(np.asarray(noisy.diffuse(y)), np.asarray(y))
+        diffused_y, t = noisy.diffuse(y)
+        assert not np.allclose(np.asarray(diffused_y), np.asarray(y))
+        assert np.all((np.asarray(t) >= 0) & (np.asarray(t) <= 10))
+
+
+@pytest.mark.parametrize("t_sampling, T", [("priority", 10.0), ("priority", 3.5),
+                                           ("uniform", 10.0)])
+def test_diffusion_gan_timesteps_follow_their_distribution(t_sampling, T):
+    model = zoo.get("diffusion_gan", dataset="digits", t_sampling=t_sampling, **TINY_DIFFUSION)
+    model.diffusion_T.assign(T)
+    model.rng.state.assign([0, 7])
+    n = 20_000
+    t = np.asarray(model.draw_timesteps(n))
+    top = int(T)
+    weights = np.arange(top + 1.0) if t_sampling == "priority" else np.ones(top + 1)
+    # within 0.01 of the probabilities: about 3.5 standard errors at n = 20,000
+    np.testing.assert_allclose(np.bincount(t, minlength=top + 1) / n, weights / weights.sum(),
+                               atol=0.01)
+    assert t.min() >= 0 and t.max() <= top
+    if t_sampling == "priority":
+        assert t.min() == 1  # p(0) = 0
+
+
+def test_diffusion_gan_critic_is_told_the_timestep():
+    model = zoo.get("diffusion_gan", dataset="digits", **TINY_DIFFUSION)
+    critic = model.critic_network
+    critic.time_projection.kernel.assign(
+        tf.random.stateless_normal(critic.time_projection.kernel.shape, seed=[1, 2]))
+    y = tf.random.stateless_normal((4, 8, 8, 1), seed=[0, 3])
+    unconditioned = np.asarray(critic(y))
+    at = {t: np.asarray(critic(y, timesteps=tf.fill([4], t))) for t in (0, 1, 5, 10)}
+    np.testing.assert_array_equal(at[0], unconditioned)  # phi(0) = 0
+    for a, b in [(1, 5), (5, 10), (0, 1)]:
+        assert np.all(np.abs(at[a] - at[b]) > 1e-6), (a, b)
+    mixed = np.asarray(critic(y, timesteps=tf.constant([0, 1, 5, 10])))
+    np.testing.assert_allclose(mixed[:, 0], [at[t][i, 0] for i, t in enumerate([0, 1, 5, 10])],
+                               rtol=1e-6)  # each example at its own t
+    assert model.get_config()["timestep_dim"] == 32
+    blind = zoo.get("diffusion_gan", dataset="digits", timestep_dim=0, **TINY_DIFFUSION)
+    assert blind.critic_network.time_projection is None
+    with pytest.raises(ValueError, match="timesteps given to a critic without timestep"):
+        blind.critic_network(y, timesteps=tf.fill([4], 1))
 
 
 def test_diffusion_gan_grows_t_when_the_critic_overfits_and_checkpoints_it(tmp_path):
@@ -337,6 +462,8 @@ def test_diffusion_gan_grows_t_when_the_critic_overfits_and_checkpoints_it(tmp_p
     (dict(distance="mmd_gan"), "expected a distance on scores"),
     (dict(t_min=20), "expected 0 <= t_min <= t_max"),
     (dict(d_target=2.0), "d_target in [-1, 1]"),
+    (dict(t_sampling="linear"), "expected t_sampling in ['priority', 'uniform'], got 'linear'"),
+    (dict(timestep_dim=-1), "expected timestep_dim >= 0"),
 ])
 def test_bad_diffusion_gan_settings_are_named(kwargs, expected):
     with pytest.raises(ValueError) as e:

@@ -18,6 +18,9 @@ MODELS = {
     "nice": ("digits", dict(hidden_units=8, num_hidden=1)),
     # Latents, dequantization and interpolation noise; two optimizers; n_critic.
     "wgan_gp": ("digits", dict(latent_dim=4, filters=4, n_critic=2)),
+    # Diffusion-GAN: timesteps and diffusion noise from the stream, its T a weight.
+    "diffusion_gan": ("digits", dict(latent_dim=4, filters=4, t_min=2, t_max=10,
+                                     adjust_interval=2)),
 }
 
 # Trains in a fresh process and kills it (SIGKILL) in the middle of epoch 2, after
@@ -51,8 +54,8 @@ def without_seconds(history):
 
 
 # NICE by default (a flow with dequantization noise from the random stream); the
-# GAN's two optimizers and schedule in the slow suite.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "wgan_gp"
+# GANs' two optimizers and schedule in the slow suite.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n != "nice"
                                   else n for n in MODELS])
 def test_killed_run_resumes_bit_for_bit(name, tmp_path, data_dir):
     dataset, overrides = MODELS[name]

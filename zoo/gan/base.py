@@ -166,10 +166,14 @@ class AdversarialModel(AdversarialObjective, LatentInterpolation, MultiNetworkTr
         return MLP(self.hidden_units, self.num_hidden, self.data_shape[0], zero_init=False,
                    name="generator")
 
+    def critic_options(self):
+        """The options of the critic's head (:class:`~zoo.gan.critic.Critic`)."""
+        return dict(spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
+                    num_classes=self.num_classes, score_bias=self.objective.score_bias,
+                    name="critic")
+
     def build_critic(self):
-        options = dict(spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
-                       num_classes=self.num_classes, score_bias=self.objective.score_bias,
-                       name="critic")
+        options = self.critic_options()
         if len(self.data_shape) == 3:
             return DCGANCritic(self.filters, **options)
         return MLPCritic(self.hidden_units, self.num_hidden, **options)
@@ -208,14 +212,19 @@ class AdversarialModel(AdversarialObjective, LatentInterpolation, MultiNetworkTr
         return tf.random.stateless_normal(shape, seed=self.stateless_seed(seed))
 
     # ------------------------------------------------------------ the losses
-    def scores(self, y, training=False, labels=None):
+    def scores(self, y, training=False, labels=None, timesteps=None):
         """Critic scores, shape (batch,), of data in model space (`training`: a
         training call, which advances a spectral norm's power iteration), of the
-        classes `labels` for a conditional model (the batch's labels repeated if
-        `y` holds several batches' worth, as a penalty's points may)."""
+        classes `labels` for a conditional model and at the `timesteps` for a
+        critic conditioned on them (each repeated if `y` holds several batches'
+        worth, as a penalty's points may)."""
         if labels is not None:
             labels = tf.tile(labels, [tf.shape(y)[0] // tf.shape(labels)[0]])
-        return self.critic_network(y, labels=labels, training=training)[:, 0]
+        if timesteps is None:  # a critic's call without them: the unconditioned one's
+            return self.critic_network(y, labels=labels, training=training)[:, 0]
+        timesteps = tf.tile(timesteps, [tf.shape(y)[0] // tf.shape(timesteps)[0]])
+        return self.critic_network(y, labels=labels, timesteps=timesteps,
+                                   training=training)[:, 0]
 
     # ------------------------------------------------------------ classes
     def generator_input(self, z, labels):

@@ -101,23 +101,24 @@ class AdversarialObjective:
             del terms["critic_loss"]
         return terms
 
-    def critic_terms(self, real, fake, training=False, labels=None):
+    def critic_terms(self, real, fake, training=False, labels=None, timesteps=None):
         """Every loss term of one critic step (model-space batches, both of the
-        classes `labels` for a conditional model), keyed by ``loss_names``: the
-        adversarial loss's two losses and reports, and the regularizer's
-        penalty, weighted into ``critic_loss``."""
+        classes `labels` for a conditional model, and for a critic conditioned on
+        timesteps both at `timesteps`, as a penalty's points between them are),
+        keyed by ``loss_names``: the adversarial loss's two losses and reports,
+        and the regularizer's penalty, weighted into ``critic_loss``."""
         if self.objective.pairwise:
             return self.batch_terms(real, fake, training)
-        real_scores = self.scores(real, training, labels)
-        fake_scores = self.scores(fake, training, labels)
+        real_scores = self.scores(real, training, labels, timesteps)
+        fake_scores = self.scores(fake, training, labels, timesteps)
         terms = {
             "critic_loss": self.objective.critic_loss(real_scores, fake_scores),
             "generator_loss": self.objective.generator_loss(fake_scores),
             **self.objective.report(real_scores, fake_scores),
         }
         if self.penalty is not None:
-            penalty = self.penalty(lambda y: self.scores(y, training, labels), real, fake,
-                                   self.rng)
+            penalty = self.penalty(lambda y: self.scores(y, training, labels, timesteps), real,
+                                   fake, self.rng)
             terms[self.penalty.name] = penalty
             if self.lagrange_multiplier is None:
                 terms["critic_loss"] += self.regularizer_weight * penalty

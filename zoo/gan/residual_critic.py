@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from zoo.gan.critic import Critic
+from zoo.nn.minibatch_std import MinibatchStd
 from zoo.nn.self_attention import SelfAttention
 from zoo.nn.spectral_norm import maybe_spectral
 
@@ -21,30 +22,39 @@ class ResidualCritic(Critic):
     beside a 1x1 stride-2 shortcut, summed and scaled by ``1 / sqrt(2)``, with
     ``filters * 2**i`` channels; optionally self-attention
     (:class:`~zoo.nn.self_attention.SelfAttention`) after block
-    ``attention_block``; then the head of :class:`~zoo.gan.critic.Critic`. No
-    batch norm (penalties stay per example).
+    ``attention_block``; optionally StyleGAN's epilogue, the minibatch standard
+    deviation (:class:`~zoo.nn.minibatch_std.MinibatchStd`) appended as a feature
+    map and a 3x3 convolution back to the last block's channels; then the head of
+    :class:`~zoo.gan.critic.Critic`. No batch norm; the minibatch standard
+    deviation alone couples examples (within its groups, as in StyleGAN).
 
     Args:
         filters: channels of the first block (doubled at each one after).
         num_downsamplings: residual blocks.
         negative_slope: LeakyReLU's slope (0.2, StyleGAN); 0 is ReLU (BigGAN).
         attention_block: the block self-attention follows; -1: none.
+        mbstd_group_size: the minibatch standard deviation's group size at most
+            (StyleGAN: 4); 0: no minibatch standard deviation (nor its convolution).
         **kwargs: the head's, :class:`~zoo.gan.critic.Critic`.
     """
 
     def __init__(self, filters=32, num_downsamplings=2, negative_slope=0.2, attention_block=-1,
-                 **kwargs):
+                 mbstd_group_size=0, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.num_downsamplings = int(num_downsamplings)
         self.negative_slope = float(negative_slope)
         self.attention_block = int(attention_block)
+        self.mbstd_group_size = int(mbstd_group_size)
         if self.num_downsamplings < 1 or not 0.0 <= self.negative_slope < 1.0:
             raise ValueError(f"ResidualCritic: expected num_downsamplings >= 1 and 0 <= "
                              f"negative_slope < 1, got {num_downsamplings}, {negative_slope}")
         if not -1 <= self.attention_block < self.num_downsamplings:
             raise ValueError(f"ResidualCritic: expected attention_block in [-1, "
                              f"{self.num_downsamplings}), got {attention_block}")
+        if self.mbstd_group_size < 0:
+            raise ValueError(f"ResidualCritic: expected mbstd_group_size >= 0 (0: none), got "
+                             f"{mbstd_group_size}")
 
         def conv(units, size, strides, name):
             return maybe_spectral(keras.layers.Conv2D(units, size, strides=strides,
@@ -60,6 +70,11 @@ class ResidualCritic(Critic):
                                 conv(units, 1, 2, f"block_{i}_skip")))
         self.attention = (SelfAttention(self.spectral_norm, name="attention")
                           if self.attention_block >= 0 else None)
+        self.mbstd = self.epilogue = None
+        if self.mbstd_group_size:
+            self.mbstd = MinibatchStd(self.mbstd_group_size, name="mbstd")
+            self.epilogue = conv(self.filters * 2 ** (self.num_downsamplings - 1), 3, 1,
+                                 "epilogue_conv")
         self.flatten = keras.layers.Flatten(name="flatten")
 
     def act(self, h):
@@ -77,6 +92,11 @@ class ResidualCritic(Critic):
             shape = down.compute_output_shape(inner)
             if i == self.attention_block:
                 self.attention.build(shape)
+        if self.mbstd is not None:
+            self.mbstd.build(shape)
+            shape = self.mbstd.compute_output_shape(shape)
+            self.epilogue.build(shape)
+            shape = self.epilogue.compute_output_shape(shape)
         self.build_head(self.flatten.compute_output_shape(shape))
 
     def features(self, x, training=None):
@@ -86,6 +106,8 @@ class ResidualCritic(Critic):
             h = (inner + skip(h, training=training)) * (1.0 / math.sqrt(2.0))
             if i == self.attention_block:
                 h = self.attention(h, training=training)
+        if self.mbstd is not None:
+            h = self.act(self.epilogue(self.mbstd(h), training=training))
         return self.flatten(h)
 
     def compute_output_shape(self, input_shape):
@@ -94,4 +116,5 @@ class ResidualCritic(Critic):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "num_downsamplings": self.num_downsamplings,
-                "negative_slope": self.negative_slope, "attention_block": self.attention_block}
+                "negative_slope": self.negative_slope, "attention_block": self.attention_block,
+                "mbstd_group_size": self.mbstd_group_size}

@@ -61,8 +61,17 @@ class StyleGAN(GAN):
     https://arxiv.org/abs/1912.04958), sized for 28x28 and 8x8 images
     (:class:`~zoo.gan.style_generator.StyleGenerator`: the mapping network, a
     learned constant, modulated/demodulated convolutions
-    (:class:`~zoo.nn.modulated_conv.ModulatedConv2D`), per-layer noise inputs;
-    :class:`~zoo.gan.residual_critic.ResidualCritic`).
+    (:class:`~zoo.nn.modulated_conv.ModulatedConv2D`), per-layer noise inputs),
+    against StyleGAN2's residual critic
+    (:class:`~zoo.gan.residual_critic.ResidualCritic`) with its epilogue: the
+    minibatch standard deviation of Progressive GAN (Karras, Aila, Laine &
+    Lehtinen, ICLR 2018, https://arxiv.org/abs/1710.10196, Sec. 3;
+    :class:`~zoo.nn.minibatch_std.MinibatchStd`, groups of 4, one feature) and a
+    3x3 convolution before the head. The critic's scores of a batch so depend
+    on the other examples of each group (of the largest divisor of the batch
+    that is at most ``mbstd_group_size``); the real and the generated batch are
+    scored apart, and R1 is the gradient of the real batch's summed scores, as
+    in the official code.
 
     Training: the distance ``non_saturating_r1`` by default (StyleGAN's
     non-saturating loss with R1, gamma = 10; any ``distance`` of
@@ -93,6 +102,8 @@ class StyleGAN(GAN):
         regularizer_interval: critic steps per penalty (16 in the paper).
         path_length_weight: 2 in the paper; 0 turns it off.
         path_length_interval: generator steps per path-length penalty (4).
+        mbstd_group_size: the critic's minibatch standard deviation group size
+            at most (4); 0 leaves the layer (and its convolution) out.
         distance: a name in ``DISTANCES`` (default ``non_saturating_r1``).
         Others: as :class:`~zoo.gan.distances.GAN`.
     """
@@ -111,19 +122,23 @@ class StyleGAN(GAN):
 
     def __init__(self, data_shape=(8, 8, 1), num_levels=17, mapping_layers=4,
                  mixing_probability=0.9, regularizer_interval=16, path_length_weight=2.0,
-                 path_length_interval=4, **kwargs):
+                 path_length_interval=4, mbstd_group_size=4, **kwargs):
         kind = type(self).__name__
         self.mapping_layers = int(mapping_layers)
         self.mixing_probability = float(mixing_probability)
         self.regularizer_interval = int(regularizer_interval)
         self.path_length_weight = float(path_length_weight)
         self.path_length_interval = int(path_length_interval)
+        self.mbstd_group_size = int(mbstd_group_size)
         if not 0.0 <= self.mixing_probability <= 1.0:
             raise ValueError(f"{kind}: expected 0 <= mixing_probability <= 1, got "
                              f"{mixing_probability}")
         if self.regularizer_interval < 1 or self.path_length_interval < 1:
             raise ValueError(f"{kind}: expected regularizer_interval and path_length_interval "
                              f">= 1, got {regularizer_interval} and {path_length_interval}")
+        if self.mbstd_group_size < 0:
+            raise ValueError(f"{kind}: expected mbstd_group_size >= 0 (0: no minibatch standard "
+                             f"deviation), got {mbstd_group_size}")
         if self.path_length_weight < 0:
             raise ValueError(f"{kind}: expected path_length_weight >= 0, got "
                              f"{path_length_weight}")
@@ -146,6 +161,7 @@ class StyleGAN(GAN):
 
     def build_critic(self):
         return ResidualCritic(self.filters, num_downsamplings=NUM_UPSAMPLINGS,
+                              mbstd_group_size=self.mbstd_group_size,
                               spectral_norm=self.spectral_norm, outputs=self.critic_outputs,
                               num_classes=self.num_classes,
                               score_bias=self.objective.score_bias, name="critic")
