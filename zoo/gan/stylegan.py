@@ -16,15 +16,29 @@ NUM_STYLES = 1 + 2 * NUM_UPSAMPLINGS + 1  # the convolutions and the to-image la
 FIXED_NOISE = (0, 0)  # the noise inputs' seed of `generate` (deterministic)
 
 
-def lazily(model, due, interval, penalty):
+def lazily(model, due, interval, penalty, otherwise=()):
     """``interval * penalty()`` on the steps that are `due`, else 0 (lazy
     regularization). By a ``tf.cond``, so the other steps skip its cost; under
     XLA (``jit_compile``) a ``tf.cond`` around a second derivative did not
     compile at a batch size known at run time (XLA's dynamic padder), so there
-    it is computed every step and masked: the same values, no saving."""
+    it is computed every step and masked: the same values, no saving.
+
+    With `otherwise` (a tuple of tensors), `penalty` returns ``(penalty,
+    *values)`` and so does this, the values `otherwise` on the steps not due:
+    what the penalty updates (a running mean) is assigned by the caller, outside
+    the ``tf.cond``, where a replica may synchronise a variable (a MEAN-aggregated
+    assignment inside a cond branch fails under ``MirroredStrategy``)."""
+    def run():
+        out = tuple(penalty()) if otherwise else (penalty(),)
+        return (interval * out[0],) + out[1:]
     if getattr(model, "jit_compile", False) is True:
-        return interval * penalty() * tf.cast(due, tf.float32)
-    return tf.cond(due, lambda: interval * penalty(), lambda: tf.constant(0.0))
+        out = run()
+        out = (out[0] * tf.cast(due, tf.float32),) + tuple(
+            tf.where(due, value, other) for value, other in zip(out[1:], otherwise))
+    else:  # (tf.cond returns a one-element tuple's element: flatten)
+        out = tuple(tf.nest.flatten(tf.cond(due, run, lambda: (tf.constant(0.0),)
+                                            + tuple(otherwise))))
+    return out if otherwise else out[0]
 
 
 class LazyPenalty:
@@ -195,14 +209,16 @@ class StyleGAN(GAN):
             due = tf.constant(True) if optimizer is None else \
                 tf.equal(optimizer.iterations % self.path_length_interval, 0)
             batch = tf.shape(x)[0]
-            penalty = lazily(self, due, self.path_length_interval,
-                             lambda: self.path_length_penalty(batch, labels, due))
+            penalty, mean = lazily(self, due, self.path_length_interval,
+                                   lambda: self.path_length_penalty(batch, labels),
+                                   otherwise=(tf.identity(self.path_length_mean),))
+            self.path_length_mean.assign(tf.stop_gradient(mean))
             terms["generator_loss"] = terms["generator_loss"] + self.path_length_weight * penalty
         return terms
 
-    def path_length_penalty(self, batch, labels=None, due=True):
-        """``E[(||J_w^T y|| - a)^2]`` on a fresh batch (StyleGAN2, Eq. 4), and one
-        step of the running mean ``a`` (if `due`)."""
+    def path_length_penalty(self, batch, labels=None):
+        """``(E[(||J_w^T y|| - a)^2], a)`` on a fresh batch (StyleGAN2, Eq. 4), with
+        the running mean ``a`` after this batch's step (the caller assigns it)."""
         generator = self.generator_network
         z = self.generator_input(self.latent_noise(batch), labels)
         ws = generator.styles(z)
@@ -214,10 +230,9 @@ class StyleGAN(GAN):
             total = tf.reduce_sum(images * y)
         grads = tape.gradient(total, ws)
         lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1) + 1e-8)
-        mean = self.path_length_mean + 0.01 * (tf.reduce_mean(lengths) - self.path_length_mean)
-        self.path_length_mean.assign(tf.stop_gradient(tf.where(due, mean,
-                                                                self.path_length_mean)))
-        return tf.reduce_mean(tf.square(lengths - tf.stop_gradient(mean)))
+        mean = tf.stop_gradient(
+            self.path_length_mean + 0.01 * (tf.reduce_mean(lengths) - self.path_length_mean))
+        return tf.reduce_mean(tf.square(lengths - mean)), mean
 
     # ------------------------------------------------------------ sampling
     def generated(self, z, labels=None, truncation=1.0, mix_z=None, crossover=None,
