@@ -102,6 +102,21 @@ def test_categorical_mean_is_the_mean_of_its_levels():
                                rtol=1e-5)
 
 
+def test_categorical_logits_are_the_blocks_of_levels_in_one_reshape():
+    """Logit l of channel c is the value c of block l (the parameters' layout:
+    L blocks of the channels), for any leading axes; computed by one reshape and
+    transpose, not one slice per level (256 for bytes)."""
+    model = observation_model("categorical", 256)
+    params = tf.reshape(random_params(model, 6, channels=3), [2, 3, 256 * 3])
+    blocks = params.numpy().reshape(2, 3, 256, 3)  # (..., level, channel)
+    np.testing.assert_array_equal(model.logits(params).numpy(), blocks.swapaxes(-1, -2))
+    graph = tf.function(model.logits).get_concrete_function(
+        tf.TensorSpec([None, None, None], tf.float32)).graph
+    sliced = [(op.type, len(op.inputs), len(op.outputs)) for op in graph.get_operations()
+              if max(len(op.inputs), len(op.outputs)) > 4]
+    assert not sliced, sliced
+
+
 def test_a_mixture_of_one_component_is_the_discretized_logistic():
     mixture = observation_model("logistic_mixture", 17, num_components=1)
     single = observation_model("logistic", 17)

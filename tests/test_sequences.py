@@ -154,17 +154,60 @@ def test_compiled_sampler_equals_a_naive_loop(name, overrides):
     np.testing.assert_array_equal(compiled, naive_samples(model, 3, 4, 0.7))
 
 
-def test_kv_cached_sampler_equals_the_uncached_one():
-    model = tiny(*MODELS[0], 16)
-    uncached = tiny(*MODELS[0], 16)
+# The attribute that turns each model's cached sampler off: the transformer's
+# key/value cache, WaveNet's queues (of dilations up to 4 at MODELS' size: each
+# ring buffer wraps around within 16 positions).
+CACHES = [(MODELS[0], "kv_cache"), (MODELS[1], "queues")]
+
+
+@pytest.mark.parametrize("case,cache", CACHES, ids=[m[0][0] for m in CACHES])
+def test_cached_sampler_equals_the_uncached_one(case, cache):
+    model = tiny(*case, 16)
+    uncached = tiny(*case, 16)
     uncached.set_weights(model.get_weights())
-    uncached.kv_cache = False
-    cached = model.sample(4, seed=9).numpy()
-    np.testing.assert_array_equal(cached, uncached.sample(4, seed=9).numpy())
+    setattr(uncached, cache, False)
+    cached = model.sample(4, seed=9, temperature=0.8).numpy()
+    np.testing.assert_array_equal(cached, uncached.sample(4, seed=9, temperature=0.8).numpy())
     x, mask = text(2, 16), np.zeros((2, 16), np.float32)
-    mask[:, :5] = 1.0
+    mask[:, :5] = 1.0  # a prompt
     np.testing.assert_array_equal(model.complete(x, mask, seed=3).numpy(),
                                   uncached.complete(x, mask, seed=3).numpy())
+
+
+def test_wavenet_step_equals_its_network_at_each_position():
+    """Fast WaveNet's queued step gives each position's logits as the network over
+    the whole sequence does (to float rounding: the step's activations run on
+    other shapes), past its receptive field of 16 positions."""
+    network = tiny(*MODELS[1], 20).wavenet_network
+    assert network.receptive_field == 16
+    symbols = text(3, 20).astype(np.int32)
+    whole = network(symbols).numpy()
+    queues = network.empty_queues(3)
+    for i in range(20):
+        logits, queues = network.step(tf.constant(symbols[:, max(i - 1, 0)]), tf.constant(i),
+                                      queues)
+        np.testing.assert_allclose(logits.numpy(), whole[:, i], rtol=1e-6, atol=1e-6)
+
+
+def loop_ops(model):
+    """The op types of the sequential loop's body in the graph of the model's
+    ``sample`` serving signature (the function an export traces)."""
+    fn, specs = model.serving_signatures()["sample"]
+    library = tf.function(fn).get_concrete_function(*specs).graph.as_graph_def().library
+    bodies = [f for f in library.function if f.signature.name.startswith("while_body")]
+    assert len(bodies) == 1
+    return {node.op for node in bodies[0].node_def}
+
+
+def test_wavenet_sample_signature_runs_the_queued_step():
+    """Each step of the exported sampler is one position's matrix products: no
+    convolution over the sequence (as without the queues)."""
+    model = tiny("wavenet", dict(residual_channels=4, skip_channels=8, num_layers=1,
+                                 num_stacks=1), 4)  # one block: quick to trace
+    ops = loop_ops(model)
+    assert "MatMul" in ops and not any(op.startswith("Conv") for op in ops), ops
+    model.queues = False
+    assert "Conv2D" in loop_ops(model)
 
 
 @pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])

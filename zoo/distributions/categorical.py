@@ -19,8 +19,10 @@ class Categorical(ObservationModel):
         self.params_per_channel = self.num_levels
 
     def logits(self, params):
-        """(..., C, L)."""
-        return tf.stack(self.split(params), axis=-1)
+        """(..., C, L): the L blocks of C values, as channels by levels."""
+        shape = tf.shape(params)
+        blocks = tf.reshape(params, tf.concat([shape[:-1], [self.num_levels, -1]], 0))
+        return tf.linalg.matrix_transpose(blocks)
 
     def log_prob(self, observed, params):
         logits = self.logits(params)

@@ -7,6 +7,32 @@ import tensorflow as tf
 from zoo.precision import network
 
 
+def causal_conv_step(conv, x, i, queue):
+    """Position `i` (a scalar tensor) alone of the causal ``Conv1D`` `conv` (kernel
+    k, dilation d), as its ``call`` gives it there (the queues of Fast WaveNet,
+    Paine et al. 2016): `x` (B, C) the input at i, `queue` (B, (k - 1) * d, C) a
+    ring buffer of the inputs at positions i - (k - 1) * d .. i - 1, the one at p
+    in slot ``p mod (k - 1) * d`` (zeros before the first: the causal padding).
+    Returns the output (B, filters) and the queue with the input at i in place of
+    the one at i - (k - 1) * d, which no later position reads."""
+    size, dilation = conv.kernel_size[0], conv.dilation_rate[0]
+    length = (size - 1) * dilation
+    slots = tf.math.floormod(i - dilation * tf.range(size - 1, 0, -1), length)
+    window = tf.concat([tf.cast(tf.gather(queue, slots, axis=1), x.dtype), x[:, None]], 1)
+    kernel = tf.cast(conv.kernel, x.dtype)
+    y = tf.matmul(tf.reshape(window, [-1, size * kernel.shape[1]]),
+                  tf.reshape(kernel, [size * kernel.shape[1], kernel.shape[2]]))
+    y = y + tf.cast(conv.bias, x.dtype) if conv.use_bias else y
+    here = tf.reshape(tf.equal(tf.range(length), tf.math.floormod(i, length)), [1, -1, 1])
+    return y, tf.where(here, tf.cast(x[:, None], queue.dtype), queue)
+
+
+def pointwise(conv, x):
+    """The 1x1 ``Conv1D`` `conv` on one position's features `x` (B, C)."""
+    y = tf.matmul(x, tf.cast(conv.kernel[0], x.dtype))
+    return y + tf.cast(conv.bias, x.dtype) if conv.use_bias else y
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class GatedResidualBlock(keras.layers.Layer):
     """WaveNet's residual block (van den Oord et al. 2016c, Sec. 2.3-2.4): a
@@ -46,6 +72,16 @@ class GatedResidualBlock(keras.layers.Layer):
         z = tf.tanh(filters) * tf.sigmoid(gates)
         return (x + self.residual(z) if self.residual is not None else x), self.skip(z)
 
+    def step(self, x, i, queue):
+        """Position `i` alone: `x` (B, C) its input, `queue` the inputs before it
+        that the dilated convolution reads (:func:`causal_conv_step`). Returns the
+        outputs at i as :meth:`call` gives them, and the next queue."""
+        y, queue = causal_conv_step(self.dilated, x, i, queue)
+        filters, gates = tf.split(y, 2, axis=-1)
+        z = tf.tanh(filters) * tf.sigmoid(gates)
+        residual = x + pointwise(self.residual, z) if self.residual is not None else x
+        return (residual, pointwise(self.skip, z)), queue
+
     def get_config(self):
         return {**super().get_config(), "dilation": self.dilation,
                 "skip_channels": self.skip_channels, "residual": self.has_residual}
@@ -63,6 +99,10 @@ class WaveNetNetwork(keras.layers.Layer):
     ReLU, 1x1 convolution, ReLU, 1x1 convolution to the logits. The receptive
     field is ``num_stacks * (2**num_layers - 1) + 2`` positions.
 
+    :meth:`step` gives one position's logits from queues of the past inputs of
+    each convolution (Fast WaveNet, Paine et al. 2016): one pass through the
+    layers on one position per symbol.
+
     Args:
         num_symbols: the vocabulary (logits per position).
         residual_channels: the width of the residual stream.
@@ -70,6 +110,8 @@ class WaveNetNetwork(keras.layers.Layer):
         num_layers: blocks per stack (dilations up to 2**(num_layers - 1)).
         num_stacks: stacks of blocks.
     """
+
+    policy_methods = ("call", "step")
 
     def __init__(self, num_symbols, residual_channels, skip_channels, num_layers, num_stacks,
                  **kwargs):
@@ -109,15 +151,43 @@ class WaveNetNetwork(keras.layers.Layer):
         symbols = tf.cast(symbols, tf.int32)
         start = tf.fill(tf.stack([tf.shape(symbols)[0], 1]), self.num_symbols)
         inputs = tf.concat([start, symbols[:, :-1]], axis=1)
-        dtype = self.compute_dtype
-        h = tf.tensordot(tf.one_hot(inputs, self.num_symbols + 1, dtype=dtype),
-                         tf.cast(self.tokens, dtype), 1)
-        h = self.causal(h)
+        h = self.causal(self.embed(inputs))
         skips = 0.0
         for block in self.blocks:
             h, skip = block(h)
             skips += skip
         return self.logits(tf.nn.relu(self.hidden(tf.nn.relu(skips))))
+
+    def embed(self, symbols):
+        """The embeddings of integer `symbols` (start: `num_symbols`)."""
+        dtype = self.compute_dtype
+        return tf.tensordot(tf.one_hot(symbols, self.num_symbols + 1, dtype=dtype),
+                            tf.cast(self.tokens, dtype), 1)
+
+    def empty_queues(self, batch):
+        """The queues of no position yet: for the first causal convolution and for
+        each block's dilated one, zeros (B, (kernel - 1) * dilation,
+        residual_channels) (float32 in any policy)."""
+        convs = [self.causal] + [block.dilated for block in self.blocks]
+        return tuple(tf.zeros(tf.stack([batch, (conv.kernel_size[0] - 1) * conv.dilation_rate[0],
+                                        self.residual_channels]))
+                     for conv in convs)
+
+    def step(self, previous, i, queues):
+        """The logits (B, num_symbols) of position `i` from the symbol before it,
+        `previous` (B,) (ignored at i = 0), and the queues of the positions before
+        (:meth:`empty_queues`, then what the steps before returned); returns them and
+        the queues with position i added. Equal to ``call(...)[:, i]`` up to float
+        rounding; it costs one position's pass through the layers."""
+        previous = tf.where(i > 0, tf.cast(previous, tf.int32), self.num_symbols)
+        h, first = causal_conv_step(self.causal, self.embed(previous), i, queues[0])
+        after, skips = [first], 0.0
+        for block, queue in zip(self.blocks, queues[1:]):
+            (h, skip), queue = block.step(h, i, queue)
+            after.append(queue)
+            skips += skip
+        logits = pointwise(self.logits, tf.nn.relu(pointwise(self.hidden, tf.nn.relu(skips))))
+        return logits, tuple(after)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.num_symbols,)
