@@ -266,6 +266,51 @@ def test_importance_history_is_in_the_checkpoint(tmp_path):
     np.testing.assert_allclose(loaded.timestep_probabilities().numpy(), p)
 
 
+def test_importance_draws_follow_their_probabilities_and_compile_with_xla():
+    """iDDPM's timesteps come from RandomStream.categorical (inverse distribution
+    function): stateless_categorical had no XLA kernel, so a jit_compile step failed."""
+    from zoo.nn.random_stream import RandomStream
+
+    weights = np.array([0.0, 1.0, 2.0, 0.0, 5.0, 0.0], np.float32)
+    stream = RandomStream(seed=3)
+    stream.initialize()
+    draws = tf.function(lambda: stream.categorical(weights, 40_000), jit_compile=True)().numpy()
+    frequencies = np.bincount(draws, minlength=len(weights)) / len(draws)
+    # within 4 standard errors (0.0025 at p = 1/2, n = 40,000); zero weights never
+    np.testing.assert_allclose(frequencies, weights / weights.sum(), atol=0.01)
+    assert frequencies[[0, 3, 5]].sum() == 0
+
+
+def test_resizes_compile_with_xla_and_equal_tf_image_resize():
+    """The U-Net's nearest upsampling and SR3's bicubic conditioning image: the
+    gradient of tf.image.resize's nearest method and its bicubic method have no XLA
+    kernel on CPU, so jit_compile steps failed; zoo.nn.resize gives their values."""
+    from zoo.nn import resize
+
+    rng = np.random.default_rng(0)
+    for size_in, size_out in [((4, 4), (7, 7)), ((4, 4), (8, 8)), ((2, 3), (3, 5)),
+                              ((14, 14), (28, 28)), ((3, 3), (3, 3))]:
+        x = tf.constant(rng.normal(size=(2,) + size_in + (3,)).astype("float32"))
+        np.testing.assert_array_equal(resize.nearest(x, tf.constant(size_out)),
+                                      tf.image.resize(x, size_out, "nearest"))
+        np.testing.assert_allclose(resize.separable(x, size_out, "bicubic"),
+                                   tf.image.resize(x, size_out, "bicubic"), atol=1e-6)
+    x = tf.constant(rng.normal(size=(2, 4, 4, 3)).astype("float32"))
+
+    def loss(x, up):
+        return tf.reduce_sum(tf.square(up(x)) * tf.range(7.0)[:, None, None])
+
+    for ours, theirs in [(lambda x: resize.nearest(x, tf.shape(x)[1:3] * 2 - 1),
+                          lambda x: tf.image.resize(x, (7, 7), "nearest")),
+                         (lambda x: resize.separable(x, (7, 7)),
+                          lambda x: tf.image.resize(x, (7, 7), "bicubic"))]:
+        compiled = tf.function(lambda x: tf.gradients(loss(x, ours), x)[0], jit_compile=True)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = loss(x, theirs)
+        np.testing.assert_allclose(compiled(x), tape.gradient(value, x), atol=1e-5)
+
+
 # ----------------------------------------------------------------- bad input
 def test_bad_sampler_options_give_clear_errors():
     model = zoo.get("ddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)

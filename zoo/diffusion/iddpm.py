@@ -84,8 +84,7 @@ class ImprovedDDPM(DiffusionModel):
 
     def draw_training_timesteps(self, batch):
         p = self.timestep_probabilities()
-        t = tf.random.stateless_categorical(tf.math.log(p)[None], batch,
-                                            seed=self.rng.next_seed(), dtype=tf.int32)[0]
+        t = self.rng.categorical(p, batch)
         return t, 1.0 / (self.timesteps * tf.gather(p, t))
 
     def loss_terms(self, x, training, labels=None):

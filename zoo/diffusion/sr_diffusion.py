@@ -8,6 +8,7 @@ from zoo.base import GenerativeModel
 from zoo.completion import Completion
 from zoo.diffusion import schedules
 from zoo.diffusion.base import DiffusionModel
+from zoo.nn import resize
 from zoo.registry import register
 
 # digits 4x4 -> 8x8 (the U-Net's levels 8, 4); Fashion-MNIST 14x14 -> 28x28 (28, 14, 7).
@@ -121,7 +122,7 @@ class SuperResolutionDiffusion(DiffusionModel):
     def condition(self, low):
         """Low-resolution levels -> the conditioning image: upsampled bicubically to
         the data's size and scaled to [-1, 1] as x is."""
-        return self.scale(tf.image.resize(low, self.data_shape[:2], method="bicubic"))
+        return self.scale(resize.separable(low, self.data_shape[:2], "bicubic"))
 
     def network_output(self, xt, t, labels=None, averaged=False):
         """The network on ``[x_t, condition]`` (`labels` is the conditioning image)."""

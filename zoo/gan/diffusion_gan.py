@@ -132,12 +132,7 @@ class DiffusionGAN(GAN):
         ts = tf.range(self.t_max + 1, dtype=tf.float32)
         # priority: p(t) proportional to t (t = 0 never drawn); uniform: 1 each
         weights = ts if self.t_sampling == "priority" else tf.ones_like(ts)
-        cdf = tf.cumsum(tf.where(ts <= top, weights, 0.0))
-        cdf = cdf / cdf[-1]  # exactly 1 from floor(T) on
-        u = tf.random.stateless_uniform(tf.stack([batch]), self.rng.next_seed())
-        # t = j where cdf[j - 1] <= u < cdf[j]
-        t = tf.reduce_sum(tf.cast(u[:, None] >= cdf[None, :], tf.int32), axis=1)
-        return tf.minimum(t, tf.cast(top, tf.int32))
+        return self.rng.categorical(tf.where(ts <= top, weights, 0.0), batch)
 
     def diffuse(self, *batches):
         """Model-space batches (of one size) diffused, example i of each to the

@@ -71,6 +71,22 @@ class RandomStream(keras.layers.Layer):
         """Uniform noise on ``[0, 1)`` of `shape`."""
         return tf.random.stateless_uniform(shape, seed=self.next_seed(), dtype=dtype)
 
+    def categorical(self, weights, n):
+        """`n` indices (int32) drawn with probabilities proportional to the
+        non-negative `weights` (a vector, not all 0), by the inverse of their
+        distribution function: ``i`` where ``cdf[i - 1] <= u < cdf[i]`` for one
+        uniform ``u`` each. Unlike ``tf.random.stateless_categorical`` (no XLA
+        kernel on CPU), it compiles under XLA; a weight of 0 is never drawn."""
+        weights = tf.convert_to_tensor(weights, tf.float32)
+        cdf = tf.cumsum(weights)
+        cdf = cdf / cdf[-1]
+        u = self.uniform(tf.reshape(n, [1]))
+        index = tf.reduce_sum(tf.cast(u[:, None] >= cdf[None, :], tf.int32), axis=1)
+        # u < 1 = cdf[-1] in exact arithmetic; the last positive weight if rounding
+        # made cdf[-1]'s predecessors reach u
+        last = tf.reduce_max(tf.where(weights > 0, tf.range(tf.size(weights)), 0))
+        return tf.minimum(index, last)
+
     @property
     def state(self):
         return self.generator.state

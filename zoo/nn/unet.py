@@ -6,6 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
+from zoo.nn import resize
 from zoo.precision import network
 
 
@@ -214,7 +215,7 @@ class UNet(keras.layers.Layer):
                 h = layer(h)
             else:
                 size = tf.shape(skips[-1])[1:3]
-                h = layer(tf.image.resize(h, size, method="nearest"))
+                h = layer(resize.nearest(h, size))
         return self.conv_out(tf.nn.silu(self.norm_out(h)))
 
     def compute_output_shape(self, input_shape, *args):
