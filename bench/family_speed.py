@@ -58,6 +58,10 @@ and True, the same ``--xla-spe`` steps per execution for both (``compile`` at
 "auto" with the number fixed, so that only the XLA choice differs), ``--xla-steps``
 steps after a first fit of the same length; the ratio is XLA / not.
 
+A measurement that runs past ``--timeout`` seconds (300) is killed and shows as
+"-": on the shared 2-core host, the DCGAN's first XLA fit (its compilation
+included) ran past 10 minutes.
+
 Results go to bench/results/family_speed.json; the tables (markdown) to stdout.
 Never run by the tests.
 """
@@ -208,8 +212,13 @@ def measure_xla(name, xla, spe, steps):
 
 
 # ------------------------------------------------------------------ driver
-def run(cmd):
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+def run(cmd, timeout):
+    """The JSON line of a worker; one that runs past `timeout` seconds is killed
+    and gives ``{"examples_per_s": None, "timed_out": timeout}``."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"examples_per_s": None, "timed_out": timeout}
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise RuntimeError(f"failed: {' '.join(cmd)}")
@@ -217,7 +226,9 @@ def run(cmd):
 
 
 def median(runs, key="examples_per_s"):
-    return statistics.median(r[key] for r in runs) if runs else None
+    """The median over the runs that finished (None if none did)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def fmt(value, digits=0):
@@ -243,6 +254,8 @@ def main():
     parser.add_argument("--torch-python", default=TORCH_PY,
                         help="the PyTorch venv's python ('' to skip torch)")
     parser.add_argument("--only", default="", help="comma list of models to run")
+    parser.add_argument("--timeout", type=float, default=300,
+                        help="seconds after which a measurement is killed (shown as '-')")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -296,9 +309,11 @@ def main():
     runs = {key: [] for key in jobs}
     for r in range(args.repeats):  # interleaved: every configuration once per repeat
         for key, cmd in jobs.items():
-            runs[key].append(run(cmd))
-            print(f"  repeat {r + 1}/{args.repeats} {' '.join(map(str, key))}: "
-                  f"{runs[key][-1]['examples_per_s']:.0f} ex/s", flush=True)
+            runs[key].append(run(cmd, args.timeout))
+            got = runs[key][-1]["examples_per_s"]
+            print(f"  repeat {r + 1}/{args.repeats} {' '.join(map(str, key))}: " +
+                  (f"{got:.0f} ex/s" if got is not None else f"killed after {args.timeout:.0f} s"),
+                  flush=True)
 
     print(f"\n{os.cpu_count()} CPU cores; medians of {args.repeats} fresh processes; "
           "examples/s of training (WGAN-GP: batch x critic updates / s)\n")
@@ -310,13 +325,15 @@ def main():
               "ours/torch (2 threads) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        row = {"model": name, "batch": runs["ours", name, 2][0]["batch"],
+        row = {"model": name, "batch": next((r["batch"] for r in runs["ours", name, 2]
+                                             if "batch" in r), "-"),
                "ours": median(runs["ours", name, 2]),
                "keras_io": median(runs["keras_io", name, 2]),
                "ours_1t": median(runs["ours", name, 1]),
                "torch_1t": median(runs.get(("torch", name, 1), [])),
                "torch_2t": median(runs.get(("torch", name, 2), [])),
-               "ours_spe": sorted({r["steps_per_execution"] for r in runs["ours", name, 2]})}
+               "ours_spe": sorted({r["steps_per_execution"] for r in runs["ours", name, 2]
+                                   if "steps_per_execution" in r})}
         row["ours_over_keras_io"] = ratio(row["ours"], row["keras_io"])
         row["ours_over_torch_1t"] = ratio(row["ours_1t"], row["torch_1t"])
         row["ours_over_torch_2t"] = ratio(row["ours"], row["torch_2t"])
@@ -334,12 +351,13 @@ def main():
         print("|---|---|---|---|---|---|")
     for name in xla_names:
         off, on = median(runs["xla", name, 0]), median(runs["xla", name, 1])
-        row = {"model": name, "dataset": XLA_MODELS[name],
-               "batch": runs["xla", name, 0][0]["batch"], "no_xla": off, "xla": on,
-               "ratio": on / off}
+        batch = next((r["batch"] for r in runs["xla", name, 0] + runs["xla", name, 1]
+                      if "batch" in r), "-")
+        row = {"model": name, "dataset": XLA_MODELS[name], "batch": batch, "no_xla": off,
+               "xla": on, "ratio": ratio(on, off)}
         xla_table.append(row)
-        print(f"| {name} | {row['dataset']} | {row['batch']} | {off:.0f} | {on:.0f} | "
-              f"{row['ratio']:.2f} |")
+        print(f"| {name} | {row['dataset']} | {batch} | {fmt(off)} | {fmt(on)} | "
+              f"{fmt(row['ratio'], 2)} |")
 
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "family_speed.json"), "w") as f:
