@@ -1,0 +1,383 @@
+"""Training speed of the zoo's VAE, DCGAN and WGAN-GP against keras.io's examples
+and plain PyTorch, with the same networks; and what XLA executions give each family.
+
+    .venv/bin/python bench/family_speed.py --repeats 3          # both parts
+    .venv/bin/python bench/family_speed.py --repeats 3 --part peers
+    .venv/bin/python bench/family_speed.py --repeats 3 --part xla
+
+Part "peers". Three keras.io examples (bench/keras_io_generative.py says which,
+and what was changed to put them on 28x28x1 images): the VAE, the DCGAN and
+WGAN-GP, with the example's optimizers, on the zoo's Fashion-MNIST training
+batches, at the example's batch size for the VAE (128) and the DCGAN (32) and
+at 64 for WGAN-GP (the example's 512, one critic update of which took 35 s on
+the shared 2-core host: ``--batch wgan_gp=512``); the same batch for all three
+implementations. Each is trained three ways, every
+measurement in a fresh process, configurations interleaved within each repeat,
+medians over ``--repeats``:
+
+* ``ours``: the zoo's model (``vae``, ``dcgan``, ``wgan_gp``) built with the
+  example's networks (:func:`ours_model`: the model's network hooks return
+  them), compiled at the zoo's defaults (``steps_per_execution="auto"``), with
+  the example's optimizers; at 2 TensorFlow threads (intra- and inter-op) and
+  at 1;
+* ``keras_io``: the example's model and ``train_step``
+  (bench/keras_io_generative.py) through ``model.fit``, at 2 threads;
+* ``torch``: the same networks, step and optimizers in plain PyTorch
+  (bench/family_speed_torch.py, in the venv of ``--torch-python``: default
+  $ZOO_TORCH_PYTHON, else .bench-venv/bin/python), at 1 and 2 threads
+  (``torch.set_num_threads``).
+
+What still differs between ours and the peers (same layers, same sizes, same
+batch, same optimizers): the VAE's observation model is the zoo's Bernoulli on
+dynamically binarized pixels (the example: binary cross-entropy against the
+grey levels); the zoo's GANs dequantize the raw levels (``x + u``) and take the
+generator's images in [-1, 1] (the DCGAN generator ends in ``tanh``, the
+example's in a sigmoid to [0, 1]), score real and generated batches in two
+critic calls (the DCGAN example: one call on both), and train the DCGAN by
+the non-saturating loss on logits (the example: cross-entropy on a sigmoid, with
+0.05 U[0, 1) noise on the labels); the zoo's WGAN-GP interpolates at
+``eps ~ U[0, 1]`` (the paper; the example draws N(0, 1)) and runs one critic
+update per train step, with a generator update every third step (``n_critic=3``),
+where the example runs three critic updates and one generator update per step
+on the same batch. So the WGAN-GP's examples/s count critic updates: batch *
+critic updates / s, for all three implementations, the example's run for a
+third as many train steps (for the others, one update of each network per
+batch: batch * steps / s).
+
+Timing: each measurement runs a first ``fit`` (or loop) of ``WARMUP`` steps
+(tracing), then times one of ``STEPS`` steps (times ``--steps-scale``): its
+wall time, fit's set-up included. Ours is compiled at "auto", which keeps one
+step per execution in fits shorter than ``zoo.fitting.AUTO_MIN_STEPS`` (200);
+with ``--steps-scale`` making a model's steps at least that, ours' first fit
+is as long as the timed one, and "auto" chooses the steps per execution there.
+The torch loops time the same steps after ``WARMUP`` steps. The table's ratios:
+ours / keras.io at 2 threads each, ours / torch at 1 thread each and at 2 each.
+
+Part "xla". The zoo's own families at their presets and ``zoo train`` batch
+sizes (``XLA_MODELS``): ``fit`` with ``prefers_xla_executions()`` forced False
+and True, the same ``--xla-spe`` steps per execution for both (``compile`` at
+"auto" with the number fixed, so that only the XLA choice differs), ``XLA_STEPS``
+steps (times ``--xla-steps-scale``: more on the 2-D data, whose 200 steps took
+under a second, mostly fit's set-up) after a first fit of the same length; the
+ratio is XLA / not.
+
+A measurement that runs past ``--timeout`` seconds (300) is killed and shows as
+"-": on the shared 2-core host, the DCGAN's first XLA fit (its compilation
+included) ran past 10 minutes.
+
+Results go to bench/results/family_speed.json; the tables (markdown) to stdout.
+Never run by the tests.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(ROOT, "bench", "results")
+# The PyTorch venv (bench/family_speed_torch.py): $ZOO_TORCH_PYTHON, else the
+# .bench-venv of bench/flows_speed_torch.py.
+TORCH_PY = os.environ.get("ZOO_TORCH_PYTHON", os.path.join(ROOT, ".bench-venv", "bin", "python"))
+MODELS = ("vae", "dcgan", "wgan_gp")
+# Timed steps per model: about 5-10 s each on a quiet 2-core host.
+STEPS = {"vae": 60, "dcgan": 12, "wgan_gp": 6}
+# Batch sizes: the examples' (keras_io_generative.BATCH), but WGAN-GP's 512, whose
+# critic update took 35 s on the 2-core host under load: `--batch wgan_gp=512`.
+DEFAULT_BATCH = {"vae": 128, "dcgan": 32, "wgan_gp": 64}
+WARMUP = 3  # untimed steps first (tracing), unless "auto" needs a long first fit
+XLA_MODELS = {"vae": "digits", "gan": "8gaussians", "wgan_gp": "8gaussians",
+              "dcgan": "digits", "ddpm": "moons", "ebm": "moons"}
+# Timed fit steps of each (a multiple of the 20 steps per execution): 2-D data 1000.
+XLA_STEPS = {"vae": 200, "gan": 1000, "wgan_gp": 1000, "dcgan": 200, "ddpm": 1000,
+             "ebm": 1000}
+
+
+def xla_steps(name, scale):
+    return max(1, round(XLA_STEPS[name] * scale))
+
+
+def set_threads(threads):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# ------------------------------------------------------------------ ours
+def ours_model(name):
+    """The zoo's `name` with the keras.io example's networks, compiled with its
+    optimizers (module docstring: what still differs)."""
+    import keras
+
+    import keras_io_generative as kio  # bench/, the scripts' folder
+    from zoo.gan.dcgan import DCGAN
+    from zoo.gan.wgan_gp import WGANGP
+    from zoo.vae.gaussian_vae import GaussianVAE
+
+    class Network(keras.layers.Layer):
+        """A keras.io network as a zoo network (critics are called with `labels`)."""
+
+        def __init__(self, net, **kwargs):
+            super().__init__(**kwargs)
+            self.net = net
+
+        def call(self, x, labels=None, training=None):
+            return self.net(x, training=training)
+
+    class KerasIOVAE(GaussianVAE):
+        def make_networks(self):
+            encoder, decoder = kio.vae_networks(self.latent_dim, heads=1)
+            self.encoder, self.decoder = Network(encoder), Network(decoder)
+
+    class KerasIODCGAN(DCGAN):
+        def build_generator(self):
+            return Network(kio.dcgan_networks(self.latent_dim, output_activation="tanh")[1])
+
+        def build_critic(self):
+            return Network(kio.dcgan_networks(self.latent_dim, score_activation=None)[0])
+
+    class KerasIOWGANGP(WGANGP):
+        def build_generator(self):
+            return Network(kio.wgan_gp_networks(self.latent_dim)[1])
+
+        def build_critic(self):
+            return Network(kio.wgan_gp_networks(self.latent_dim)[0])
+
+    common = dict(data_shape=kio.SHAPE, num_levels=256, latent_dim=kio.LATENT[name])
+    first, second = kio.optimizers(name)
+    if name == "vae":
+        model = KerasIOVAE(observation="bernoulli", **common)
+        model.compile(optimizer=first)
+    elif name == "dcgan":
+        model = KerasIODCGAN(distance="non_saturating", **common)
+        model.compile(optimizer=second, critic_optimizer=first)
+    else:
+        model = KerasIOWGANGP(n_critic=kio.WGAN_CRITIC_STEPS, gp_weight=10.0, **common)
+        model.compile(optimizer=second, critic_optimizer=first)
+    return model
+
+
+def measure_peers(impl, name, steps, threads, batch):
+    """A first ``fit`` (tracing; for ours at `steps` >= ``AUTO_MIN_STEPS``, of
+    `steps` steps, in which "auto" chooses the steps per execution), then one
+    of `steps` steps timed."""
+    set_threads(threads)
+    import keras_io_generative as kio
+
+    import zoo
+    from zoo.fitting import AUTO_MIN_STEPS
+
+    data = zoo.datasets.load("fashion_mnist", "train", batch, repeat=True, drop_remainder=True)
+    updates = 1  # critic updates per train step
+    if impl == "keras_io":
+        data = data.map(lambda x: kio.scale(name, x))
+        model = kio.peer_model(name)
+        if name == "wgan_gp":  # `steps` critic updates: steps / 3 of its train steps
+            updates = kio.WGAN_CRITIC_STEPS
+    else:
+        model = ours_model(name)
+    warmup = steps if impl == "ours" and steps >= AUTO_MIN_STEPS else WARMUP
+    model.fit(data, steps_per_epoch=max(1, warmup // updates), epochs=1, verbose=0)
+    steps = max(1, steps // updates)
+    start = time.perf_counter()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    losses = {k: float(v[-1]) for k, v in history.history.items()}
+    return {"impl": impl, "model": name, "threads": threads, "batch": batch, "steps": steps,
+            "critic_updates_per_step": updates,
+            "seconds": seconds, "examples_per_s": steps * batch * updates / seconds,
+            "steps_per_execution": getattr(model, "steps_per_execution", None),
+            "losses": losses}
+
+
+# ------------------------------------------------------------------ XLA
+def measure_xla(name, xla, spe, steps):
+    """``fit`` of the zoo's `name` at its preset with ``spe`` steps per
+    execution and ``prefers_xla_executions()`` returning `xla`."""
+    import zoo
+    from zoo import fitting
+    from zoo.registry import entry
+
+    dataset = XLA_MODELS[name]
+    batch = entry(name).training_for(dataset)["batch_size"]
+    model = zoo.get(name, dataset=dataset)
+    model.prefers_xla_executions = lambda: xla  # forced, for this model only
+    fitting.auto_steps_per_execution = lambda *args, **kwargs: spe  # fixed, not timed
+    model.compile()  # "auto": fit decides on XLA with the number above
+    data = zoo.datasets.load(dataset, "train", batch, repeat=True, drop_remainder=True)
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    assert model.xla_executions == (xla and spe > 1), (model.xla_executions, xla, spe)
+    start = time.perf_counter()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"model": name, "dataset": dataset, "xla": xla, "batch": batch, "steps": steps,
+            "steps_per_execution": model.steps_per_execution, "seconds": seconds,
+            "examples_per_s": steps * batch / seconds,
+            "loss": float(history.history[model.loss_names[0]][-1])}
+
+
+# ------------------------------------------------------------------ driver
+def run(cmd, timeout):
+    """The JSON line of a worker; one that runs past `timeout` seconds is killed
+    and gives ``{"examples_per_s": None, "timed_out": timeout}``."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"examples_per_s": None, "timed_out": timeout}
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise RuntimeError(f"failed: {' '.join(cmd)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def median(runs, key="examples_per_s"):
+    """The median over the runs that finished (None if none did)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=0):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("all", "peers", "xla"), default="all")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps-scale", type=float, default=1.0,
+                        help="multiplies each model's timed steps (STEPS)")
+    parser.add_argument("--batch", default="",
+                        help="batch sizes other than DEFAULT_BATCH, e.g. 'wgan_gp=512'")
+    parser.add_argument("--xla-spe", type=int, default=20,
+                        help="steps per execution of both XLA configurations")
+    parser.add_argument("--xla-steps-scale", type=float, default=1.0,
+                        help="multiplies each family's timed steps (XLA_STEPS)")
+    parser.add_argument("--torch-python", default=TORCH_PY,
+                        help="the PyTorch venv's python ('' to skip torch)")
+    parser.add_argument("--only", default="", help="comma list of models to run")
+    parser.add_argument("--timeout", type=float, default=300,
+                        help="seconds after which a measurement is killed (shown as '-')")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "xla":
+            name, xla, spe, steps = rest
+            result = measure_xla(name, xla == "1", int(spe), int(steps))
+        else:
+            impl, name, steps, threads, batch = rest
+            result = measure_peers(impl, name, int(steps), int(threads), int(batch))
+        print(json.dumps(result))
+        return
+
+    me = [sys.executable, os.path.abspath(__file__), "--worker"]
+    only = set(args.only.split(",")) - {""}
+    batches = dict(DEFAULT_BATCH)
+    for item in filter(None, args.batch.split(",")):
+        name, _, size = item.partition("=")
+        if name not in batches or not size.isdigit() or int(size) < 1:
+            parser.error(f"--batch: expected NAME=SIZE with NAME in {MODELS}, got {item!r}")
+        batches[name] = int(size)
+    jobs = {}
+    if args.part in ("all", "peers"):
+        torch = args.torch_python and os.path.exists(args.torch_python)
+        if args.torch_python and not torch:
+            print(f"(no {args.torch_python}: torch skipped, see bench/family_speed_torch.py)")
+        for name in MODELS:
+            if only and name not in only:
+                continue
+            steps = max(1, round(STEPS[name] * args.steps_scale))
+            if name == "wgan_gp":  # whole generator turns: n_critic = 3
+                steps = max(3, steps - steps % 3)
+            size = str(batches[name])
+            for impl, threads in (("ours", 2), ("keras_io", 2), ("ours", 1)):
+                jobs[impl, name, threads] = me + ["peers", impl, name, str(steps), str(threads),
+                                                  size]
+            if torch:
+                for threads in (1, 2):
+                    jobs["torch", name, threads] = [
+                        args.torch_python, os.path.join(HERE, "family_speed_torch.py"),
+                        "--worker", name, "--steps", str(steps), "--warmup", str(WARMUP),
+                        "--threads", str(threads), "--batch", size]
+    if args.part in ("all", "xla"):
+        for name in XLA_MODELS:
+            if only and name not in only:
+                continue
+            for xla in (0, 1):
+                jobs["xla", name, xla] = me + ["xla", name, str(xla), str(args.xla_spe),
+                                               str(xla_steps(name, args.xla_steps_scale))]
+
+    runs = {key: [] for key in jobs}
+    for r in range(args.repeats):  # interleaved: every configuration once per repeat
+        for key, cmd in jobs.items():
+            runs[key].append(run(cmd, args.timeout))
+            got = runs[key][-1]["examples_per_s"]
+            print(f"  repeat {r + 1}/{args.repeats} {' '.join(map(str, key))}: " +
+                  (f"{got:.0f} ex/s" if got is not None else f"killed after {args.timeout:.0f} s"),
+                  flush=True)
+
+    print(f"\n{os.cpu_count()} CPU cores; medians of {args.repeats} fresh processes; "
+          "examples/s of training (WGAN-GP: batch x critic updates / s)\n")
+    table = []
+    names = [n for n in MODELS if ("ours", n, 2) in runs]
+    if names:
+        print("| model | batch | ours ex/s | keras.io ex/s | ours/keras.io | ours 1-thread "
+              "ex/s | torch 1-thread ex/s | ours/torch (1 thread) | torch 2-thread ex/s | "
+              "ours/torch (2 threads) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        row = {"model": name, "batch": next((r["batch"] for r in runs["ours", name, 2]
+                                             if "batch" in r), "-"),
+               "ours": median(runs["ours", name, 2]),
+               "keras_io": median(runs["keras_io", name, 2]),
+               "ours_1t": median(runs["ours", name, 1]),
+               "torch_1t": median(runs.get(("torch", name, 1), [])),
+               "torch_2t": median(runs.get(("torch", name, 2), [])),
+               "ours_spe": sorted({r["steps_per_execution"] for r in runs["ours", name, 2]
+                                   if "steps_per_execution" in r})}
+        row["ours_over_keras_io"] = ratio(row["ours"], row["keras_io"])
+        row["ours_over_torch_1t"] = ratio(row["ours_1t"], row["torch_1t"])
+        row["ours_over_torch_2t"] = ratio(row["ours"], row["torch_2t"])
+        table.append(row)
+        print(f"| {name} | {row['batch']} | {fmt(row['ours'])} | {fmt(row['keras_io'])} | "
+              f"{fmt(row['ours_over_keras_io'], 2)} | {fmt(row['ours_1t'])} | "
+              f"{fmt(row['torch_1t'])} | {fmt(row['ours_over_torch_1t'], 2)} | "
+              f"{fmt(row['torch_2t'])} | {fmt(row['ours_over_torch_2t'], 2)} |")
+    xla_table = []
+    xla_names = [n for n in XLA_MODELS if ("xla", n, 0) in runs]
+    if xla_names:
+        print(f"\n`fit` at the presets, {args.xla_spe} steps per execution, "
+              "steps as the table says: prefers_xla_executions() forced False / True\n")
+        print("| model | dataset | batch | steps | no XLA ex/s | XLA ex/s | XLA / no XLA |")
+        print("|---|---|---|---|---|---|---|")
+    for name in xla_names:
+        off, on = median(runs["xla", name, 0]), median(runs["xla", name, 1])
+        batch = next((r["batch"] for r in runs["xla", name, 0] + runs["xla", name, 1]
+                      if "batch" in r), "-")
+        row = {"model": name, "dataset": XLA_MODELS[name], "batch": batch, "no_xla": off,
+               "xla": on, "ratio": ratio(on, off)}
+        xla_table.append(row)
+        row["steps"] = xla_steps(name, args.xla_steps_scale)
+        print(f"| {name} | {row['dataset']} | {batch} | {row['steps']} | {fmt(off)} | {fmt(on)} | "
+              f"{fmt(row['ratio'], 2)} |")
+
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "family_speed.json"), "w") as f:
+        json.dump({"args": vars(args), "cpu_count": os.cpu_count(), "peers": table,
+                   "xla": xla_table,
+                   "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
+                  f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
