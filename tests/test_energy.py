@@ -332,3 +332,78 @@ def test_completion_clamps_the_kept_values_during_langevin():
                             keep=(tf.ones_like(kept), kept))
     np.testing.assert_array_equal(ends.numpy(), kept.numpy())
 
+
+
+# ------------------------------------------------------- NCSN's denoising step
+def test_denoising_step_is_the_gaussian_posterior_mean():
+    """Data N(m, s^2 I) seen through noise sigma: the noisy data are N(m, (s^2 +
+    sigma^2) I), whose score is -(x - m) / (s^2 + sigma^2). One step x + sigma^2
+    s(x, sigma) is then E[x0 | x], which Bayes' rule for two Gaussians gives as
+    (x / sigma^2 + m / s^2) / (1 / sigma^2 + 1 / s^2)."""
+    m = np.array([1.5, -0.5, 0.25], np.float32)
+    s = 0.8
+    x = np.random.default_rng(0).normal(0.0, 3.0, (50, 3)).astype(np.float32)
+    for sigma in (0.01, 0.3, 2.0):
+        def score(y, level):
+            return -(y - m) / (s * s + tf.square(level))
+
+        got = langevin.denoise_step(score, tf.constant(x), sigma).numpy()
+        x64, m64 = x.astype(np.float64), m.astype(np.float64)
+        posterior_mean = (x64 / sigma ** 2 + m64 / s ** 2) / (1 / sigma ** 2 + 1 / s ** 2)
+        np.testing.assert_allclose(got, posterior_mean, rtol=1e-6, atol=1e-6)
+
+
+def test_annealed_langevin_denoises_its_chains_at_the_last_level():
+    """`denoise` adds one step at sigma_L to the chains, clipped into the box as
+    the steps are; a tensor `denoise` (as in an exported signature) chooses the
+    same in the graph, and 0 leaves the loop's output as it is, bit for bit. (The
+    step's arithmetic, traced or eager, may round differently: 1e-6.)"""
+    def score(y, level):
+        return -(y - 1.0) / (0.25 + tf.square(level))
+
+    sigmas = langevin.geometric_ladder(1.0, 0.1, 3)
+    start = tf.random.stateless_uniform([64, 2], seed=[1, 2], minval=-2, maxval=2)
+    args = (score, start, sigmas, 0.01, 4, [3, 4], 1.0, (-2.0, 2.0))
+    chains = langevin.annealed_langevin(*args).numpy()
+    denoised = langevin.annealed_langevin(*args, denoise=True).numpy()
+    expected = np.clip(langevin.denoise_step(score, tf.constant(chains), sigmas[-1]).numpy(),
+                       -2.0, 2.0)
+    np.testing.assert_array_equal(denoised, expected)
+    assert not np.array_equal(denoised, chains)
+    traced = tf.function(lambda d: langevin.annealed_langevin(*args, denoise=d))
+    np.testing.assert_allclose(traced(tf.constant(1)).numpy(), denoised, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(traced(tf.constant(0)).numpy(), chains)
+
+
+def test_ncsn_samples_are_denoised_by_default_and_denoise_0_is_the_plain_sampler():
+    """`denoise=0` gives the chains of annealed Langevin dynamics bit for bit (the
+    sampler before the step existed), `denoise=1` (the default) those chains after
+    the denoising step, eagerly and in a graph with the option as an input (as
+    the exported `sample` signature takes it); the model argument sets the
+    default; other values are clear errors. The step's arithmetic, in the
+    model's compiled chains or eagerly here, may round differently: 1e-6."""
+    model = zoo.get("ncsn", dataset="moons", hidden_units=8, num_hidden=1, sigmas=[1.0, 0.1],
+                    num_steps=3)
+    assert model.sample_options["denoise"].default == 1
+    seed = tf.constant([5, 6])
+    start = model.uniform_noise(8, tf.random.experimental.stateless_fold_in(seed, 0))
+    chains = langevin.annealed_langevin(
+        model.score, start, model.ladder, model.step_size, model.num_steps,
+        tf.random.experimental.stateless_fold_in(seed, 1), model.noise, model.bounds)
+    denoised = langevin.project(langevin.denoise_step(model.score, chains, model.ladder[-1]),
+                                model.bounds)
+    np.testing.assert_array_equal(model.sample(8, seed=seed, denoise=0), chains)
+    assert not np.array_equal(denoised, chains)
+    np.testing.assert_allclose(model.sample(8, seed=seed), denoised, rtol=1e-6, atol=1e-6)
+    graph = tf.function(lambda d: model.sample(8, seed, denoise=d))
+    np.testing.assert_array_equal(graph(tf.constant(0)), chains)
+    np.testing.assert_allclose(graph(tf.constant(1)), denoised, rtol=1e-6, atol=1e-6)
+    off = zoo.get("ncsn", dataset="moons", hidden_units=8, num_hidden=1, sigmas=[1.0, 0.1],
+                  denoise=False)
+    assert off.sample_options["denoise"].default == 0 and off.get_config()["denoise"] is False
+    with pytest.raises(ValueError, match=r"expected denoise .*1.*got 2"):
+        model.sample(2, seed=0, denoise=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="denoise"):
+        graph(tf.constant(-1))
+    with pytest.raises(ValueError, match="NCSN: expected denoise True or False, got 'yes'"):
+        zoo.get("ncsn", dataset="moons", denoise="yes")

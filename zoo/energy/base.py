@@ -155,17 +155,21 @@ class EnergyModel(GenerativeModel):
         """``score_fn(x, i)`` of :func:`~zoo.energy.langevin.langevin`: ``-grad E``."""
         return langevin.energy_score(lambda x: self.energy(x, training=False, labels=labels))
 
-    def run_chains(self, start, seed, step_size, num_steps, noise, labels=None, keep=None):
-        """Langevin chains from `start` (scaled data) under the model's energy."""
+    def run_chains(self, start, seed, step_size, num_steps, noise, labels=None, keep=None,
+                   **options):
+        """Langevin chains from `start` (scaled data) under the model's energy;
+        `options`: a subclass's further sampler options (NCSN's ``denoise``),
+        passed on to its ``langevin_chains``."""
         chains = self.langevin_chains
         if not tf.executing_eagerly():
-            return chains(start, seed, step_size, num_steps, noise, labels, keep)
+            return chains(start, seed, step_size, num_steps, noise, labels, keep, **options)
         # Eagerly, one compiled function per model (traced once per input structure).
         if "chains" not in self._xla.functions:
             self._xla.functions["chains"] = tf.function(chains, reduce_retracing=True)
         return self._xla.functions["chains"](
             start, tf.convert_to_tensor(seed), tf.constant(step_size, tf.float32),
-            tf.constant(num_steps, tf.int32), tf.constant(noise, tf.float32), labels, keep)
+            tf.constant(num_steps, tf.int32), tf.constant(noise, tf.float32), labels, keep,
+            **{k: tf.constant(v, self.sample_options[k].dtype) for k, v in options.items()})
 
     def langevin_chains(self, start, seed, step_size, num_steps, noise, labels, keep):
         """`num_steps` steps of :func:`~zoo.energy.langevin.langevin` on the
@@ -181,13 +185,15 @@ class EnergyModel(GenerativeModel):
             return None
         return self.sample_labels(n, tf.random.experimental.stateless_fold_in(seed, 2), label)
 
-    def draw_samples(self, n, seed, step_size=None, num_steps=None, noise=None, label=-1):
+    def draw_samples(self, n, seed, step_size=None, num_steps=None, noise=None, label=-1,
+                     **options):
         """`num_steps` Langevin steps from uniform noise (a conditional model's
-        on the energy of the class `label`, or of classes drawn for -1)."""
+        on the energy of the class `label`, or of classes drawn for -1);
+        `options`: a subclass's further sampler options."""
         labels = self.samples_labels(n, seed, label)
         start = self.chain_starts(n, tf.random.experimental.stateless_fold_in(seed, 0))
         x = self.run_chains(start, tf.random.experimental.stateless_fold_in(seed, 1),
-                            step_size, num_steps, noise, labels)
+                            step_size, num_steps, noise, labels, **options)
         return self.from_model(x)
 
     def chain_starts(self, n, seed):
@@ -195,7 +201,7 @@ class EnergyModel(GenerativeModel):
         return self.uniform_noise(n, seed)
 
     def draw_completion(self, x, mask, seed, step_size=None, num_steps=None, noise=None,
-                        label=-1):
+                        label=-1, **options):
         """Langevin dynamics with the values where `mask` is 1 clamped and the
         others started from uniform noise (Du & Mordatch 2019, Sec. 4.3)."""
         n = tf.shape(x)[0]
@@ -204,7 +210,8 @@ class EnergyModel(GenerativeModel):
         start = tf.where(mask > 0.5, kept,
                          self.uniform_noise(n, tf.random.experimental.stateless_fold_in(seed, 0)))
         out = self.run_chains(start, tf.random.experimental.stateless_fold_in(seed, 1),
-                              step_size, num_steps, noise, labels, keep=(mask, kept))
+                              step_size, num_steps, noise, labels, keep=(mask, kept),
+                              **options)
         return self.from_model(out)
 
     # --------------------------------------------- the grid normaliser (points)

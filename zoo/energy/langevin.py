@@ -56,11 +56,7 @@ def langevin(score_fn, x, step_sizes, seed, noise=1.0, bounds=None, keep=None):
     x = tf.stop_gradient(tf.convert_to_tensor(x, tf.float32))
 
     def clamp(x):
-        if bounds is not None:
-            x = tf.clip_by_value(x, bounds[0], bounds[1])
-        if keep is not None:
-            x = tf.where(keep[0] > 0.5, keep[1], x)
-        return x
+        return project(x, bounds, keep)
 
     def body(i, x):
         eps = step_sizes[i]
@@ -79,6 +75,17 @@ def langevin(score_fn, x, step_sizes, seed, noise=1.0, bounds=None, keep=None):
     if tf.executing_eagerly():
         return tf.function(loop)(x, step_sizes, seed, noise)
     return loop(x, step_sizes, seed, noise)
+
+
+def project(x, bounds=None, keep=None):
+    """`x` clipped into the box ``bounds = (low, high)`` and held at ``keep``'s
+    values where its mask is 1 (either may be None), as every step of
+    :func:`langevin` leaves its chains."""
+    if bounds is not None:
+        x = tf.clip_by_value(x, bounds[0], bounds[1])
+    if keep is not None:
+        x = tf.where(keep[0] > 0.5, keep[1], x)
+    return x
 
 
 def energy_score(energy_fn):
@@ -122,11 +129,15 @@ def geometric_ladder(sigma_max, sigma_min, num_levels):
 
 
 def annealed_langevin(score_fn, x, sigmas, step_size, steps_per_level, seed, noise=1.0,
-                      bounds=None, keep=None):
+                      bounds=None, keep=None, denoise=False):
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): for each
     noise level ``sigma_i`` of the decreasing ladder `sigmas`, `steps_per_level`
     steps of size ``step_size * sigma_i**2 / sigma_L**2`` on the score
-    ``score_fn(x, sigma_i)``; all steps in one ``tf.while_loop``."""
+    ``score_fn(x, sigma_i)``; all steps in one ``tf.while_loop``. With `denoise`
+    (a Python bool, or a scalar tensor: nonzero is on, chosen in the graph by a
+    ``tf.cond``) the chains then take :func:`denoise_step` at the last level
+    ``sigma_L``, projected as every step is (`bounds`, `keep`); without it they
+    are the loop's output as they are."""
     check_ladder(sigmas, "annealed_langevin")
     step_size = check_step_size(step_size, "annealed_langevin")
     sigmas = tf.constant(sigmas, tf.float32)
@@ -134,8 +145,27 @@ def annealed_langevin(score_fn, x, sigmas, step_size, steps_per_level, seed, noi
     levels = tf.repeat(tf.range(tf.shape(sigmas)[0]), steps_per_level)
     step_sizes = tf.cast(step_size, tf.float32) * tf.square(
         tf.gather(sigmas, levels) / sigmas[-1])
-    return langevin(lambda x, i: score_fn(x, tf.gather(sigmas, levels[i])), x, step_sizes,
-                    seed, noise, bounds, keep)
+    chains = langevin(lambda x, i: score_fn(x, tf.gather(sigmas, levels[i])), x, step_sizes,
+                      seed, noise, bounds, keep)
+
+    def denoised():
+        return project(denoise_step(score_fn, chains, sigmas[-1]), bounds, keep)
+
+    if isinstance(denoise, (bool, int, np.integer)):
+        return denoised() if denoise else chains
+    return tf.cond(tf.not_equal(denoise, 0), denoised, lambda: chains)
+
+
+def denoise_step(score_fn, x, sigma):
+    """One step ``x + sigma^2 * score_fn(x, sigma)``: by Tweedie's formula (Efron
+    2011) the posterior mean ``E[x0 | x]`` of data ``x0`` seen through Gaussian
+    noise, ``x = x0 + sigma z``, given the score of the noisy data at `sigma`.
+    Annealed Langevin's chains end with noise of about the last level left in
+    them; this step removes it (Song & Ermon 2020, "Improved Techniques for
+    Training Score-Based Generative Models", https://arxiv.org/abs/2006.09011;
+    Jolicoeur-Martineau et al. 2021, https://arxiv.org/abs/2009.05475)."""
+    sigma = tf.cast(sigma, tf.float32)
+    return x + tf.square(sigma) * tf.stop_gradient(score_fn(x, sigma))
 
 
 def grid(low, high, num_points):

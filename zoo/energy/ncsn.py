@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.base import LIKELIHOODS
+from zoo.base import LIKELIHOODS, SampleOption
 from zoo.datasets.toy import for_each_density
 from zoo.energy import langevin, score_matching
 from zoo.energy.base import TOY_TRAINING, EnergyModel
@@ -43,7 +43,14 @@ class NCSN(EnergyModel):
     ``sigma^2 / 2 |s(x + sigma z, sigma) + z / sigma|^2`` with ``sigma`` drawn
     per example from the ladder (Eq. 5-6), and Algorithm 1's sampler: for each
     level from the largest, ``num_steps`` Langevin steps of size
-    ``step_size * sigma_i^2 / sigma_L^2``. With ``objective="sliced"`` the score is
+    ``step_size * sigma_i^2 / sigma_L^2``. The chains then take one denoising
+    step ``x + sigma_L^2 s(x, sigma_L)`` (Song & Ermon 2020, "Improved
+    Techniques for Training Score-Based Generative Models",
+    https://arxiv.org/abs/2006.09011; Jolicoeur-Martineau et al. 2021,
+    https://arxiv.org/abs/2009.05475): by Tweedie's formula the posterior mean
+    of the data given the chains' last noise level, which annealed Langevin
+    leaves in them (the sampler option ``denoise``, 1 by default; 0: the
+    chains' ends). With ``objective="sliced"`` the score is
     fitted by sliced score matching instead (Song, Garg, Shi & Ermon 2019,
     https://arxiv.org/abs/1905.07088), on the same noisy data. The objective
     is the diffusion family's denoising one (a noise predictor is a scaled
@@ -57,14 +64,24 @@ class NCSN(EnergyModel):
         filters: the score U-Net's channels (images).
         step_size, num_steps, noise: the sampler's defaults (``num_steps`` per
             noise level), as :class:`~zoo.energy.base.EnergyModel`.
+        denoise: the sampler option ``denoise``'s default: the final denoising
+            step on (True) or off.
     """
 
     loss_names = ("loss",)
 
     def __init__(self, data_shape=(8, 8, 1), num_levels=17, sigma_max=1.0, sigma_min=0.01,
                  num_noise_levels=10, sigmas=None, objective="denoising", hidden_units=128,
-                 num_hidden=3, filters=32, **kwargs):
+                 num_hidden=3, filters=32, denoise=True, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
+        if not isinstance(denoise, (bool, np.bool_)) and denoise not in (0, 1):
+            raise ValueError(f"NCSN: expected denoise True or False, got {denoise!r}")
+        self.denoise = bool(denoise)
+        self.sample_options = {
+            **self.sample_options,
+            "denoise": SampleOption(int(self.denoise), "int32", at_least=0, at_most=1,
+                                    doc="1: a final denoising step at the last noise "
+                                        "level (Tweedie's formula); 0: none")}
         self.sigma_max = float(sigma_max)
         self.sigma_min = float(sigma_min)
         self.num_noise_levels = int(num_noise_levels)
@@ -125,13 +142,23 @@ class NCSN(EnergyModel):
             losses = score_matching.sliced_loss(self.score, scaled, sigmas, z, v)
         return {"loss": tf.reduce_mean(losses)}
 
-    def langevin_chains(self, start, seed, step_size, num_steps, noise, labels, keep):
-        """Annealed Langevin dynamics (Algorithm 1), `num_steps` per level."""
-        return langevin.annealed_langevin(self.score, start, self.ladder, step_size, num_steps,
-                                          seed, noise, self.bounds, keep)
+    def langevin_chains(self, start, seed, step_size, num_steps, noise, labels, keep,
+                        denoise=None):
+        """Annealed Langevin dynamics (Algorithm 1), `num_steps` per level, then
+        the denoising step where `denoise` is 1 (the model's default if None)."""
+        return langevin.annealed_langevin(
+            self.score, start, self.ladder, step_size, num_steps, seed, noise, self.bounds,
+            keep, self.denoise if denoise is None else denoise)
 
     def langevin_steps(self, options):
         return int(options["num_steps"]) * len(self.ladder)
+
+    def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
+        """The base's, and whether the samples took the final denoising step."""
+        options = {**{k: o.default for k, o in self.sample_options.items()},
+                   **settings.get("sample_options", {})}
+        return {**super().extra_metrics(data, settings, seed, batch_size, run_dir),
+                "denoised": bool(options["denoise"])}
 
     def data_signatures(self):
         return {"score": (lambda x: {"score": self.score_of(x)}, [self.data_spec()])}
