@@ -1,7 +1,8 @@
 """The diffusion family's base class: a Gaussian forward process, a learned reverse
 process and its variational bound; the DDPM/DDIM samplers are its mixin
 :class:`~zoo.diffusion.sampling.DiffusionSampling`, the probability-flow likelihood
-:class:`~zoo.diffusion.probability_flow.ProbabilityFlow`.
+:class:`~zoo.diffusion.probability_flow.ProbabilityFlow`, what ``zoo evaluate``
+reports beside the NLL :class:`~zoo.diffusion.evaluation.DiffusionEvaluation`.
 
 Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020,
 https://arxiv.org/abs/2006.11239; Song, Meng & Ermon, "Denoising Diffusion
@@ -20,6 +21,7 @@ import tensorflow as tf
 from zoo.base import GenerativeModel, SampleOption
 from zoo.diffusion import schedules
 from zoo.diffusion.denoiser import Denoiser
+from zoo.diffusion.evaluation import DiffusionEvaluation
 from zoo.diffusion.probability_flow import ProbabilityFlow
 from zoo.diffusion.sampling import DiffusionSampling
 from zoo.validation import on_batches
@@ -29,7 +31,7 @@ from zoo.validation import on_batches
 EAGER_TIMESTEPS = 16
 
 
-class DiffusionModel(DiffusionSampling, ProbabilityFlow, GenerativeModel):
+class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, GenerativeModel):
     """A diffusion model: ``q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` over
     ``T`` steps of a noise schedule (:mod:`zoo.diffusion.schedules`), and a
     reverse process ``p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2)`` whose
@@ -404,50 +406,3 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, GenerativeModel):
             "decode": (decode, [tf.TensorSpec((None,) + self.latent_shape, tf.float32, name="z"),
                                 *conditional, steps]),
         }
-
-    # ------------------------------------------------------------- evaluation
-    def evaluation_defaults(self):
-        """Adds the probability flow's examples and RK4 steps (``zoo evaluate
-        --probability-flow-examples``, ``--probability-flow-steps``; 0 examples:
-        none): the whole split on vectors, the first 16 images on images (a
-        Hutchinson pass of 100 steps costs 400 U-Net calls and their gradients)."""
-        defaults = super().evaluation_defaults()
-        if self.has_probability_flow:
-            defaults.update(probability_flow_examples=None if self.num_levels is None else 16,
-                            probability_flow_steps=100)
-        return defaults
-
-    def extra_metrics(self, data, settings, seed=0, batch_size=64, run_dir=None):
-        """``bound``: how ``nll`` sums the T terms (all, or a stratified estimate
-        with the standard error of the mean over the examples ``nll_examples``
-        averages); ``probability_flow``: the probability-flow ODE's NLL over
-        ``probability_flow_examples`` examples (:meth:`probability_flow_metrics`;
-        left out with 0)."""
-        metrics = self.bound_metrics(data, settings, seed)
-        if self.has_probability_flow and settings["probability_flow_examples"] != 0:
-            metrics["probability_flow"] = self.probability_flow_metrics(
-                data, settings["probability_flow_examples"], settings["probability_flow_steps"],
-                seed=seed, batch_size=batch_size)
-        return metrics
-
-    def bound_metrics(self, data, settings, seed=0):
-        """``{"bound": how nll sums the T terms}`` (:meth:`extra_metrics`)."""
-        k, _ = self.bound_strata()
-        result = {"timesteps": self.timesteps, "terms": k,
-                  "estimate": "exact sum of all T terms" if k == self.timesteps
-                  else f"stratified: one timestep in each of {k} strata"}
-        if k < self.timesteps:
-            values = []
-            nll = tf.function(lambda x, s: self.nll(x, seed=s))
-            limit = settings["nll_examples"]
-            for step, batch in enumerate(data):
-                batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-                if limit is not None:
-                    batch = batch[:limit - len(values)]
-                values.extend(np.asarray(nll(batch, tf.constant([seed, step], tf.int32))))
-                if limit is not None and len(values) >= limit:
-                    break
-            se = float(np.std(values, ddof=1) / math.sqrt(len(values)))
-            result["standard_error_nats"] = se
-            result["standard_error_bits_per_dim"] = se / (self.event_size * math.log(2.0))
-        return {"bound": result}
