@@ -229,8 +229,8 @@ def shipped(dataset):
     """The zoo's feature network for `dataset` (weights from the package), built
     once per process and weights file (``zoo compare`` scores every run with it)."""
     path = weights_path(dataset)
-    key = (dataset, path) + ((os.stat(path).st_size, os.stat(path).st_mtime_ns)
-                             if os.path.isfile(path) else ())
+    stat = os.stat(path) if os.path.isfile(path) else None
+    key = (dataset, path) + ((stat.st_size, stat.st_mtime_ns) if stat else ())
     if key in _SHIPPED:
         return _SHIPPED[key]
     classifier = build_classifier(dataset)
