@@ -96,10 +96,20 @@ def keras_reloads(tmp_path_factory):
         tmp_path_factory.mktemp("keras_reload"))
 
 
+def selected(request, test, cases):
+    """The `cases` whose item of `test` this session runs (after -k and the
+    markers' deselection): a shared slow process runs only those."""
+    ids = {item.callspec.id for item in request.session.items
+           if item.originalname == test.__name__ and hasattr(item, "callspec")}
+    return [c for c in cases if case_id(*c[:3]) in ids]
+
+
 @pytest.fixture(scope="module")
-def keras_reloads_slow(tmp_path_factory):
-    return reload_in_fresh_process([c for c in PRIMARY if case_id(*c[:3]) in RELOAD_SLOW],
-                                   tmp_path_factory.mktemp("keras_reload_slow"))
+def keras_reloads_slow(request, tmp_path_factory):
+    return reload_in_fresh_process(
+        selected(request, test_keras_file_loads_after_import_zoo_alone,
+                 [c for c in PRIMARY if case_id(*c[:3]) in RELOAD_SLOW]),
+        tmp_path_factory.mktemp("keras_reload_slow"))
 
 
 @pytest.mark.parametrize("case", [
@@ -211,8 +221,9 @@ def mirrored_default():
 
 
 @pytest.fixture(scope="module")
-def mirrored_slow():
-    return run_mirrored([c for c in CASES if case_id(*c[:3]) not in MIRRORED_DEFAULT])
+def mirrored_slow(request):
+    return run_mirrored(selected(request, test_mirrored_strategy_step,
+                                 [c for c in CASES if case_id(*c[:3]) not in MIRRORED_DEFAULT]))
 
 
 @pytest.mark.parametrize("case", [
