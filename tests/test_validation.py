@@ -245,3 +245,14 @@ def test_the_model_checks_through_zoo_validation():
         model.sample(1, temperature=-1)
     with pytest.raises(ValueError, match=r"^realnvp: expected seed"):
         model.sample(1, seed=1.5)
+
+
+def test_check_int_takes_ints_from_the_bound_and_rejects_bools_floats_and_none():
+    assert validation.check_int(np.int64(3), "k", "m") == 3
+    assert validation.check_int(0, "k", "m", at_least=0) == 0
+    assert validation.check_int(None, "k", "m", none=True) is None
+    for value in (True, 2.0, None, 0):
+        with pytest.raises(ValueError, match=rf"^m: expected k to be an int >= 1, got {value!r}$"):
+            validation.check_int(value, "k", "m")
+    with pytest.raises(KeyError, match="k to be an int >= 2 or None, got 1"):
+        validation.check_int(1, "k", "m", at_least=2, none=True, error=KeyError)

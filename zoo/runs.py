@@ -40,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import registry
+from zoo import registry, validation
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
@@ -757,12 +757,8 @@ def evaluation_settings(model, run, **overrides):
         if value is not None and (name == "num_samples" or name in defaults):
             settings[name] = value
     for name in ("nll_examples", "num_samples"):
-        value = settings[name]
-        if (value is not None or name == "num_samples") and (
-                not _is_int(value) or value < 1):
-            raise RunError(f"{where}: expected {name} to be an int >= 1"
-                           + (" or None" if name == "nll_examples" else "")
-                           + f", got {value!r}")
+        validation.check_int(settings[name], name, where, none=name == "nll_examples",
+                             error=RunError)
     if not isinstance(settings["sample_options"], dict):
         raise RunError(f"{where}: expected sample_options to be a dict (name -> value), "
                        f"got {settings['sample_options']!r}")

@@ -138,6 +138,18 @@ def validate_count(n, prefix):
     return n if traced(n) else int(np.asarray(n.numpy() if tf.is_tensor(n) else n))
 
 
+def check_int(value, name, prefix, at_least=1, none=False, hint="", error=ValueError):
+    """A Python (or numpy) int setting `name` >= `at_least` (None too where
+    `none`), returned as an int (or None); else `error` ("{prefix}: expected
+    {name} to be an int >= {at_least}{hint}, got ..."). Booleans are not ints here."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < at_least:
+        raise error(f"{prefix}: expected {name} to be an int >= {at_least}"
+                    + (" or None" if none else "") + f"{hint}, got {value!r}")
+    return int(value)
+
+
 def expected_number(name, above=None, below=None, at_least=None, at_most=None):
     """What the values of a number `name` bounded by `above` and `below` (and
     `at_least`, `at_most`, bounds it may equal) must be, for error messages."""

@@ -4,6 +4,7 @@ sequences (Image GPT)."""
 import keras
 import tensorflow as tf
 
+from zoo import validation
 from zoo.autoregressive.base import AutoregressiveModel
 from zoo.autoregressive.logits import unordered_params
 from zoo.nn.causal_attention import TransformerDecoder
@@ -57,9 +58,7 @@ class Transformer(AutoregressiveModel):
         kind = type(self).__name__
         self.width, self.num_layers, self.num_heads = width, num_layers, num_heads
         for name in ("width", "num_layers", "num_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{kind}: expected {name} to be an int >= 1, got {value!r}")
+            validation.check_int(getattr(self, name), name, kind)
         if width % num_heads:
             raise ValueError(f"{kind}: expected num_heads to divide width, got width={width} "
                              f"and num_heads={num_heads}")

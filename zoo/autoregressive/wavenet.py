@@ -4,6 +4,7 @@ connections."""
 import keras
 import tensorflow as tf
 
+from zoo import validation
 from zoo.autoregressive.base import AutoregressiveModel
 from zoo.autoregressive.logits import unordered_params
 from zoo.nn.wavenet import WaveNetNetwork
@@ -60,9 +61,7 @@ class WaveNet(AutoregressiveModel):
         self.residual_channels, self.skip_channels = residual_channels, skip_channels
         self.num_layers, self.num_stacks = num_layers, num_stacks
         for name in ("residual_channels", "skip_channels", "num_layers", "num_stacks"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{kind}: expected {name} to be an int >= 1, got {value!r}")
+            validation.check_int(getattr(self, name), name, kind)
         self.wavenet_network = WaveNetNetwork(self.num_levels, residual_channels,
                                               skip_channels, num_layers, num_stacks,
                                               name="wavenet")

@@ -18,6 +18,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from zoo import validation
 from zoo.base import GenerativeModel, SampleOption
 from zoo.diffusion import schedules
 from zoo.diffusion.denoiser import Denoiser
@@ -101,10 +102,7 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
                  sampling_steps=0, **kwargs):
         super().__init__(data_shape=data_shape, num_levels=num_levels, **kwargs)
         kind = type(self).__name__
-        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) \
-                or timesteps < 1:
-            raise ValueError(f"{kind}: expected timesteps to be an int >= 1, got {timesteps!r}")
-        self.timesteps = int(timesteps)
+        self.timesteps = validation.check_int(timesteps, "timesteps", kind)
         self.schedule = schedule
         self.table = schedules.tables(schedules.betas(schedule, self.timesteps))
         if len(self.data_shape) not in (1, 3) or (len(self.data_shape) == 3) != \
@@ -116,10 +114,7 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
             raise ValueError(f"{kind}: expected 0 <= label_dropout < 1, got {label_dropout}")
         for name, value in (("bound_timesteps", bound_timesteps),
                             ("sampling_steps", sampling_steps)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or value < 0:
-                raise ValueError(f"{kind}: expected {name} to be an int >= 0 (0 or T and "
-                                 f"above: all T), got {value!r}")
+            validation.check_int(value, name, kind, at_least=0, hint=" (0 or T and above: all T)")
         self.channels = channels
         self.channel_mults = tuple(channel_mults)
         self.num_res_blocks = num_res_blocks

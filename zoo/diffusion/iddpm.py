@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import validation
 from zoo.diffusion.base import DiffusionModel
 from zoo.diffusion.ddpm import DIGITS, FASHION, POINTS, TRAINING
 from zoo.datasets.toy import for_each_density
@@ -58,10 +59,7 @@ class ImprovedDDPM(DiffusionModel):
                          schedule=schedule, **kwargs)
         if not float(vlb_weight) >= 0:
             raise ValueError(f"ImprovedDDPM: expected vlb_weight >= 0, got {vlb_weight}")
-        if isinstance(history_length, bool) or not isinstance(history_length, (int, np.integer)) \
-                or history_length < 1:
-            raise ValueError(f"ImprovedDDPM: expected history_length to be an int >= 1, got "
-                             f"{history_length!r}")
+        validation.check_int(history_length, "history_length", "ImprovedDDPM")
         self.vlb_weight = float(vlb_weight)
         self.history_length = int(history_length)
         # MEAN aggregation: replicas apply the same (gathered) update.

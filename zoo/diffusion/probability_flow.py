@@ -201,12 +201,8 @@ class ProbabilityFlow:
         from zoo.metrics.likelihood import NonFiniteMetricError, bits_per_dim
 
         where = f"{self.name}: probability flow"
-        for name, value, none in (("probability_flow_examples", max_examples, True),
-                                  ("probability_flow_steps", num_steps, False)):
-            if not (value is None and none) and (isinstance(value, bool) or not isinstance(
-                    value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{where}: expected {name} to be an int >= 1"
-                                 + (" or None" if none else "") + f", got {value!r}")
+        validation.check_int(max_examples, "probability_flow_examples", where, none=True)
+        num_steps = validation.check_int(num_steps, "probability_flow_steps", where)
         x = examples(data, max_examples)
         trace = self.flow_trace()
         total = 0.0

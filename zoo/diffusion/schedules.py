@@ -33,10 +33,7 @@ def betas(schedule, num_timesteps):
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown noise schedule {schedule!r}; expected one of "
                          f"{list(SCHEDULES)}")
-    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) \
-            or num_timesteps < 1:
-        raise ValueError(f"expected num_timesteps to be an int >= 1, got {num_timesteps!r}")
-    T = int(num_timesteps)
+    T = validation.check_int(num_timesteps, "num_timesteps", "noise schedule")
     if schedule == "linear":
         scale = 1000.0 / T
         return np.linspace(scale * 1e-4, min(scale * 0.02, 0.999), T, dtype=np.float64)

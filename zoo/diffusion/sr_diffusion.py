@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import validation
 from zoo.base import GenerativeModel
 from zoo.completion import Completion
 from zoo.diffusion import schedules
@@ -86,10 +87,7 @@ class SuperResolutionDiffusion(DiffusionModel):
                 or self.data_shape[0] % factor or self.data_shape[1] % factor:
             raise ValueError(f"{kind}: expected factor to be an int >= 2 that divides the "
                              f"height and width {self.data_shape[:2]}, got {factor!r}")
-        if isinstance(bank_size, bool) or not isinstance(bank_size, (int, np.integer)) \
-                or bank_size < 1:
-            raise ValueError(f"{kind}: expected bank_size to be an int >= 1, got "
-                             f"{bank_size!r}")
+        validation.check_int(bank_size, "bank_size", kind)
         self.factor = int(factor)
         self.bank_size = int(bank_size)
         self.low_shape = (self.data_shape[0] // self.factor, self.data_shape[1] // self.factor,
