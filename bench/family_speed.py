@@ -242,7 +242,9 @@ def measure_xla(name, xla, spe, steps):
 # code). Ours and torch at 1 and 2 threads, each (implementation, model,
 # threads) one fresh process that trains then samples.
 AR_PRESETS = {"pixelcnn": "digits", "transformer": "fortunes"}
-AR_STEPS = {"pixelcnn": 30, "transformer": 4}  # timed training steps (--steps-scale)
+# Timed training steps (times --steps-scale): fits shorter than AUTO_MIN_STEPS
+# (200) run one step per execution; --steps-scale 7 lets "auto" choose for pixelcnn.
+AR_STEPS = {"pixelcnn": 30, "transformer": 4}
 AR_SAMPLES = {"pixelcnn": 16, "transformer": 8}  # examples per draw
 AR_BATCH = {"pixelcnn": 64, "transformer": 64}  # the presets' (zoo train's) batch sizes
 # Table rows: (model, what, ours' measurement, torch's measurement).
@@ -261,12 +263,14 @@ AR_ROWS = (
 
 
 def measure_autoregressive(name, threads, steps, n):
-    """The zoo's `name` at its ``AR_PRESETS`` preset: ``fit`` of ``WARMUP`` steps,
-    then one of `steps` timed (Adam at the preset's rate and batch, compiled at
-    the zoo's defaults); then draws of `n` examples (bench/autoregressive_sampling.py):
-    ``sample``'s compiled loop (and, for a model with a cached step, the loop
-    with the whole network at each step) timed after one untimed draw (its
-    tracing), the eager Python loop after one eager pass of the network."""
+    """The zoo's `name` at its ``AR_PRESETS`` preset: a first ``fit`` (of
+    ``WARMUP`` steps; at `steps` >= ``AUTO_MIN_STEPS``, of `steps`, in which
+    "auto" chooses the steps per execution), then one of `steps` timed (Adam at
+    the preset's rate and batch, compiled at the zoo's defaults); then draws of
+    `n` examples (bench/autoregressive_sampling.py): ``sample``'s compiled loop
+    (and, for a model with a cached step, the loop with the whole network at
+    each step) timed after one untimed draw (its tracing), the eager Python
+    loop after one eager pass of the network."""
     phases, last = {}, [time.perf_counter()]
 
     def mark(phase):  # the wall time of each phase (s)
@@ -279,6 +283,7 @@ def measure_autoregressive(name, threads, steps, n):
 
     import zoo
     from zoo.autoregressive.base import AutoregressiveModel
+    from zoo.fitting import AUTO_MIN_STEPS
     from zoo.registry import entry
 
     dataset = AR_PRESETS[name]
@@ -289,7 +294,8 @@ def measure_autoregressive(name, threads, steps, n):
     model.compile(**model.training_optimizers(training["learning_rate"]))
     data = zoo.datasets.load(dataset, "train", batch, repeat=True, drop_remainder=True)
     mark("set_up")  # TensorFlow's import included
-    model.fit(data, steps_per_epoch=WARMUP, epochs=1, verbose=0)
+    warmup = steps if steps >= AUTO_MIN_STEPS else WARMUP  # as measure_peers
+    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
     mark("first_fit")
     start = time.perf_counter()
     history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -512,7 +518,9 @@ def autoregressive_part(args):
             runs[key].append(run(cmd, args.timeout))
             got = runs[key][-1]
             print(f"  repeat {r + 1}/{args.repeats} {' '.join(map(str, key))}: " + (
-                f"train {got['examples_per_s']:.0f} ex/s, sampling " + ", ".join(
+                f"train {got['examples_per_s']:.0f} ex/s"
+                + (f" ({got['steps_per_execution']} steps/execution)"
+                   if "steps_per_execution" in got else "") + ", sampling " + ", ".join(
                     f"{k} {v['examples_per_s']:.2f} ex/s" for k, v in got["sampling"].items())
                 if got["examples_per_s"] is not None else f"killed after {args.timeout:.0f} s")
                 + f" ({time.perf_counter() - start:.0f} s)", flush=True)
