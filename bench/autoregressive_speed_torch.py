@@ -9,7 +9,9 @@ bench/family_speed_torch.py:
     ~/venvs/torch/bin/python bench/autoregressive_speed_torch.py --worker pixelcnn --threads 1
 
 bench/family_speed.py runs it that way (``--part autoregressive``),
-interleaved with the zoo's runs, one JSON line per measurement.
+interleaved with the zoo's runs, one JSON line per measurement. ``--check``
+tests the peers instead: each PixelCNN output depends on the pixels before it
+only, and the cached step gives minGPT's logits at every position.
 
 The peers, layer for layer the sizes of the zoo's presets:
 
