@@ -39,6 +39,16 @@ the zoo's (the NLL summed over dimensions, averaged over the batch), on
 uniformly random levels (speed does not depend on the values; the zoo trains
 on the datasets). Timing: ``--warmup`` steps, then ``--steps`` timed; sampling
 one untimed draw of ``-n`` examples, then ``--sample-repeats`` timed.
+
+What still differs from the zoo's models (same layers, same sizes): minGPT's
+GELU is the tanh approximation (the zoo's the exact one), its embeddings a
+lookup (the zoo's a one-hot product, for dense gradients), its head has no bias
+(256 parameters fewer), its trainer's AdamW, weight decay and gradient clipping
+are left out (Adam, as the zoo's); its ``generate`` runs the sequence drawn so
+far (1 to 128 positions), the zoo's loop without cache all 128 at every step,
+and the zoo's cached step attends over the whole preallocated cache, masked,
+where the peer's attends over the positions so far (fixed shapes in a
+``tf.while_loop``).
 """
 
 import argparse
