@@ -70,7 +70,7 @@ Part "autoregressive" (not in "all"): the zoo's ``pixelcnn`` (digits preset) and
 ``transformer`` (fortunes preset) against plain PyTorch peers of the same sizes
 (bench/autoregressive_speed_torch.py: the reference PixelCNN and minGPT, in the
 venv of ``--torch-python``), at 1 and 2 threads each: training examples/s and
-sampling examples/s, ours' compiled loop (with and without the transformer's
+sampling examples/s, our compiled loop (with and without the transformer's
 key/value cache) and Python loop against the reference samplers (the section
 ``autoregressive`` below says what is timed). It writes the "autoregressive"
 entry of the JSON and keeps the file's others.
