@@ -4,6 +4,7 @@ and plain PyTorch, with the same networks; and what XLA executions give each fam
     .venv/bin/python bench/family_speed.py --repeats 3          # both parts
     .venv/bin/python bench/family_speed.py --repeats 3 --part peers
     .venv/bin/python bench/family_speed.py --repeats 3 --part xla
+    .venv/bin/python bench/family_speed.py --repeats 3 --part autoregressive
 
 Part "peers". Three keras.io examples (bench/keras_io_generative.py says which,
 and what was changed to put them on 28x28x1 images): the VAE, the DCGAN and
@@ -64,6 +65,15 @@ ratio is XLA / not.
 A measurement that runs past ``--timeout`` seconds (300) is killed and shows as
 "-": on the shared 2-core host, the DCGAN's first XLA fit (its compilation
 included) ran past 10 minutes.
+
+Part "autoregressive" (not in "all"): the zoo's ``pixelcnn`` (digits preset) and
+``transformer`` (fortunes preset) against plain PyTorch peers of the same sizes
+(bench/autoregressive_speed_torch.py: the reference PixelCNN and minGPT, in the
+venv of ``--torch-python``), at 1 and 2 threads each: training examples/s and
+sampling examples/s, our compiled loop (with and without the transformer's
+key/value cache) and Python loop against the reference samplers (the section
+``autoregressive`` below says what is timed). It writes the "autoregressive"
+entry of the JSON and keeps the file's others.
 
 Results go to bench/results/family_speed.json; the tables (markdown) to stdout.
 Never run by the tests.
@@ -221,6 +231,100 @@ def measure_xla(name, xla, spe, steps):
             "loss": float(history.history[model.loss_names[0]][-1])}
 
 
+# ------------------------------------------------------------ autoregressive
+# Part "autoregressive": the zoo's `pixelcnn` (digits preset) and `transformer`
+# (fortunes preset, as the README's text table) against plain PyTorch peers of
+# the same sizes (bench/autoregressive_speed_torch.py: a reference PixelCNN and
+# minGPT): training examples/s through `fit` at the preset's batch and rate, and
+# sampling examples/s of the zoo's `sample` (the compiled loop; the
+# transformer's with and without its key/value cache) and of a Python loop
+# calling the network eagerly once per dimension (bench/autoregressive_sampling.py's
+# code). Ours and torch at 1 and 2 threads, each (implementation, model,
+# threads) one fresh process that trains then samples.
+AR_PRESETS = {"pixelcnn": "digits", "transformer": "fortunes"}
+# Timed training steps (times --steps-scale): fits shorter than AUTO_MIN_STEPS
+# (200) run one step per execution; --steps-scale 7 lets "auto" choose for pixelcnn.
+AR_STEPS = {"pixelcnn": 30, "transformer": 4}
+AR_SAMPLES = {"pixelcnn": 16, "transformer": 8}  # examples per draw
+AR_BATCH = {"pixelcnn": 64, "transformer": 64}  # the presets' (zoo train's) batch sizes
+# Table rows: (model, what, ours' measurement, torch's measurement).
+AR_ROWS = (
+    ("pixelcnn", "training (ex/s)", "train", "train"),
+    ("pixelcnn", "sampling (images/s): compiled loop / naive", "compiled", "naive"),
+    ("pixelcnn", "sampling (images/s): Python loop / naive", "python", "naive"),
+    ("transformer", "training (ex/s)", "train", "train"),
+    ("transformer", "sampling (seq/s): compiled loop + cache / KV cache", "compiled",
+     "cache"),
+    ("transformer", "sampling (seq/s): compiled loop, no cache / minGPT generate",
+     "compiled_nocache", "nocache"),
+    ("transformer", "sampling (seq/s): Python loop, no cache / minGPT generate", "python",
+     "nocache"),
+)
+
+
+def measure_autoregressive(name, threads, steps, n):
+    """The zoo's `name` at its ``AR_PRESETS`` preset: a first ``fit`` (of
+    ``WARMUP`` steps; at `steps` >= ``AUTO_MIN_STEPS``, of `steps`, in which
+    "auto" chooses the steps per execution), then one of `steps` timed (Adam at
+    the preset's rate and batch, compiled at the zoo's defaults); then draws of
+    `n` examples (bench/autoregressive_sampling.py): ``sample``'s compiled loop
+    (and, for a model with a cached step, the loop with the whole network at
+    each step) timed after one untimed draw (its tracing), the eager Python
+    loop after one eager pass of the network."""
+    phases, last = {}, [time.perf_counter()]
+
+    def mark(phase):  # the wall time of each phase (s)
+        now = time.perf_counter()
+        phases[phase], last[0] = now - last[0], now
+
+    set_threads(threads)
+    import autoregressive_sampling as ars  # bench/, the scripts' folder
+    import tensorflow as tf
+
+    import zoo
+    from zoo.autoregressive.base import AutoregressiveModel
+    from zoo.fitting import AUTO_MIN_STEPS
+    from zoo.registry import entry
+
+    dataset = AR_PRESETS[name]
+    training = entry(name).training_for(dataset)
+    batch = training["batch_size"]
+    assert batch == AR_BATCH[name], f"{name}'s preset batch is {batch}: update AR_BATCH"
+    model = zoo.get(name, dataset=dataset)
+    model.compile(**model.training_optimizers(training["learning_rate"]))
+    data = zoo.datasets.load(dataset, "train", batch, repeat=True, drop_remainder=True)
+    mark("set_up")  # TensorFlow's import included
+    warmup = steps if steps >= AUTO_MIN_STEPS else WARMUP  # as measure_peers
+    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
+    mark("first_fit")
+    start = time.perf_counter()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    mark("timed_fit")
+    seed = model.stateless_seed(0)
+    draws = {"compiled": lambda: model.sample(n, seed=0)}
+    if type(model).step_params is not AutoregressiveModel.step_params:  # a cached step
+        whole = ars.uncached(zoo.get(name, dataset=dataset))
+        draws["compiled_nocache"] = lambda: whole.sample(n, seed=0)
+    per_draw = {}
+    for k, draw in draws.items():
+        per_draw[k] = ars.timed(draw, 1)
+        mark(k)
+    model.params(tf.zeros((n,) + model.data_shape))  # one eager pass first, not a whole draw
+    start = time.perf_counter()
+    ars.python_loop(model, n, seed)
+    per_draw["python"] = time.perf_counter() - start
+    mark("python")
+    return {"impl": "ours", "model": name, "dataset": dataset, "threads": threads,
+            "parameters": model.count_params(), "batch": batch, "steps": steps,
+            "seconds": seconds, "examples_per_s": steps * batch / seconds,
+            "steps_per_execution": model.steps_per_execution,
+            "loss": float(history.history["loss"][-1]), "n": n,
+            "symbols_per_example": model.event_size, "phase_seconds": phases,
+            "sampling": {k: {"examples_per_s": n / v, "symbols_per_s": n * model.event_size / v}
+                         for k, v in per_draw.items()}}
+
+
 # ------------------------------------------------------------------ driver
 def run(cmd, timeout):
     """The JSON line of a worker; one that runs past `timeout` seconds is killed
@@ -252,7 +356,7 @@ def ratio(a, b):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "peers", "xla"), default="all")
+    parser.add_argument("--part", choices=("all", "peers", "xla", "autoregressive"), default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiplies each model's timed steps (STEPS)")
@@ -269,6 +373,8 @@ def main():
                         help="seconds after which a measurement is killed (shown as '-')")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if "autoregressive" in (args.part, (args.worker or [""])[0]):
+        return autoregressive_part(args)
     if args.worker:
         kind, *rest = args.worker
         if kind == "xla":
@@ -377,6 +483,92 @@ def main():
                    "xla": xla_table,
                    "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
                   f, indent=1)
+
+
+def autoregressive_part(args):
+    """``--part autoregressive`` (and its workers): ours and the torch peers
+    interleaved in fresh processes, medians over ``--repeats``; one markdown
+    table, and the "autoregressive" entry of bench/results/family_speed.json
+    (the file's other entries kept)."""
+    if args.worker:
+        _, name, threads, steps, n = args.worker
+        print(json.dumps(measure_autoregressive(name, int(threads), int(steps), int(n))))
+        return
+    me = [sys.executable, os.path.abspath(__file__), "--worker", "autoregressive"]
+    only = set(args.only.split(",")) - {""}
+    torch = args.torch_python and os.path.exists(args.torch_python)
+    if args.torch_python and not torch:
+        print(f"(no {args.torch_python}: torch skipped, see bench/autoregressive_speed_torch.py)")
+    jobs = {}
+    for name in AR_PRESETS:
+        if only and name not in only:
+            continue
+        steps, n = str(max(1, round(AR_STEPS[name] * args.steps_scale))), str(AR_SAMPLES[name])
+        for threads in (2, 1):
+            jobs["ours", name, threads] = me + [name, str(threads), steps, n]
+            if torch:
+                jobs["torch", name, threads] = [
+                    args.torch_python, os.path.join(HERE, "autoregressive_speed_torch.py"),
+                    "--worker", name, "--threads", str(threads), "--steps", steps,
+                    "--warmup", str(WARMUP), "-n", n, "--batch", str(AR_BATCH[name])]
+    runs = {key: [] for key in jobs}
+    for r in range(args.repeats):  # interleaved: every configuration once per repeat
+        for key, cmd in jobs.items():
+            start = time.perf_counter()
+            runs[key].append(run(cmd, args.timeout))
+            got = runs[key][-1]
+            print(f"  repeat {r + 1}/{args.repeats} {' '.join(map(str, key))}: " + (
+                f"train {got['examples_per_s']:.0f} ex/s"
+                + (f" ({got['steps_per_execution']} steps/execution)"
+                   if "steps_per_execution" in got else "") + ", sampling " + ", ".join(
+                    f"{k} {v['examples_per_s']:.2f} ex/s" for k, v in got["sampling"].items())
+                if got["examples_per_s"] is not None else f"killed after {args.timeout:.0f} s")
+                + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    def value(impl, name, threads, what):
+        """The median over the repeats of training or a sampler's examples/s."""
+        values = [r["examples_per_s"] if what == "train" else r["sampling"][what]["examples_per_s"]
+                  for r in runs.get((impl, name, threads), [])
+                  if r.get("examples_per_s") is not None]
+        return statistics.median(values) if values else None
+
+    print(f"\n{os.cpu_count()} CPU cores; medians of {args.repeats} fresh processes; ours "
+          "(the zoo's preset) / torch (bench/autoregressive_speed_torch.py) at the same "
+          "threads\n")
+    for name in [n for n in AR_PRESETS if ("ours", n, 2) in runs]:
+        sizes = {impl: next((r["parameters"] for r in runs.get((impl, name, 2), [])
+                             if "parameters" in r), "-") for impl in ("ours", "torch")}
+        print(f"{name} ({AR_PRESETS[name]} preset, batch {AR_BATCH[name]}, draws of "
+              f"{AR_SAMPLES[name]}): {sizes['ours']} parameters ours, {sizes['torch']} torch")
+    print("\n| model | measure (ours / torch) | ours 2 threads | torch 2 threads | "
+          "ours/torch (2 threads) | ours 1 thread | torch 1 thread | ours/torch (1 thread) |")
+    print("|---|---|---|---|---|---|---|---|")
+    table = []
+    for name, what, ours, peer in AR_ROWS:
+        if ("ours", name, 2) not in runs:
+            continue
+        row = {"model": name, "measure": what, "ours": ours, "torch": peer}
+        for threads in (2, 1):
+            row[f"ours_{threads}t"] = value("ours", name, threads, ours)
+            row[f"torch_{threads}t"] = value("torch", name, threads, peer)
+            row[f"ratio_{threads}t"] = ratio(row[f"ours_{threads}t"], row[f"torch_{threads}t"])
+        table.append(row)
+        digits = 0 if what.startswith("training") else 2
+        print(f"| {name} | {what} | {fmt(row['ours_2t'], digits)} | "
+              f"{fmt(row['torch_2t'], digits)} | {fmt(row['ratio_2t'], 2)} | "
+              f"{fmt(row['ours_1t'], digits)} | {fmt(row['torch_1t'], digits)} | "
+              f"{fmt(row['ratio_1t'], 2)} |")
+    path = os.path.join(RESULTS, "family_speed.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    results["autoregressive"] = {
+        "args": vars(args), "cpu_count": os.cpu_count(), "table": table,
+        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
