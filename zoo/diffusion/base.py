@@ -29,6 +29,8 @@ from zoo.validation import on_batches
 
 # Models of at most this many timesteps run their loops eagerly when called eagerly.
 EAGER_TIMESTEPS = 16
+# RePaint's resamplings at most (a schedule of up to 2 MAX_RESAMPLE T steps).
+MAX_RESAMPLE = 1000
 
 
 class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, GenerativeModel):
@@ -94,6 +96,14 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     learned_variance = False
     # Fixed by a subclass: its schedule.
     fixed_parameters = ()
+    # RePaint's (``complete`` only; a subclass that cannot complete has none).
+    complete_options = {
+        "resample": SampleOption(1, "int32", at_least=1, at_most=MAX_RESAMPLE,
+                                 doc="RePaint's r: each stretch of jump steps denoised r "
+                                     "times (1: the replacement method)"),
+        "jump": SampleOption(1, "int32", at_least=1,
+                             doc="RePaint's jump length j (at most num_steps)"),
+    }
 
     def __init__(self, data_shape, num_levels=None, timesteps=1000, schedule="linear",
                  channels=32, channel_mults=(1, 2), num_res_blocks=2, dropout=0.0,
