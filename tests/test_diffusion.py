@@ -222,6 +222,10 @@ def test_completion_keeps_the_known_pixels_bit_for_bit():
     np.testing.assert_array_equal(out[mask == 1], x[mask == 1])
     assert not np.array_equal(out[mask == 0], x[mask == 0])
     assert np.all((out >= 0) & (out <= 16))
+    repainted = model.complete(x, mask, seed=3, eta=0.5, resample=2, jump=2).numpy()
+    np.testing.assert_array_equal(repainted[mask == 1], x[mask == 1])
+    assert not np.array_equal(repainted, out)
+    assert np.all((repainted >= 0) & (repainted <= 16))
 
 
 def get_schedule_jump(t_T, jump_length, jump_n_sample):

@@ -66,7 +66,10 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     ``label``. Images clip each predicted ``x_0`` to ``[-1, 1]``. The loop over the
     steps is one ``tf.while_loop``. ``encode``/``decode`` are DDIM's deterministic
     ODE (``eta = 0``, no clipping) from data to ``x_T`` and back. Completion
-    (``complete``) is the replacement method. All of these are the mixin
+    (``complete``) is the replacement method, or with ``complete``'s own options
+    ``resample`` r and ``jump`` j RePaint's resampling (Lugmayr et al., CVPR 2022,
+    https://arxiv.org/abs/2201.09865: every j steps, back up j steps and down
+    again, r times in all; r = 1 the replacement method). All of these are the mixin
     :class:`~zoo.diffusion.sampling.DiffusionSampling`'s.
 
     Class conditioning (``num_classes > 0``): a class embedding conditions the

@@ -1,14 +1,17 @@
 """The diffusion family's sampler: the reverse process as one ``tf.while_loop``
 (DDPM's ancestral steps and DDIM's, with classifier-free guidance and the
-replacement method's completion), and DDIM's deterministic ODE both ways
-(``encode``/``decode``).
+replacement method's completion and RePaint's), and DDIM's deterministic ODE
+both ways (``encode``/``decode``).
 
 Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
 https://arxiv.org/abs/2010.02502 (the sampler with ``eta`` and the deterministic
 ``encode``/``decode``); Ho & Salimans, "Classifier-Free Diffusion Guidance", 2022,
 https://arxiv.org/abs/2207.12598 (``guidance``); Song et al., "Score-Based
 Generative Modeling through Stochastic Differential Equations", ICLR 2021, App.
-I.2 (completion by replacement).
+I.2 (completion by replacement); Lugmayr et al., "RePaint: Inpainting using
+Denoising Diffusion Probabilistic Models", CVPR 2022,
+https://arxiv.org/abs/2201.09865 (completion with resampling: ``resample``,
+``jump``).
 """
 
 import tensorflow as tf
@@ -27,7 +30,9 @@ class DiffusionSampling:
     deterministic ODE (``eta = 0``, no clipping) from data to ``x_T`` and back.
     Completion is the replacement method: after every sampler step the kept
     values are replaced by a fresh draw of ``q(x_t | x_0)`` at that step's
-    timestep. It uses the model's schedule (``timesteps``, ``table``,
+    timestep; with the ``complete_options`` ``resample`` r > 1 and ``jump`` j,
+    RePaint's: the loop goes back up j steps by the forward process after every
+    j steps down, and redoes them, r times in all. It uses the model's schedule (``timesteps``, ``table``,
     ``const``), network (``network_output``, ``split_output``), scaling
     (``scale``, ``unscale``) and ``run_compiled``.
     """
