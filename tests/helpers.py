@@ -204,8 +204,9 @@ def signature_inputs(model, specs, seed=0):
     for spec in specs:
         shape = list(spec.shape)
         if not shape:
-            if spec.name in model.sample_options:
-                value = model.sample_options[spec.name].default
+            options = model.options_of("complete")  # the sampler's, completion's own
+            if spec.name in options:
+                value = options[spec.name].default
             elif spec.name in SCALAR_INPUTS:
                 value = SCALAR_INPUTS[spec.name]
             else:
@@ -255,7 +256,7 @@ def bad_input_probes(model, inputs_by_signature):
     the call succeeds with a leading dimension of 0 in every output. Batched inputs
     get NaN, a wrong size, a wrong rank and an empty batch (and, for raw images,
     values above and below the levels); ``sample`` gets n = 0, n = -1 and each
-    option at its bound.
+    option at its bound, ``complete`` each of its ``complete_options``.
     """
     probes = {}
     signatures = model.serving_signatures()
@@ -295,7 +296,9 @@ def bad_input_probes(model, inputs_by_signature):
         if sig == "sample":
             probe("zero", "n", np.asarray(0, np.int32), "empty")
             probe("negative", "n", np.asarray(-1, np.int32), "expected n >= 0")
-            for name, option in model.sample_options.items():
+        if sig in ("sample", "complete"):
+            options = model.sample_options if sig == "sample" else model.complete_options
+            for name, option in options.items():
                 if option.above is not None:
                     probe("at-bound", name, np.asarray(option.above, option.dtype),
                           f"expected {name} > ")
@@ -474,6 +477,9 @@ def assert_export_matches(model, inputs_by_signature, folder, outputs, report):
             assert_close(session[f"{sig}/{key}"], value, f"session loader {sig}/{key}")
     assert report["defaults"]["sample"] == {
         name: option.default for name, option in model.sample_options.items()}
+    if "complete" in signatures:
+        assert report["defaults"]["complete"] == {
+            name: option.default for name, option in model.options_of("complete").items()}
 
     weights = model.trainable_weights
     assert report["num_trainable_variables"] == len(weights)

@@ -138,7 +138,8 @@ def test_keras_file_loads_after_import_zoo_alone(case, request):
 # among them) in the slow suite.
 EXPORT_DEFAULT = {"realnvp-moons", "glow-digits", "ffjord-moons", "sngan-digits-num_classes",
                   "vae-digits-num_classes", "diagonal_gaussian-moons",
-                  "gated_pixelcnn-digits-num_classes"}
+                  "gated_pixelcnn-digits-num_classes",
+                  "iddpm-moons"}  # complete_options (RePaint's) in a signature
 
 
 @pytest.fixture(scope="module")

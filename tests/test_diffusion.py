@@ -222,6 +222,113 @@ def test_completion_keeps_the_known_pixels_bit_for_bit():
     np.testing.assert_array_equal(out[mask == 1], x[mask == 1])
     assert not np.array_equal(out[mask == 0], x[mask == 0])
     assert np.all((out >= 0) & (out <= 16))
+    repainted = model.complete(x, mask, seed=3, eta=0.5, resample=2, jump=2).numpy()
+    np.testing.assert_array_equal(repainted[mask == 1], x[mask == 1])
+    assert not np.array_equal(repainted, out)
+    assert np.all((repainted >= 0) & (repainted <= 16))
+
+
+def get_schedule_jump(t_T, jump_length, jump_n_sample):
+    """RePaint's official schedule (andreas128/RePaint, guided_diffusion/scheduler.py,
+    ``get_schedule_jump`` with one sample per step and no second or third jumps),
+    rebuilt as its loop: down one step at a time, and at each jump point up
+    ``jump_length`` steps, ``jump_n_sample - 1`` times; -1 at the end."""
+    jumps = {j: jump_n_sample - 1 for j in range(0, t_T - jump_length, jump_length)}
+    t, ts = t_T, []
+    while t >= 1:
+        t -= 1
+        ts.append(t)
+        if jumps.get(t, 0) > 0:
+            jumps[t] -= 1
+            for _ in range(jump_length):
+                t += 1
+                ts.append(t)
+    return ts + [-1]
+
+
+def test_repaint_schedule_is_the_official_one():
+    for num_steps in (1, 2, 5, 13):
+        for jump in range(1, num_steps + 1):
+            for resample in (1, 2, 3):
+                expected = get_schedule_jump(num_steps, jump, resample)
+                got = schedules.repaint_schedule(num_steps, resample, jump).numpy()
+                np.testing.assert_array_equal(got, expected,
+                                              err_msg=f"{num_steps}, {resample}, {jump}")
+                jumps = len(range(0, num_steps - jump, jump))
+                assert len(got) == num_steps + 1 + 2 * jump * (resample - 1) * jumps
+    # the paper's setting: T = 250, j = 10, r = 10
+    np.testing.assert_array_equal(schedules.repaint_schedule(250, 10, 10).numpy(),
+                                  get_schedule_jump(250, 10, 10))
+    traced = tf.function(schedules.repaint_schedule)(tf.constant(13), tf.constant(3),
+                                                     tf.constant(4))
+    np.testing.assert_array_equal(traced.numpy(), get_schedule_jump(13, 4, 3))
+
+
+@pytest.fixture(scope="module")
+def points_ddpm():
+    """A perturbed ddpm on moons, T = 20 (above 16 timesteps its loops run
+    compiled), and its complete signature's function and inputs."""
+    model = zoo.get("ddpm", dataset="moons", timesteps=20, hidden_units=8, num_hidden=1,
+                    ema_decay=0.0)
+    rng = np.random.default_rng(0)
+    for v in model.trainable_weights:
+        v.assign(v.numpy() + 0.3 * rng.standard_normal(v.shape).astype("float32"))
+    fn, specs = model.serving_signatures()["complete"]
+    return model, specs, fn
+
+
+def test_repaint_keeps_the_known_values_and_resample_one_is_the_replacement_method(
+        points_ddpm):
+    model, specs, _ = points_ddpm
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 2)).astype("float32")
+    mask = np.array([[1, 0], [0, 1]] * 3, np.float32)
+    replaced = model.complete(x, mask, seed=3, eta=0.5).numpy()
+    # the replacement method: the sampler's loop with the known values, no jumps
+    seed = model.stateless_seed(3)
+    z = tf.random.stateless_normal(x.shape, tf.random.experimental.stateless_fold_in(seed, 0))
+    plain = tf.function(lambda z: model.run_sampler(
+        z, tf.random.experimental.stateless_fold_in(seed, 1), 20, 0.5, known=(x, mask)))(z)
+    np.testing.assert_array_equal(replaced, np.where(mask > 0.5, x, plain.numpy()))
+    np.testing.assert_array_equal(model.complete(x, mask, seed=3, eta=0.5, resample=1,
+                                                 jump=7).numpy(), replaced)
+    repainted = model.complete(x, mask, seed=3, eta=0.5, resample=3, jump=5).numpy()
+    np.testing.assert_array_equal(repainted[mask == 1], x[mask == 1])  # bit for bit
+    assert np.all(np.isfinite(repainted))
+    assert not np.array_equal(repainted[mask == 0], replaced[mask == 0])
+    np.testing.assert_array_equal(
+        model.complete(x, mask, seed=3, eta=0.5, resample=3, jump=5).numpy(), repainted)
+    assert not np.array_equal(
+        model.complete(x, mask, seed=4, eta=0.5, resample=3, jump=5).numpy(), repainted)
+    assert [s.name for s in specs] == ["x", "mask", "seed", "num_steps", "eta", "resample",
+                                       "jump"]  # (the contract checks the export's numbers)
+
+
+def test_repaint_options_give_clear_errors(points_ddpm):
+    model, specs, _ = points_ddpm
+    x = np.zeros((2, 2), np.float32)
+    mask = np.ones_like(x)
+    for options, expected in [(dict(resample=0), r"expected resample in \[1, 1000\], got 0"),
+                              (dict(resample=1001), r"expected resample in \[1, 1000\]"),
+                              (dict(jump=0), "expected jump >= 1, got 0"),
+                              (dict(jump=3, num_steps=2),
+                               "expected jump <= num_steps, got jump=3 and num_steps=2"),
+                              (dict(jump=21),
+                               "expected jump <= num_steps, got jump=21 and num_steps=20")]:
+        with pytest.raises(ValueError, match=f"ddpm.complete: {expected}"):
+            model.complete(x, mask, seed=0, **options)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['resample'\]"):
+        model.sample(2, seed=0, resample=2)  # completion's alone
+    # traced, as in the complete signature: graph assertions (the contract's
+    # export probes call the signature itself)
+    checked = tf.function(lambda *values: model.check_options(
+        dict(zip(["num_steps", "eta", "resample", "jump"], values)), "complete")["jump"])
+    assert int(checked(np.int32(20), np.float32(1.0), np.int32(3), np.int32(20))) == 20
+    for values, expected in [((2, 1.0, 1, 3), "expected jump <= num_steps"),
+                             ((20, 1.0, 0, 1), r"expected resample in \[1, 1000\]"),
+                             ((20, 1.0, 1, 0), "expected jump >= 1")]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"ddpm.complete: {expected}"):
+            checked(*(np.asarray(v, s.dtype.as_numpy_dtype) for v, s in zip(values, specs[3:])))
 
 
 def test_guidance_zero_is_the_conditional_model_and_guidance_mixes_in_the_null_label():

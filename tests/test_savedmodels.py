@@ -269,6 +269,28 @@ def test_rest_and_grpc_requests_encode_each_signature(two_models):
             assert set(outputs) == set(definition.outputs), sig
 
 
+def test_example_requests_leave_out_the_options_with_defaults(tmp_path):
+    """The sampler's options of ``sample`` and ``complete``, and the complete-only
+    ones (``complete_options`` in zoo.json), have defaults in the SignatureDef: the
+    example requests leave them out (an int option's example, 0, may be out of its
+    range, as ``num_steps`` > 0 is)."""
+    version = tmp_path / "ddpm" / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    scalar = {"dtype": "int32", "shape": []}
+    data = {"dtype": "float32", "shape": [None, 2]}
+    signatures = {"sample": {"inputs": {"n": scalar, "seed": scalar, "num_steps": scalar}},
+                  "complete": {"inputs": {"x": data, "mask": data, "seed": scalar,
+                                          "num_steps": scalar, "jump": scalar}}}
+    (version / "assets.extra" / "zoo.json").write_text(json.dumps({
+        "signatures": {"serving_default": signatures["sample"], **signatures},
+        "sample_options": {"num_steps": {"default": 4}},
+        "complete_options": {"jump": {"default": 1}}}))
+    requests = zoo.savedmodels.example_requests(tmp_path)
+    assert set(requests["ddpm", "sample"]) == {"n", "seed"}
+    assert set(requests["ddpm", "complete"]) == {"x", "mask", "seed"}
+
+
 def test_printed_grpc_client_is_served_by_the_session_loader(two_models, monkeypatch, capsys):
     """The gRPC program `zoo serve` prints, run with its stub answering through the
     TF1 session loader (the loading path of TF Serving's C++ SavedModelBundle):

@@ -82,9 +82,10 @@ class SampleOption:
         return validation.expected_number(name, self.above, self.below, self.at_least,
                                           self.at_most)
 
-    def check(self, model, name, value):
-        """The value as a Python number (eager) or a checked tensor (traced)."""
-        return validation.check_number(value, name, f"{model.name}.sample", self.dtype,
+    def check(self, model, name, value, where="sample"):
+        """The value as a Python number (eager) or a checked tensor (traced); `where`
+        is the method in messages."""
+        return validation.check_number(value, name, f"{model.name}.{where}", self.dtype,
                                        self.above, self.below, self.at_least, self.at_most)
 
 
@@ -366,15 +367,24 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
         """A stateless seed (shape [2] int32) from an int/tensor seed, random if None."""
         return validation.stateless_seed(seed, self.name)
 
+    def options_of(self, where):
+        """The options the method `where` takes: ``sample_options``, and for
+        ``complete`` also the model's ``complete_options``
+        (:class:`~zoo.completion.Completion`)."""
+        if where == "complete":
+            return {**self.sample_options, **self.complete_options}
+        return self.sample_options
+
     def check_options(self, options, where):
-        """Every sampler option of ``sample_options`` checked, its default where
+        """Every option `where` takes (:meth:`options_of`) checked, its default where
         `options` does not give it; a TypeError names unknown ones."""
-        unknown = sorted(set(options) - set(self.sample_options))
+        declared = self.options_of(where)
+        unknown = sorted(set(options) - set(declared))
         if unknown:
             raise TypeError(f"{self.name}.{where}: unknown option(s) {unknown}; its options: "
-                            f"{sorted(self.sample_options) or 'none'}")
-        return {name: option.check(self, name, options.get(name, option.default))
-                for name, option in self.sample_options.items()}
+                            f"{sorted(declared) or 'none'}")
+        return {name: option.check(self, name, options.get(name, option.default), where)
+                for name, option in declared.items()}
 
     # ---------------------------------------------------------------- sampling
     def sample(self, n, seed=None, **options):
@@ -466,14 +476,14 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
         return self.with_option_inputs(sample, [tf.TensorSpec([], tf.int32, name="n"),
                                                 tf.TensorSpec([], tf.int32, name="seed")])
 
-    def with_option_inputs(self, fn, specs):
-        """(`fn`, `specs` and one scalar input per sampler option), `fn`'s
-        signature naming them, with the options' defaults (which the
-        SignatureDef records)."""
-        names = list(self.sample_options)
-        specs = specs + [tf.TensorSpec([], self.sample_options[k].dtype, name=k) for k in names]
-        defaults = {k: tf.constant(self.sample_options[k].default, self.sample_options[k].dtype)
-                    for k in names}
+    def with_option_inputs(self, fn, specs, options=None):
+        """(`fn`, `specs` and one scalar input per option of `options`, default the
+        sampler options), `fn`'s signature naming them, with the options'
+        defaults (which the SignatureDef records)."""
+        options = self.sample_options if options is None else options
+        names = list(options)
+        specs = specs + [tf.TensorSpec([], options[k].dtype, name=k) for k in names]
+        defaults = {k: tf.constant(options[k].default, options[k].dtype) for k in names}
         fn.__signature__ = _signature(specs, defaults)
         return fn, specs
 

@@ -30,6 +30,8 @@ from zoo.validation import on_batches
 
 # Models of at most this many timesteps run their loops eagerly when called eagerly.
 EAGER_TIMESTEPS = 16
+# RePaint's resamplings at most (a schedule of up to 2 MAX_RESAMPLE T steps).
+MAX_RESAMPLE = 1000
 
 
 class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, GenerativeModel):
@@ -65,7 +67,10 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     ``label``. Images clip each predicted ``x_0`` to ``[-1, 1]``. The loop over the
     steps is one ``tf.while_loop``. ``encode``/``decode`` are DDIM's deterministic
     ODE (``eta = 0``, no clipping) from data to ``x_T`` and back. Completion
-    (``complete``) is the replacement method. All of these are the mixin
+    (``complete``) is the replacement method, or with ``complete``'s own options
+    ``resample`` r and ``jump`` j RePaint's resampling (Lugmayr et al., CVPR 2022,
+    https://arxiv.org/abs/2201.09865: every j steps, back up j steps and down
+    again, r times in all; r = 1 the replacement method). All of these are the mixin
     :class:`~zoo.diffusion.sampling.DiffusionSampling`'s.
 
     Class conditioning (``num_classes > 0``): a class embedding conditions the
@@ -95,6 +100,14 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     learned_variance = False
     # Fixed by a subclass: its schedule.
     fixed_parameters = ()
+    # RePaint's (``complete`` only; a subclass that cannot complete has none).
+    complete_options = {
+        "resample": SampleOption(1, "int32", at_least=1, at_most=MAX_RESAMPLE,
+                                 doc="RePaint's r: each stretch of jump steps denoised r "
+                                     "times (1: the replacement method)"),
+        "jump": SampleOption(1, "int32", at_least=1,
+                             doc="RePaint's jump length j (at most num_steps)"),
+    }
 
     def __init__(self, data_shape, num_levels=None, timesteps=1000, schedule="linear",
                  channels=32, channel_mults=(1, 2), num_res_blocks=2, dropout=0.0,

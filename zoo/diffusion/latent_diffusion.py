@@ -94,6 +94,7 @@ class LatentDiffusion(TwoStage, DiffusionModel):
     fixed_parameters = ("label_dropout",)
     # No completion: the mask is over pixels, the diffusion over the first stage's latents.
     draw_completion = Completion.draw_completion
+    complete_options = {}
 
     def __init__(self, data_shape=(8, 8, 1), num_levels=17, first_stage=None, timesteps=1000,
                  schedule="linear", **kwargs):

@@ -1,14 +1,17 @@
 """The diffusion family's sampler: the reverse process as one ``tf.while_loop``
 (DDPM's ancestral steps and DDIM's, with classifier-free guidance and the
-replacement method's completion), and DDIM's deterministic ODE both ways
-(``encode``/``decode``).
+replacement method's completion and RePaint's), and DDIM's deterministic ODE
+both ways (``encode``/``decode``).
 
 Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021,
 https://arxiv.org/abs/2010.02502 (the sampler with ``eta`` and the deterministic
 ``encode``/``decode``); Ho & Salimans, "Classifier-Free Diffusion Guidance", 2022,
 https://arxiv.org/abs/2207.12598 (``guidance``); Song et al., "Score-Based
 Generative Modeling through Stochastic Differential Equations", ICLR 2021, App.
-I.2 (completion by replacement).
+I.2 (completion by replacement); Lugmayr et al., "RePaint: Inpainting using
+Denoising Diffusion Probabilistic Models", CVPR 2022,
+https://arxiv.org/abs/2201.09865 (completion with resampling: ``resample``,
+``jump``).
 """
 
 import tensorflow as tf
@@ -27,7 +30,9 @@ class DiffusionSampling:
     deterministic ODE (``eta = 0``, no clipping) from data to ``x_T`` and back.
     Completion is the replacement method: after every sampler step the kept
     values are replaced by a fresh draw of ``q(x_t | x_0)`` at that step's
-    timestep. It uses the model's schedule (``timesteps``, ``table``,
+    timestep; with the ``complete_options`` ``resample`` r > 1 and ``jump`` j,
+    RePaint's: the loop goes back up j steps by the forward process after every
+    j steps down, and redoes them, r times in all. It uses the model's schedule (``timesteps``, ``table``,
     ``const``), network (``network_output``, ``split_output``), scaling
     (``scale``, ``unscale``) and ``run_compiled``.
     """
@@ -38,7 +43,19 @@ class DiffusionSampling:
                              f"trained with label dropout (num_classes > 0 and "
                              f"label_dropout > 0), got num_classes={self.num_classes} and "
                              f"label_dropout={self.label_dropout}")
-        return super().check_options(options, where)
+        values = super().check_options(options, where)
+        if where == "complete" and "jump" in values:  # (a longer jump leaves the schedule)
+            values["jump"] = self.check_jump(values["jump"], values["num_steps"])
+        return values
+
+    def check_jump(self, jump, num_steps):
+        """`jump` checked to be at most `num_steps`: eagerly, or by a graph assertion."""
+        message = f"{self.name}.complete: expected jump <= num_steps"
+        if not (validation.traced(jump) or validation.traced(num_steps)):
+            return validation.check(jump, lambda v: v <= num_steps, None, message,
+                                    got=lambda v: f"jump={v} and num_steps={num_steps}")
+        both = tf.stack([tf.cast(jump, tf.int32), tf.cast(num_steps, tf.int32)])
+        return validation.check(both, None, lambda v: v[0] <= v[1], message)[0]
 
     def guided_eps(self, x, t, labels, guidance):
         """The network's (eps, v) at ``(x, t)`` with the EMA weights, eps guided
@@ -56,20 +73,37 @@ class DiffusionSampling:
         return tf.cond(guidance > 0, guided, lambda: eps), v
 
     def run_sampler(self, x, seed, num_steps, eta, guidance=None, labels=None, known=None,
-                    clip=None):
+                    clip=None, repaint=None):
         """The reverse process from `x` (at timestep T - 1) over `num_steps`
         respaced steps, as one ``tf.while_loop``: DDIM's update with `eta` (noise
         variance ``eta^2 sigma^2``, sigma^2 the model's variance of the respaced
         step; no noise at the last step), each step's noise from `seed` folded
-        with the step. `known`: ``(x0, mask)`` of the replacement method."""
+        with the step. `known`: ``(x0, mask)`` of the replacement method.
+        `repaint`: ``(resample, jump)``, with `known`: the steps follow RePaint's
+        schedule (:func:`~zoo.diffusion.schedules.repaint_schedule`), in which a
+        step up from respaced index k to k + 1 is a draw of ``q(x_{t_{k+1}} |
+        x_{t_k})`` (``abar_{t_{k+1}} / abar_{t_k}``); the loop's i-th step draws
+        its noise from `seed` folded with i, so ``resample = 1`` is the
+        replacement method bit for bit."""
         clip = self.num_levels is not None if clip is None else clip
         timesteps = schedules.respaced_timesteps(self.timesteps, num_steps)
         abar_all = tf.constant(self.table["alphas_cumprod"], tf.float64)
         eta = tf.cast(eta, tf.float32)
         count = tf.shape(timesteps)[0]
 
-        def body(i, x):
-            t_index = count - 1 - i
+        def replace(x, t_index, step_seed):
+            """`x` with the known values drawn fresh at respaced index `t_index`
+            (-1: the data itself)."""
+            known_x0, mask = known
+            t = tf.fill(tf.shape(x)[:1], timesteps[tf.maximum(t_index, 0)])
+            fresh = tf.random.stateless_normal(
+                tf.shape(x), tf.random.experimental.stateless_fold_in(step_seed, 1))
+            noised = schedules.q_sample(known_x0, t, fresh, self.const("alphas_cumprod"))
+            noised = tf.where(t_index >= 0, noised, known_x0)
+            return tf.where(mask > 0.5, noised, x)
+
+        def down(i, t_index, x):
+            """The sampler's step from respaced index `t_index` to the one below."""
             t = timesteps[t_index]
             abar = tf.gather(abar_all, t)
             abar_prev = tf.where(t_index > 0,
@@ -96,18 +130,33 @@ class DiffusionSampling:
             step_seed = tf.random.experimental.stateless_fold_in(seed, i)
             noise = tf.random.stateless_normal(tf.shape(x), step_seed)
             x = mean + tf.where(t_index > 0, eta, 0.0) * tf.sqrt(variance) * noise
-            if known is not None:
-                known_x0, mask = known
-                t_prev = tf.fill(tf.shape(x)[:1], timesteps[tf.maximum(t_index - 1, 0)])
-                fresh = tf.random.stateless_normal(
-                    tf.shape(x), tf.random.experimental.stateless_fold_in(step_seed, 1))
-                noised = schedules.q_sample(known_x0, t_prev, fresh,
-                                            self.const("alphas_cumprod"))
-                noised = tf.where(t_index > 0, noised, known_x0)
-                x = tf.where(mask > 0.5, noised, x)
-            return i + 1, x
+            return x if known is None else replace(x, t_index - 1, step_seed)
 
-        _, x = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), x))
+        def up(i, t_index, x):
+            """RePaint's step back up, from respaced index `t_index` to the one above."""
+            ratio = tf.cast(tf.gather(abar_all, timesteps[t_index + 1])
+                            / tf.gather(abar_all, timesteps[t_index]), tf.float32)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, i)
+            noise = tf.random.stateless_normal(
+                tf.shape(x), tf.random.experimental.stateless_fold_in(step_seed, 2))
+            x = tf.sqrt(ratio) * x + tf.sqrt(1.0 - ratio) * noise
+            return replace(x, t_index + 1, step_seed)
+
+        if repaint is None or known is None:
+            def body(i, x):
+                return i + 1, down(i, count - 1 - i, x)
+
+            _, x = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), x))
+            return x
+        schedule = schedules.repaint_schedule(count, *repaint)
+
+        def jumping(i, x):
+            t_index, t_next = schedule[i], schedule[i + 1]
+            return i + 1, tf.cond(t_next < t_index, lambda: down(i, t_index, x),
+                                  lambda: up(i, t_index, x))
+
+        _, x = tf.while_loop(lambda i, _: i < tf.shape(schedule)[0] - 1, jumping,
+                             (tf.constant(0), x))
         return x
 
     def sampler_labels(self, n, seed, options):
@@ -137,18 +186,21 @@ class DiffusionSampling:
                              eta, guidance, labels)
         return self.unscale(y)
 
-    def draw_completion(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
+    def draw_completion(self, x, mask, seed, num_steps, eta, resample, jump, guidance=None,
+                        label=None):
         tensors = [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(mask, tf.float32),
                    tf.convert_to_tensor(seed, tf.int32), tf.convert_to_tensor(num_steps, tf.int32),
-                   tf.convert_to_tensor(eta, tf.float32)]
+                   tf.convert_to_tensor(eta, tf.float32), tf.convert_to_tensor(resample, tf.int32),
+                   tf.convert_to_tensor(jump, tf.int32)]
         names = [name for name, value in (("guidance", guidance), ("label", label))
                  if value is not None]
         extra = [tf.convert_to_tensor(guidance, tf.float32)] if guidance is not None else []
         extra += [tf.convert_to_tensor(label, tf.int32)] if label is not None else []
         return self.run_compiled("complete-" + "-".join(names), lambda *args: self.completed(
-            *args[:5], **dict(zip(names, args[5:]))), *tensors, *extra)
+            *args[:7], **dict(zip(names, args[7:]))), *tensors, *extra)
 
-    def completed(self, x, mask, seed, num_steps, eta, guidance=None, label=None):
+    def completed(self, x, mask, seed, num_steps, eta, resample=1, jump=1, guidance=None,
+                  label=None):
         """:meth:`draw_completion`'s computation."""
         n = tf.shape(x)[0]
         labels = self.sampler_labels(n, seed, {"label": label})
@@ -156,7 +208,7 @@ class DiffusionSampling:
         z = tf.random.stateless_normal(tf.shape(x0),
                                        tf.random.experimental.stateless_fold_in(seed, 0))
         y = self.run_sampler(z, tf.random.experimental.stateless_fold_in(seed, 1), num_steps,
-                             eta, guidance, labels, known=(x0, mask))
+                             eta, guidance, labels, known=(x0, mask), repaint=(resample, jump))
         return self.unscale(y)
 
     # ---------------------------------------------------- DDIM's deterministic ODE

@@ -77,6 +77,33 @@ def respaced_timesteps(num_timesteps, num_steps):
     return tf.cast(tf.round(last - (k - 1.0 - i) * stride), tf.int32)
 
 
+def repaint_schedule(num_steps, resample, jump):
+    """RePaint's schedule of time jumps (Lugmayr et al. 2022, Algorithm 1 and
+    Sec. 4.2; the official code's ``get_schedule_jump`` with one sample per step):
+    int32 indices into the `num_steps` respaced timesteps, from ``num_steps - 1``
+    down to -1 (the data) in steps of one. Going down is a reverse step; at every
+    ``jump``-th index ``p`` below ``num_steps - jump`` (0, jump, 2 jump, ...)
+    the schedule goes up ``jump`` indices and down again, ``resample - 1``
+    times, so each stretch is denoised `resample` times. Of length ``num_steps +
+    1 + 2 jump (resample - 1) M``, ``M = (num_steps - 1) // jump`` the indices
+    that jump; ``resample = 1`` is ``num_steps - 1, ..., 0, -1``. Each argument
+    may be a tensor (``complete``'s signature inputs): the positions are
+    computed in closed form, no Python loop."""
+    n, r, j = (tf.cast(v, tf.int32) for v in (num_steps, resample, jump))
+    jumps = (n - 1) // j  # M: the indices 0, j, ..., (M - 1) j jump
+    cycles = 2 * j * (r - 1)  # the ups and downs at one of them
+    head = n - (jumps - 1) * j  # n - 1 down to the highest, (M - 1) j
+    pos = tf.range(n + 1 + jumps * cycles)
+    q = pos - head
+    section = tf.math.floordiv(q, cycles + j)  # 0: at (M - 1) j, then (M - 2) j, ...
+    offset = tf.math.floormod(q, cycles + j)
+    p = (jumps - 1 - section) * j
+    o = tf.math.floormod(offset, 2 * j)  # the place in a cycle of up and down
+    cycle = tf.where(o < j, p + 1 + o, p + 2 * j - 1 - o)
+    around = tf.where(offset < cycles, cycle, p - 1 - (offset - cycles))
+    return tf.where((jumps == 0) | (pos < head), n - 1 - pos, around)
+
+
 def respaced_betas(alphas_cumprod, timesteps):
     """The betas of the process that visits only `timesteps` (Nichol & Dhariwal
     2021, App. B): ``1 - abar_{t_i} / abar_{t_{i-1}}``, with ``abar = 1`` before

@@ -72,6 +72,7 @@ class SuperResolutionDiffusion(DiffusionModel):
     fixed_parameters = ("label_dropout", "hidden_units", "num_hidden")
     # No completion: the model generates from a low-resolution image.
     draw_completion = Completion.draw_completion
+    complete_options = {}
     nll = GenerativeModel.nll
 
     def __init__(self, data_shape=(8, 8, 1), num_levels=17, factor=2, bank_size=64,

@@ -265,11 +265,10 @@ def _write_metadata(model, folder, version, signatures, concrete, max_samples):
         "version": version,
         "serving_default": first,
         "signatures": {"serving_default": described[first], **described},
-        "sample_options": {name: {"default": option.default, "dtype": option.dtype,
-                                  "above": option.above, "below": option.below,
-                                  "at_least": option.at_least, "at_most": option.at_most,
-                                  "doc": option.doc}
-                           for name, option in model.sample_options.items()},
+        "sample_options": _options_json(model.sample_options),
+        # the options the complete signature takes beside the sampler's
+        "complete_options": _options_json(model.complete_options if model.can_complete
+                                          else {}),
         "max_samples": max_samples,
         "num_parameters": int(sum(np.prod(v.shape) for v in model.trainable_weights)),
         "zoo_version": zoo.__version__,
@@ -280,6 +279,13 @@ def _write_metadata(model, folder, version, signatures, concrete, max_samples):
     with open(os.path.join(folder, METADATA), "w") as f:
         json.dump(metadata, f, indent=2, default=_jsonable)
         f.write("\n")
+
+
+def _options_json(options):
+    return {name: {"default": option.default, "dtype": option.dtype, "above": option.above,
+                   "below": option.below, "at_least": option.at_least,
+                   "at_most": option.at_most, "doc": option.doc}
+            for name, option in options.items()}
 
 
 def resolve(path):

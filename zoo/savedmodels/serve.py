@@ -136,9 +136,10 @@ def _signatures(folder):
         signatures = metadata["signatures"]
     except (OSError, ValueError, KeyError):
         return None
-    optional = set(metadata.get("sample_options", {}))
+    sampler = set(metadata.get("sample_options", {}))
+    optional = {"sample": sampler, "complete": sampler | set(metadata.get("complete_options", {}))}
     return [(sig, [dict(spec, name=k) for k, spec in described["inputs"].items()
-                   if not (sig == "sample" and k in optional)])
+                   if k not in optional.get(sig, ())])
             for sig, described in signatures.items() if sig != "serving_default"]
 
 

@@ -72,28 +72,30 @@ def warmup_inputs(model, signature, specs):
     points and of real latents), uniform distributions over the categories for a
     model whose ``latent_support`` is ``"simplex"``, and the lowest value of each
     integer input (class 0, the model's ``integer_input_ranges``). Scalars: ``n``
-    = 1, ``seed`` = 0 and each sampler option at its default.
+    = 1, ``seed`` = 0 and each option at its default (``model.options_of``: the
+    sampler's, and in ``complete`` also ``complete_options``).
 
     Raises:
         ValueError: an input whose shape beyond the batch is unknown, or a scalar
             input that is neither ``n``, ``seed`` nor a sampler option.
     """
     data_name = model.data_spec().name
+    options = model.options_of(signature)
     ranges = dict(getattr(model, "integer_input_ranges", {}))
     inputs = {}
     for spec in specs:
         dtype = spec.dtype.as_numpy_dtype
         shape = list(spec.shape)
         if not shape:
-            if spec.name in model.sample_options:
-                value = model.sample_options[spec.name].default
+            if spec.name in options:
+                value = options[spec.name].default
             elif spec.name in WARMUP_SCALARS:
                 value = WARMUP_SCALARS[spec.name]
             else:
                 raise ValueError(
                     f"export: no warm-up value for the scalar input {spec.name!r} of "
-                    f"signature {signature!r}: expected n, seed or one of the sampler "
-                    f"options {sorted(model.sample_options)}")
+                    f"signature {signature!r}: expected n, seed or one of its options "
+                    f"{sorted(options)}")
             inputs[spec.name] = np.asarray(value, dtype)
             continue
         if any(d is None for d in shape[1:]):
