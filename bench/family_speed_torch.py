@@ -279,6 +279,7 @@ def measure_ddpm(steps, warmup, threads, batch, sample_steps, sample_batch):
     """Training examples/s (`steps` timed after `warmup`) and DDIM sampling images/s."""
     import copy
 
+    import diffusers
     import torch
     import torch.nn.functional as F
     from diffusers import DDIMPipeline, DDIMScheduler, DDPMScheduler
@@ -330,7 +331,7 @@ def measure_ddpm(steps, warmup, threads, batch, sample_steps, sample_batch):
             "loss": loss, "parameters": sum(p.numel() for p in params),
             "sample_batch": sample_batch, "sample_steps": sample_steps,
             "sample_seconds": sample_seconds, "images_per_s": sample_batch / sample_seconds,
-            "framework": f"torch {torch.__version__}, diffusers {__import__('diffusers').__version__}"}
+            "framework": f"torch {torch.__version__}, diffusers {diffusers.__version__}"}
 
 
 def main():
