@@ -84,7 +84,11 @@ draw; it gives training examples/s and sampling images/s:
   channels, 1.11M parameters), Adam at the preset's 2e-4, at 2 and 1 threads;
 * ``torch``: diffusers' ``UNet2DModel`` configured to the same U-Net (the same
   parameter count), trained as the zoo trains (MSE on the noise, Adam 2e-4,
-  EMA), sampled by ``DDIMPipeline``, at 1 and 2 threads.
+  EMA), sampled by ``DDIMPipeline``, at 1 and 2 threads;
+* ``ours_xla`` (with ``--with-xla``): ``ours`` at 2 threads with each train step
+  one XLA program (``compile(jit_compile=True)``) and the sampler traced into one
+  (``tf.function(jit_compile=True)`` around ``sample``, its first call at the
+  timed steps, untimed); the table's last row compares it with ``ours``.
 
 What differs between ``ours_kio`` and ``keras_io`` beside the code around the
 same network: the zoo's discrete linear schedule over T = 1000 against the
@@ -253,7 +257,7 @@ def measure_xla(name, xla, spe, steps):
 
 
 # ------------------------------------------------------------------ diffusion
-DIFFUSION_STEPS = 6  # timed training steps: about 1 s each on a quiet 2-core host
+DIFFUSION_STEPS = 6  # timed training steps (2-4 s each on the shared 2-core host)
 DIFFUSION_BATCH = 64  # the ddpm preset's and the DDIM example's
 SAMPLE_BATCH = 64
 SAMPLE_STEPS = 50
@@ -319,16 +323,26 @@ def measure_diffusion(impl, threads, steps, sample_batch, sample_steps):
         def draw(num_steps):
             return model.generate(sample_batch, num_steps)
     else:
-        if impl == "ours":
+        if impl in ("ours", "ours_xla"):
             model = zoo.get("ddpm", dataset="fashion_mnist")
             model.compile(optimizer=model.default_optimizer(
-                zoo.registry.entry("ddpm").training_for("fashion_mnist")["learning_rate"]))
+                zoo.registry.entry("ddpm").training_for("fashion_mnist")["learning_rate"]),
+                jit_compile=True if impl == "ours_xla" else "auto")  # "auto": the default
         else:
             model = ddim_ours_model()
         network = model.denoiser_network
 
-        def draw(num_steps):
-            return model.sample(sample_batch, seed=0, num_steps=num_steps, eta=0.0)
+        if impl == "ours_xla":  # one XLA program of `sample_steps` steps
+            import tensorflow as tf
+
+            xla_draw = tf.function(lambda: model.sample(
+                sample_batch, seed=0, num_steps=sample_steps, eta=0.0), jit_compile=True)
+
+            def draw(num_steps):  # the first call (untimed) compiles it, at the timed steps
+                return xla_draw()
+        else:
+            def draw(num_steps):
+                return model.sample(sample_batch, seed=0, num_steps=num_steps, eta=0.0)
     model.fit(data, steps_per_epoch=WARMUP, epochs=1, verbose=0)
     start = time.perf_counter()
     history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -357,9 +371,10 @@ def diffusion_main(args):
         return
     steps = max(1, round(DIFFUSION_STEPS * args.steps_scale))
     sampling = ["--sample-batch", str(args.sample_batch), "--sample-steps", str(args.sample_steps)]
+    configs = DIFFUSION_CONFIGS + ((("ours_xla", 2),) if args.with_xla else ())
     jobs = {(impl, threads): [sys.executable, os.path.abspath(__file__), "--part", "diffusion",
                               *sampling, "--worker", "diffusion", impl, str(threads), str(steps)]
-            for impl, threads in DIFFUSION_CONFIGS}
+            for impl, threads in configs}
     if args.torch_python and os.path.exists(args.torch_python):
         for threads in DIFFUSION_TORCH_THREADS:
             jobs["torch", threads] = [
@@ -369,14 +384,18 @@ def diffusion_main(args):
     elif args.torch_python:
         print(f"(no {args.torch_python}: torch skipped, see bench/family_speed_torch.py)")
     runs = {key: [] for key in jobs}
+    began = time.perf_counter()
     for r in range(args.repeats):  # interleaved: every configuration once per repeat
         for key, cmd in jobs.items():
+            start = time.perf_counter()
             got = run(cmd, args.timeout)
             runs[key].append(got)
             print(f"  repeat {r + 1}/{args.repeats} {key[0]} {key[1]} threads: " +
                   (f"{got['examples_per_s']:.1f} ex/s training, {got['images_per_s']:.2f} "
                    f"images/s sampling" if got["examples_per_s"] is not None
-                   else f"killed after {args.timeout:.0f} s"), flush=True)
+                   else f"killed after {args.timeout:.0f} s") +
+                  f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(f"  ({time.perf_counter() - began:.0f} s in all)")
 
     def params(key):
         return next((r["parameters"] for r in runs.get(key, []) if "parameters" in r), None)
@@ -392,7 +411,9 @@ def diffusion_main(args):
             (("ours_kio", 2), ("keras_io", 2), 2, ("ddpm, keras.io's network",
                                                    "keras.io DDIM example")),
             (("ours", 1), ("torch", 1), 1, ("ddpm preset", "diffusers")),
-            (("ours", 2), ("torch", 2), 2, ("ddpm preset", "diffusers"))):
+            (("ours", 2), ("torch", 2), 2, ("ddpm preset", "diffusers")),
+            *([(("ours_xla", 2), ("ours", 2), 2, ("ddpm preset, XLA", "ddpm preset"))]
+              if args.with_xla else [])):
         row = {"ours": label[0], "peer": label[1], "threads": threads,
                "parameters": [params(ours), params(peer)]}
         for what in ("examples_per_s", "images_per_s"):
@@ -461,6 +482,8 @@ def main():
                         help="diffusion: images per timed DDIM draw")
     parser.add_argument("--sample-steps", type=int, default=SAMPLE_STEPS,
                         help="diffusion: DDIM steps of the timed draw")
+    parser.add_argument("--with-xla", action="store_true",
+                        help="diffusion: also ours with XLA train steps and sampler")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part == "diffusion" or (args.worker and args.worker[0] == "diffusion"):
