@@ -33,7 +33,7 @@ And for ``--part diffusion`` of bench/family_speed.py:
 
 * ``ddim.py``, "Denoising Diffusion Implicit Models" (András Béres, 2022; read
   at commit 093dad4, the tf.keras version; keras.io publishes its Keras 3 port,
-  the same network and steps in ``keras.ops``): Oxford Flowers at 64x64x3, a
+  with the same network, schedule and steps): Oxford Flowers at 64x64x3, a
   residual U-Net of widths [32, 64, 96, 128] with 2 blocks per level (batch
   norm without scale and centre, the noise variance's 32-wide sinusoidal
   embedding concatenated at the input only, average pooling down, bilinear
