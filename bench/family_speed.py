@@ -5,6 +5,7 @@ and plain PyTorch, with the same networks; and what XLA executions give each fam
     .venv/bin/python bench/family_speed.py --repeats 3 --part peers
     .venv/bin/python bench/family_speed.py --repeats 3 --part xla
     .venv/bin/python bench/family_speed.py --repeats 3 --part autoregressive
+    .venv/bin/python bench/family_speed.py --repeats 1 --part diffusion
 
 Part "peers". Three keras.io examples (bench/keras_io_generative.py says which,
 and what was changed to put them on 28x28x1 images): the VAE, the DCGAN and
@@ -61,6 +62,40 @@ and True, the same ``--xla-spe`` steps per execution for both (``compile`` at
 steps (times ``--xla-steps-scale``: more on the 2-D data, whose 200 steps took
 under a second, mostly fit's set-up) after a first fit of the same length; the
 ratio is XLA / not.
+
+Part "diffusion" (only when asked: ``--part all`` runs the two above). The
+zoo's ``ddpm`` on Fashion-MNIST (28x28x1) against keras.io's DDIM example
+(bench/keras_io_generative.py: its network, ``train_step`` and
+``reverse_diffusion``, moved onto 28x28x1) and against diffusers'
+``UNet2DModel`` + ``DDIMScheduler`` (bench/family_speed_torch.py ``--worker
+ddpm``). Each measurement, in a fresh process, trains ``DIFFUSION_STEPS``
+steps (times ``--steps-scale``) at batch 64 (the preset's and the example's)
+after ``WARMUP`` untimed ones, then samples ``--sample-batch`` images (64) by
+DDIM with ``--sample-steps`` steps (50, eta = 0) after an untimed one-step
+draw; it gives training examples/s and sampling images/s:
+
+* ``ours_kio``: the zoo's ``ddpm`` with keras.io's network (:func:`ddim_ours_model`:
+  the network sees ``1 - abar_t``, the noise variance it is fed in the example),
+  compiled with the example's AdamW at the zoo's defaults (``steps_per_execution``
+  "auto"), EMA 0.999 as the example's, sampled by ``sample`` (the zoo's
+  sampler: one ``tf.while_loop`` in one ``tf.function``), 2 threads;
+* ``keras_io``: the example's model through ``model.fit``, sampled by its
+  ``generate`` (a Python loop calling the EMA network eagerly each step), 2 threads;
+* ``ours``: the zoo's ``ddpm`` at its Fashion-MNIST preset (U-Net of 32, 64, 64
+  channels, 1.11M parameters), Adam at the preset's 2e-4, at 2 and 1 threads;
+* ``torch``: diffusers' ``UNet2DModel`` configured to the same U-Net (the same
+  parameter count), trained as the zoo trains (MSE on the noise, Adam 2e-4,
+  EMA), sampled by ``DDIMPipeline``, at 1 and 2 threads;
+* ``ours_xla`` (with ``--with-xla``): ``ours`` at 2 threads with each train step
+  one XLA program (``compile(jit_compile=True)``) and the sampler traced into one
+  (``tf.function(jit_compile=True)`` around ``sample``, its first call at the
+  timed steps, untimed); the table's last row compares it with ``ours``.
+
+What differs between ``ours_kio`` and ``keras_io`` beside the code around the
+same network: the zoo's discrete linear schedule over T = 1000 against the
+example's continuous cosine one, MSE against the example's mean absolute error,
+data scaled to [-1, 1] against the example's normalizer, and the zoo's clipped
+x_0 in the sampler. Results go to bench/results/family_speed_diffusion.json.
 
 A measurement that runs past ``--timeout`` seconds (300) is killed and shows as
 "-": on the shared 2-core host, the DCGAN's first XLA fit (its compilation
@@ -323,6 +358,180 @@ def measure_autoregressive(name, threads, steps, n):
             "symbols_per_example": model.event_size, "phase_seconds": phases,
             "sampling": {k: {"examples_per_s": n / v, "symbols_per_s": n * model.event_size / v}
                          for k, v in per_draw.items()}}
+# ------------------------------------------------------------------ diffusion
+DIFFUSION_STEPS = 6  # timed training steps (2-4 s each on the shared 2-core host)
+DIFFUSION_BATCH = 64  # the ddpm preset's and the DDIM example's
+SAMPLE_BATCH = 64
+SAMPLE_STEPS = 50
+# (impl, threads) of the TensorFlow measurements, then torch's threads.
+DIFFUSION_CONFIGS = (("ours_kio", 2), ("keras_io", 2), ("ours", 2), ("ours", 1))
+DIFFUSION_TORCH_THREADS = (1, 2)
+
+
+def ddim_ours_model():
+    """The zoo's ``ddpm`` on 28x28x1 with keras.io's DDIM network (module
+    docstring), compiled with the example's optimizer."""
+    import keras
+    import tensorflow as tf
+
+    import keras_io_generative as kio
+    from zoo.diffusion.ddpm import DDPM
+
+    class Network(keras.layers.Layer):
+        """keras.io's network as the zoo's denoiser: ``(x_t, t)`` -> the noise,
+        the network fed ``1 - abar_t``, the variance of x_t's noise."""
+
+        def __init__(self, alphas_cumprod, **kwargs):
+            super().__init__(**kwargs)
+            self.net = kio.ddim_network()
+            self.variances = tf.constant(1.0 - alphas_cumprod, tf.float32)
+
+        def call(self, x, t, labels=None, training=None):
+            variances = tf.gather(self.variances, t)[:, None, None, None]
+            return self.net([x, variances], training=training)
+
+    class KerasIODDPM(DDPM):
+        def build_model(self):
+            del self.denoiser_network  # the U-Net, not built yet
+            self.denoiser_network = Network(self.table["alphas_cumprod"], name="denoiser")
+            super().build_model()
+
+        def network_output(self, xt, t, labels=None, averaged=False):
+            # Batch norm in training mode for the update, as the example's.
+            net = self.averaged("denoiser") if averaged else self.denoiser_network
+            return net(xt, t, training=not averaged)
+
+    model = KerasIODDPM(data_shape=kio.SHAPE, num_levels=256, ema_decay=kio.DDIM_EMA,
+                        sampling_steps=SAMPLE_STEPS)
+    model.compile(optimizer=kio.ddim_optimizer())
+    return model
+
+
+def measure_diffusion(impl, threads, steps, sample_batch, sample_steps):
+    """Training examples/s (`steps` after ``WARMUP``) and sampling images/s (one
+    draw of `sample_batch` images in `sample_steps` DDIM steps after one of a step)."""
+    set_threads(threads)
+    import keras_io_generative as kio
+
+    import zoo
+
+    data = zoo.datasets.load("fashion_mnist", "train", DIFFUSION_BATCH, repeat=True,
+                             drop_remainder=True)
+    if impl == "keras_io":
+        data = data.map(lambda x: x / 255.0)
+        model = kio.ddim_model(data)
+        network = model.network
+
+        def draw(num_steps):
+            return model.generate(sample_batch, num_steps)
+    else:
+        if impl in ("ours", "ours_xla"):
+            model = zoo.get("ddpm", dataset="fashion_mnist")
+            model.compile(optimizer=model.default_optimizer(
+                zoo.registry.entry("ddpm").training_for("fashion_mnist")["learning_rate"]),
+                jit_compile=True if impl == "ours_xla" else "auto")  # "auto": the default
+        else:
+            model = ddim_ours_model()
+        network = model.denoiser_network
+
+        if impl == "ours_xla":  # one XLA program of `sample_steps` steps
+            import tensorflow as tf
+
+            xla_draw = tf.function(lambda: model.sample(
+                sample_batch, seed=0, num_steps=sample_steps, eta=0.0), jit_compile=True)
+
+            def draw(num_steps):  # the first call (untimed) compiles it, at the timed steps
+                return xla_draw()
+        else:
+            def draw(num_steps):
+                return model.sample(sample_batch, seed=0, num_steps=num_steps, eta=0.0)
+    model.fit(data, steps_per_epoch=WARMUP, epochs=1, verbose=0)
+    start = time.perf_counter()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    draw(1).numpy()  # tracing (ours), the first eager calls (keras.io)
+    start = time.perf_counter()
+    samples = draw(sample_steps).numpy()
+    sample_seconds = time.perf_counter() - start
+    assert samples.shape == (sample_batch,) + kio.SHAPE, samples.shape
+    return {"impl": impl, "model": "ddpm", "threads": threads, "batch": DIFFUSION_BATCH,
+            "steps": steps, "seconds": seconds,
+            "examples_per_s": steps * DIFFUSION_BATCH / seconds,
+            "steps_per_execution": getattr(model, "steps_per_execution", None),
+            "losses": {k: float(v[-1]) for k, v in history.history.items()},
+            "parameters": network.count_params(), "sample_batch": sample_batch,
+            "sample_steps": sample_steps, "sample_seconds": sample_seconds,
+            "images_per_s": sample_batch / sample_seconds}
+
+
+def diffusion_main(args):
+    """``--part diffusion``: its worker, or its measurements and table."""
+    if args.worker:
+        impl, threads, steps = args.worker[1:]
+        print(json.dumps(measure_diffusion(impl, int(threads), int(steps), args.sample_batch,
+                                           args.sample_steps)))
+        return
+    steps = max(1, round(DIFFUSION_STEPS * args.steps_scale))
+    sampling = ["--sample-batch", str(args.sample_batch), "--sample-steps", str(args.sample_steps)]
+    configs = DIFFUSION_CONFIGS + ((("ours_xla", 2),) if args.with_xla else ())
+    jobs = {(impl, threads): [sys.executable, os.path.abspath(__file__), "--part", "diffusion",
+                              *sampling, "--worker", "diffusion", impl, str(threads), str(steps)]
+            for impl, threads in configs}
+    if args.torch_python and os.path.exists(args.torch_python):
+        for threads in DIFFUSION_TORCH_THREADS:
+            jobs["torch", threads] = [
+                args.torch_python, os.path.join(HERE, "family_speed_torch.py"), "--worker",
+                "ddpm", "--steps", str(steps), "--warmup", str(WARMUP), "--threads",
+                str(threads), "--batch", str(DIFFUSION_BATCH), *sampling]
+    elif args.torch_python:
+        print(f"(no {args.torch_python}: torch skipped, see bench/family_speed_torch.py)")
+    runs = {key: [] for key in jobs}
+    began = time.perf_counter()
+    for r in range(args.repeats):  # interleaved: every configuration once per repeat
+        for key, cmd in jobs.items():
+            start = time.perf_counter()
+            got = run(cmd, args.timeout)
+            runs[key].append(got)
+            print(f"  repeat {r + 1}/{args.repeats} {key[0]} {key[1]} threads: " +
+                  (f"{got['examples_per_s']:.1f} ex/s training, {got['images_per_s']:.2f} "
+                   f"images/s sampling" if got["examples_per_s"] is not None
+                   else f"killed after {args.timeout:.0f} s") +
+                  f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(f"  ({time.perf_counter() - began:.0f} s in all)")
+
+    def params(key):
+        return next((r["parameters"] for r in runs.get(key, []) if "parameters" in r), None)
+
+    print(f"\n{os.cpu_count()} CPU cores; medians of {args.repeats} fresh processes; "
+          f"Fashion-MNIST 28x28x1; training at batch {DIFFUSION_BATCH} ({steps} steps), "
+          f"sampling {args.sample_batch} images by DDIM in {args.sample_steps} steps\n")
+    print("| ours | peer | threads | parameters (ours / peer) | ours train ex/s | peer train "
+          "ex/s | ours/peer | ours images/s | peer images/s | ours/peer |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    table = []
+    for ours, peer, threads, label in (
+            (("ours_kio", 2), ("keras_io", 2), 2, ("ddpm, keras.io's network",
+                                                   "keras.io DDIM example")),
+            (("ours", 1), ("torch", 1), 1, ("ddpm preset", "diffusers")),
+            (("ours", 2), ("torch", 2), 2, ("ddpm preset", "diffusers")),
+            *([(("ours_xla", 2), ("ours", 2), 2, ("ddpm preset, XLA", "ddpm preset"))]
+              if args.with_xla else [])):
+        row = {"ours": label[0], "peer": label[1], "threads": threads,
+               "parameters": [params(ours), params(peer)]}
+        for what in ("examples_per_s", "images_per_s"):
+            a, b = median(runs.get(ours, []), what), median(runs.get(peer, []), what)
+            row[what] = [a, b, ratio(a, b)]
+        table.append(row)
+        train, sample = row["examples_per_s"], row["images_per_s"]
+        print(f"| {label[0]} | {label[1]} | {threads} | {fmt(params(ours))} / "
+              f"{fmt(params(peer))} | {fmt(train[0], 1)} | {fmt(train[1], 1)} | "
+              f"{fmt(train[2], 2)} | {fmt(sample[0], 2)} | {fmt(sample[1], 2)} | "
+              f"{fmt(sample[2], 2)} |")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "family_speed_diffusion.json"), "w") as f:
+        json.dump({"args": vars(args), "cpu_count": os.cpu_count(), "table": table,
+                   "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
+                  f, indent=1)
 
 
 # ------------------------------------------------------------------ driver
@@ -356,7 +565,8 @@ def ratio(a, b):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "peers", "xla", "autoregressive"), default="all")
+    parser.add_argument("--part", choices=("all", "peers", "xla", "autoregressive",
+                                           "diffusion"), default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiplies each model's timed steps (STEPS)")
@@ -371,10 +581,18 @@ def main():
     parser.add_argument("--only", default="", help="comma list of models to run")
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds after which a measurement is killed (shown as '-')")
+    parser.add_argument("--sample-batch", type=int, default=SAMPLE_BATCH,
+                        help="diffusion: images per timed DDIM draw")
+    parser.add_argument("--sample-steps", type=int, default=SAMPLE_STEPS,
+                        help="diffusion: DDIM steps of the timed draw")
+    parser.add_argument("--with-xla", action="store_true",
+                        help="diffusion: also ours with XLA train steps and sampler")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if "autoregressive" in (args.part, (args.worker or [""])[0]):
         return autoregressive_part(args)
+    if args.part == "diffusion" or (args.worker and args.worker[0] == "diffusion"):
+        return diffusion_main(args)
     if args.worker:
         kind, *rest = args.worker
         if kind == "xla":

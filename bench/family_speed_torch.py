@@ -24,6 +24,18 @@ from the IDX file the zoo reads (``ZOO_FASHION_MNIST_DIR``, default
 /usr/share/datasets/fashion-mnist), in shuffled batches, scaled as each example
 scales them. ``--steps`` counts critic updates for WGAN-GP (``--steps / 3`` of
 its train steps), as bench/family_speed.py does.
+
+``--worker ddpm`` (bench/family_speed.py's ``--part diffusion``): diffusers'
+``UNet2DModel`` configured to the zoo's ``ddpm`` U-Net at its Fashion-MNIST preset
+(:func:`ddpm_unet`: levels of 32, 64, 64 channels, one residual block each (two
+on the way up), single-head attention at the lowest level and in the middle,
+group norm of 8 groups, a 4 * 32 wide timestep embedding), trained as the zoo
+trains ``ddpm`` (``DDPMScheduler``'s linear schedule over T = 1000, MSE on the
+noise, Adam at the preset's 2e-4, an EMA copy of the weights at the preset's
+0.9995 updated after each step; data scaled to [-1, 1]), then sampled by
+diffusers' ``DDIMPipeline`` with the EMA copy and a ``DDIMScheduler`` (eta = 0,
+``--sample-steps`` steps, clipped x_0 as the zoo's sampler) at ``--sample-batch``
+images. Needs ``diffusers`` in the torch venv (``pip install diffusers``).
 """
 
 import argparse
@@ -245,16 +257,99 @@ def measure(name, steps, warmup, threads, batch):
             "framework": f"torch {torch.__version__}"}
 
 
+# ------------------------------------------------------------------ ddpm
+DDPM_EMA = 0.9995  # the zoo's ddpm preset on Fashion-MNIST
+DDPM_LEARNING_RATE = 2e-4
+
+
+def ddpm_unet():
+    """diffusers' ``UNet2DModel`` at the size of the zoo's ``ddpm`` U-Net on
+    Fashion-MNIST (``channels=32, channel_mults=(1, 2, 2), num_res_blocks=1``)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=28, in_channels=1, out_channels=1, layers_per_block=1,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8, attention_head_dim=64)  # 64 / 64: one head, as the zoo's
+
+
+def measure_ddpm(steps, warmup, threads, batch, sample_steps, sample_batch):
+    """Training examples/s (`steps` timed after `warmup`) and DDIM sampling images/s."""
+    import copy
+
+    import diffusers
+    import torch
+    import torch.nn.functional as F
+    from diffusers import DDIMPipeline, DDIMScheduler, DDPMScheduler
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    images = fashion_mnist()
+    rng = np.random.default_rng(0)
+    unet = ddpm_unet()
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    params, ema_params = list(unet.parameters()), list(ema.parameters())
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    opt = torch.optim.Adam(params, lr=DDPM_LEARNING_RATE)
+
+    def step(x):
+        noise = torch.randn_like(x)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x.shape[0],))
+        loss = F.mse_loss(unet(noise_scheduler.add_noise(x, noise, t), t).sample, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1.0 - DDPM_EMA)
+        return loss
+
+    def run(count):
+        for _ in range(count):
+            x = torch.from_numpy(images[rng.integers(0, len(images), batch)]).float()
+            loss = step(x.unsqueeze(1) / 127.5 - 1.0)
+        return loss.item()
+
+    run(warmup)
+    start = time.perf_counter()
+    loss = run(steps)
+    seconds = time.perf_counter() - start
+    pipeline = DDIMPipeline(unet=ema, scheduler=DDIMScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", clip_sample=True))
+    pipeline.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(0)
+    pipeline(batch_size=sample_batch, generator=generator, eta=0.0, num_inference_steps=1,
+             output_type="np")  # first call, untimed
+    start = time.perf_counter()
+    samples = pipeline(batch_size=sample_batch, generator=generator, eta=0.0,
+                       num_inference_steps=sample_steps, output_type="np").images
+    sample_seconds = time.perf_counter() - start
+    assert samples.shape == (sample_batch, 28, 28, 1), samples.shape
+    return {"impl": "torch", "model": "ddpm", "threads": threads, "batch": batch,
+            "steps": steps, "seconds": seconds, "examples_per_s": steps * batch / seconds,
+            "loss": loss, "parameters": sum(p.numel() for p in params),
+            "sample_batch": sample_batch, "sample_steps": sample_steps,
+            "sample_seconds": sample_seconds, "images_per_s": sample_batch / sample_seconds,
+            "framework": f"torch {torch.__version__}, diffusers {diffusers.__version__}"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", choices=tuple(LATENT), required=True)
+    parser.add_argument("--worker", choices=tuple(LATENT) + ("ddpm",), required=True)
     parser.add_argument("--steps", type=int, default=60,
                         help="timed steps (WGAN-GP: critic updates)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--sample-steps", type=int, default=50, help="ddpm: DDIM steps")
+    parser.add_argument("--sample-batch", type=int, default=64, help="ddpm: images sampled")
     args = parser.parse_args()
+    if args.worker == "ddpm":
+        print(json.dumps(measure_ddpm(args.steps, args.warmup, args.threads, args.batch,
+                                      args.sample_steps, args.sample_batch)))
+        return
     print(json.dumps(measure(args.worker, args.steps, args.warmup, args.threads, args.batch)))
 
 

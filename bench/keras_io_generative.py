@@ -29,9 +29,31 @@ layer and op for op, written again here (not pasted), with these changes:
   (three stride-2 4x4 convolutions, 28 -> 14 -> 7 -> 4);
 * WGAN-GP: unchanged (its shape is 28x28x1 already).
 
+And for ``--part diffusion`` of bench/family_speed.py:
+
+* ``ddim.py``, "Denoising Diffusion Implicit Models" (András Béres, 2022; read
+  at commit 093dad4, the tf.keras version; keras.io publishes its Keras 3 port,
+  with the same network, schedule and steps): Oxford Flowers at 64x64x3, a
+  residual U-Net of widths [32, 64, 96, 128] with 2 blocks per level (batch
+  norm without scale and centre, the noise variance's 32-wide sinusoidal
+  embedding concatenated at the input only, average pooling down, bilinear
+  upsampling up, no attention), the continuous cosine schedule between signal
+  rates 0.95 and 0.02, mean absolute error on the noise, AdamW(1e-3, weight
+  decay 1e-4), batch 64, an EMA copy (0.999) of the network for sampling, and
+  ``reverse_diffusion``: DDIM's deterministic step (eta = 0) in a Python loop
+  that calls the EMA network eagerly once per step. Moved onto the zoo's
+  Fashion-MNIST (28x28x1): widths [32, 64, 96] (the level of 128 is dropped:
+  28 = 7 * 2 * 2, as the DCGAN's third upsampling), 1 input and output channel
+  (were 3), the embedding upsampled to 28 (was 64); the normalizer is adapted
+  on ``DDIM_ADAPT_BATCHES`` batches (was the whole dataset); the batch size of
+  the noise is the batch's (was the global ``batch_size``); the KID metric, its
+  ``test_step`` and the plots are left out (not timed).
+
 The zoo's models with the same networks are in bench/family_speed.py
 (``ours_model``), which also says what still differs between the two.
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -276,4 +298,158 @@ def peer_model(name):
     else:
         model = WGAN()
         model.compile(d_optimizer=first, g_optimizer=second)
+    return model
+
+
+# ------------------------------------------------------------------ DDIM
+# The DDIM example's hyperparameters (module docstring: widths moved onto 28x28).
+DDIM_WIDTHS = (32, 64, 96)
+DDIM_BLOCK_DEPTH = 2
+DDIM_EMBEDDING_DIMS = 32
+DDIM_EMBEDDING_MAX_FREQUENCY = 1000.0
+DDIM_MIN_SIGNAL_RATE = 0.02
+DDIM_MAX_SIGNAL_RATE = 0.95
+DDIM_EMA = 0.999
+DDIM_BATCH = 64
+DDIM_ADAPT_BATCHES = 20  # the normalizer's batches (the example adapts on all)
+
+
+def ddim_optimizer():
+    """The DDIM example's optimizer: AdamW(1e-3, weight decay 1e-4)."""
+    return keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4)
+
+
+@keras.saving.register_keras_serializable(package="keras_io")
+def ddim_sinusoidal_embedding(x):
+    """The example's embedding of the noise variances (batch, 1, 1, 1) ->
+    (batch, 1, 1, 32): sines and cosines at 16 frequencies from 1 to 1000
+    (registered, as in the Keras 3 port: ``clone_model`` serializes the Lambda)."""
+    frequencies = tf.exp(tf.linspace(tf.math.log(1.0), tf.math.log(DDIM_EMBEDDING_MAX_FREQUENCY),
+                                     DDIM_EMBEDDING_DIMS // 2))
+    angular_speeds = 2.0 * math.pi * frequencies
+    return tf.concat([tf.sin(angular_speeds * x), tf.cos(angular_speeds * x)], axis=3)
+
+
+def ddim_residual_block(width):
+    def apply(x):
+        residual = x if x.shape[3] == width else layers.Conv2D(width, kernel_size=1)(x)
+        x = layers.BatchNormalization(center=False, scale=False)(x)
+        x = layers.Conv2D(width, kernel_size=3, padding="same",
+                          activation=keras.activations.swish)(x)
+        x = layers.Conv2D(width, kernel_size=3, padding="same")(x)
+        return layers.Add()([x, residual])
+
+    return apply
+
+
+def ddim_network(widths=DDIM_WIDTHS, block_depth=DDIM_BLOCK_DEPTH):
+    """The example's residual U-Net on 28x28x1: ``[noisy_images, noise_variances]``
+    -> the predicted noise."""
+    size, channels = SHAPE[0], SHAPE[-1]
+    noisy_images = keras.Input(shape=SHAPE)
+    noise_variances = keras.Input(shape=(1, 1, 1))
+    e = layers.Lambda(ddim_sinusoidal_embedding,
+                      output_shape=(1, 1, DDIM_EMBEDDING_DIMS))(noise_variances)
+    e = layers.UpSampling2D(size=size, interpolation="nearest")(e)
+    x = layers.Conv2D(widths[0], kernel_size=1)(noisy_images)
+    x = layers.Concatenate()([x, e])
+    skips = []
+    for width in widths[:-1]:  # DownBlock
+        for _ in range(block_depth):
+            x = ddim_residual_block(width)(x)
+            skips.append(x)
+        x = layers.AveragePooling2D(pool_size=2)(x)
+    for _ in range(block_depth):
+        x = ddim_residual_block(widths[-1])(x)
+    for width in reversed(widths[:-1]):  # UpBlock
+        x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
+        for _ in range(block_depth):
+            x = layers.Concatenate()([x, skips.pop()])
+            x = ddim_residual_block(width)(x)
+    x = layers.Conv2D(channels, kernel_size=1, kernel_initializer="zeros")(x)
+    return keras.Model([noisy_images, noise_variances], x, name="residual_unet")
+
+
+class DDIM(keras.Model):
+    """The DDIM example's model: its schedule, ``train_step`` (MAE on the noise,
+    the EMA network updated after each step) and ``reverse_diffusion`` (a Python
+    loop over the steps, the EMA network called eagerly at each)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.normalizer = layers.Normalization()
+        self.network = ddim_network()
+        self.ema_network = keras.models.clone_model(self.network)
+
+    def compile(self, **kwargs):
+        super().compile(**kwargs)
+        self.noise_loss_tracker = keras.metrics.Mean(name="n_loss")
+        self.image_loss_tracker = keras.metrics.Mean(name="i_loss")
+
+    @property
+    def metrics(self):
+        return [self.noise_loss_tracker, self.image_loss_tracker]
+
+    def denormalize(self, images):
+        images = self.normalizer.mean + images * self.normalizer.variance ** 0.5
+        return tf.clip_by_value(images, 0.0, 1.0)
+
+    def diffusion_schedule(self, diffusion_times):
+        start_angle = tf.acos(DDIM_MAX_SIGNAL_RATE)
+        end_angle = tf.acos(DDIM_MIN_SIGNAL_RATE)
+        diffusion_angles = start_angle + diffusion_times * (end_angle - start_angle)
+        return tf.sin(diffusion_angles), tf.cos(diffusion_angles)  # noise, signal rates
+
+    def denoise(self, noisy_images, noise_rates, signal_rates, training):
+        network = self.network if training else self.ema_network
+        pred_noises = network([noisy_images, noise_rates ** 2], training=training)
+        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+        return pred_noises, pred_images
+
+    def reverse_diffusion(self, initial_noise, diffusion_steps):
+        num_images = initial_noise.shape[0]
+        step_size = 1.0 / diffusion_steps
+        next_noisy_images = initial_noise
+        for step in range(diffusion_steps):
+            noisy_images = next_noisy_images
+            diffusion_times = tf.ones((num_images, 1, 1, 1)) - step * step_size
+            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates,
+                                                    training=False)
+            next_noise_rates, next_signal_rates = self.diffusion_schedule(
+                diffusion_times - step_size)
+            next_noisy_images = next_signal_rates * pred_images + next_noise_rates * pred_noises
+        return pred_images
+
+    def generate(self, num_images, diffusion_steps):
+        initial_noise = tf.random.normal(shape=(num_images,) + SHAPE)
+        return self.denormalize(self.reverse_diffusion(initial_noise, diffusion_steps))
+
+    def train_step(self, images):
+        images = self.normalizer(images, training=True)
+        batch_size = tf.shape(images)[0]
+        noises = tf.random.normal(shape=tf.shape(images))
+        diffusion_times = tf.random.uniform(shape=(batch_size, 1, 1, 1), minval=0.0, maxval=1.0)
+        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+        noisy_images = signal_rates * images + noise_rates * noises
+        with tf.GradientTape() as tape:
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates,
+                                                    training=True)
+            noise_loss = self.loss(noises, pred_noises)
+            image_loss = self.loss(images, pred_images)
+        gradients = tape.gradient(noise_loss, self.network.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.network.trainable_weights))
+        self.noise_loss_tracker.update_state(noise_loss)
+        self.image_loss_tracker.update_state(image_loss)
+        for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
+            ema_weight.assign(DDIM_EMA * ema_weight + (1 - DDIM_EMA) * weight)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def ddim_model(data):
+    """The DDIM example's model, its normalizer adapted on `data` (images in
+    [0, 1]; ``DDIM_ADAPT_BATCHES`` batches), compiled as the example compiles it."""
+    model = DDIM()
+    model.normalizer.adapt(data.take(DDIM_ADAPT_BATCHES))
+    model.compile(optimizer=ddim_optimizer(), loss=keras.losses.mean_absolute_error)
     return model
