@@ -3,7 +3,7 @@ and ``zoo compare``: the parts "memory" and "evaluate" of bench/family_speed.py
 (which runs them: ``--part memory``, ``--part evaluate``; ``--part all`` runs them
 after the others).
 
-Part "memory". One model of each family (:func:`memory_models`: ``MEMORY_MODELS``'
+Part "memory". One model of each family (:func:`list_memory_models`: ``MEMORY_MODELS``'
 choice where the registry has it with a digits preset, else the family's first model
 with one) trains at its digits preset by ``zoo train MODEL --dataset digits
 --epochs E --steps-per-epoch S -q`` (``--memory-epochs``, default 2 and 6;
@@ -53,7 +53,10 @@ MEMORY_MODELS = {"flow": "realnvp", "vae": "vae", "gan": "dcgan", "diffusion": "
                  "autoregressive": "pixelcnn", "energy": "ebm"}
 MEMORY_EPOCHS = (2, 6)
 MEMORY_STEPS = 10  # steps per epoch (a digits epoch at batch 64 is 24)
-EVAL_MODELS = ("realnvp", "vae", "dcgan", "pixelcnn")
+EVAL_MODELS = ("realnvp", "vae", "dcgan")
+# Seconds after which a child of these parts is killed (one `zoo evaluate` at 10,000
+# samples took 1.5 to 4.5 minutes on the loaded 2-core host).
+PART_TIMEOUT = 1800
 EVAL_STEPS = 20
 # The commit before 57d049a ("features: the shipped network is built once per
 # process and weights file, the test images' features computed once per image set").
@@ -194,6 +197,9 @@ def add_arguments(parser):
     parser.add_argument("--eval-samples", type=int,
                         help="evaluate: --num-samples of both commands (default: the CLI's, "
                              "10,000)")
+    parser.add_argument("--part-timeout", type=float, default=PART_TIMEOUT,
+                        help="memory, evaluate: seconds after which a child is killed "
+                             "(default 1800)")
     parser.add_argument("--before", default=BEFORE,
                         help="evaluate: the commit timed as 'before' ('' for none)")
 
@@ -224,7 +230,7 @@ def fmt(value, digits=0):
 
 def memory_part(me, args, only=()):
     """Runs part "memory"; prints its table; returns its rows."""
-    code, _, got, err = child(me + ["models"], args.timeout)
+    code, _, got, err = child(me + ["models"], args.part_timeout)
     if code or not got:
         raise RuntimeError(f"cannot list the models: {err}")
     models = [(f, m) for f, m in got["models"] if not only or m in only]
@@ -239,7 +245,7 @@ def memory_part(me, args, only=()):
                     out = os.path.join(tmp, f"{name}-{e}-{r}")
                     code, seconds, got, err = child(
                         me + ["memory", name, str(e), str(args.memory_steps), out],
-                        args.timeout)
+                        args.part_timeout)
                     if code or not got or got.get("exit_code"):
                         sys.stderr.write(err)
                         got = {"peak_rss_mb": None, "failed": code, "seconds": seconds}
@@ -253,7 +259,7 @@ def memory_part(me, args, only=()):
           f"{args.memory_steps}`, fresh processes (median of {args.repeats}): peak RSS "
           "(VmHWM) in MB; RSS at the end of each epoch of the longest run\n")
     print(f"| model | family | RSS after import zoo | peak, {low} epochs | peak, {high} epochs | "
-          f"peak growth | RSS end of epoch 1 .. {high} |")
+          f"{high} vs {low} epochs | RSS at the end of epoch 1 .. {high} |")
     print("|---|---|---|---|---|---|---|")
     rows = []
     for family, name in models:
@@ -271,7 +277,8 @@ def memory_part(me, args, only=()):
                "epoch_rss_mb": longest.get("epoch_rss_mb", []),
                "runs": {str(e): runs[name, e] for e in epochs}}
         rows.append(row)
-        growth = "-" if row["growth"] is None else f"{100 * row['growth']:+.1f}%"
+        growth = "-" if row["growth"] is None else (
+            f"{peak[high] - peak[low]:+.0f} MB ({100 * row['growth']:+.1f}%)")
         each = " ".join(f"{v:.0f}" for v in row["epoch_rss_mb"]) or "-"
         print(f"| {name} | {family} | {fmt(row['import_rss_mb'])} | {fmt(peak[low])} | "
               f"{fmt(peak[high])} | {growth} | {each} |")
@@ -304,8 +311,8 @@ def evaluate_part(me, args, only=()):
             code, seconds, _, err = child(
                 [sys.executable, os.path.join(ROOT, "zoo_cli.py"), "train", name, "--dataset",
                  MEMORY_DATASET, "--epochs", "1", "--steps-per-epoch", str(args.eval_steps),
-                 "--out", out, "-q"], args.timeout, env)
-            if code:
+                 "--out", out, "-q"], args.part_timeout, env)
+            if code != 0:
                 raise RuntimeError(f"zoo train {name} failed ({code}): {err}")
             print(f"  trained {name} ({args.eval_steps} steps) in {seconds:.0f} s", flush=True)
         samples = ["--num-samples", str(args.eval_samples)] if args.eval_samples else []
@@ -319,8 +326,8 @@ def evaluate_part(me, args, only=()):
                     shutil.copytree(trained, fresh)
                     code, seconds, got, err = child(
                         [sys.executable, "-c", LAUNCHER, tree, HERE, *command(fresh), *samples],
-                        args.timeout, env)
-                    if code:
+                        args.part_timeout, env)
+                    if code != 0:
                         sys.stderr.write(err)
                         got, seconds = {"failed": code}, None
                     timings.setdefault((what, label), []).append({"seconds": seconds, **got})
