@@ -290,7 +290,8 @@ def export_tree(commit, into):
     archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", commit],
                              capture_output=True, check=False)
     if archive.returncode:
-        raise RuntimeError(f"git archive {commit}: {archive.stderr.decode()[-500:]}")
+        raise RuntimeError(f"git archive {commit}: {archive.stderr.decode()[-500:].strip()} "
+                           "(--before '' times this tree only)")
     subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
 
 
