@@ -6,6 +6,8 @@ and plain PyTorch, with the same networks; and what XLA executions give each fam
     .venv/bin/python bench/family_speed.py --repeats 3 --part xla
     .venv/bin/python bench/family_speed.py --repeats 3 --part autoregressive
     .venv/bin/python bench/family_speed.py --repeats 1 --part diffusion
+    .venv/bin/python bench/family_speed.py --repeats 1 --part memory
+    .venv/bin/python bench/family_speed.py --repeats 3 --part evaluate
 
 Part "peers". Three keras.io examples (bench/keras_io_generative.py says which,
 and what was changed to put them on 28x28x1 images): the VAE, the DCGAN and
@@ -109,6 +111,9 @@ sampling examples/s, our compiled loop (with and without the transformer's
 key/value cache) and Python loop against the reference samplers (the section
 ``autoregressive`` below says what is timed). It writes the "autoregressive"
 entry of the JSON and keeps the file's others.
+Parts "memory" (peak RSS of ``zoo train`` per family at its digits preset, at 2
+and 6 epochs) and "evaluate" (wall time of ``zoo evaluate`` and ``zoo compare`` on
+digits runs, before and after a commit): bench/family_memory.py says how.
 
 Results go to bench/results/family_speed.json; the tables (markdown) to stdout.
 Never run by the tests.
@@ -121,6 +126,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import family_memory  # bench/: the parts "memory" and "evaluate"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -566,7 +573,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("all", "peers", "xla", "autoregressive",
-                                           "diffusion"), default="all")
+                                           "diffusion", *family_memory.PARTS),
+                        default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiplies each model's timed steps (STEPS)")
@@ -587,6 +595,7 @@ def main():
                         help="diffusion: DDIM steps of the timed draw")
     parser.add_argument("--with-xla", action="store_true",
                         help="diffusion: also ours with XLA train steps and sampler")
+    family_memory.add_arguments(parser)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if "autoregressive" in (args.part, (args.worker or [""])[0]):
@@ -595,7 +604,9 @@ def main():
         return diffusion_main(args)
     if args.worker:
         kind, *rest = args.worker
-        if kind == "xla":
+        if kind in family_memory.WORKERS:
+            result = family_memory.worker(kind, rest)
+        elif kind == "xla":
             name, xla, spe, steps = rest
             result = measure_xla(name, xla == "1", int(spe), int(steps))
         else:
@@ -612,6 +623,8 @@ def main():
         if name not in batches or not size.isdigit() or int(size) < 1:
             parser.error(f"--batch: expected NAME=SIZE with NAME in {MODELS}, got {item!r}")
         batches[name] = int(size)
+    if args.part in family_memory.PARTS:
+        return family_memory.run_parts(me, args, only, os.path.join(RESULTS, "family_speed.json"))
     jobs = {}
     if args.part in ("all", "peers"):
         torch = args.torch_python and os.path.exists(args.torch_python)
@@ -701,6 +714,7 @@ def main():
                    "xla": xla_table,
                    "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
                   f, indent=1)
+    family_memory.run_parts(me, args, only, os.path.join(RESULTS, "family_speed.json"))
 
 
 def autoregressive_part(args):

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector, TensorCache
 
 
 class ChannelAffineCouplingBijector(LayerBijector):
@@ -37,7 +37,7 @@ class ChannelAffineCouplingBijector(LayerBijector):
         self._conditioning = conditioning
         self._event_axes = list(range(-event_ndims, 0))
         self._shift_first = bool(shift_first)
-        self._net_cache = {}
+        self._net_cache = TensorCache()
         super().__init__(parameters, forward_min_event_ndims=event_ndims, name=name)
 
     def _split(self, x):
@@ -50,10 +50,9 @@ class ChannelAffineCouplingBijector(LayerBijector):
         return tf.concat(parts, axis=-1)
 
     def _shift_and_log_scale(self, x):
-        key = x.ref()
-        if key not in self._net_cache:
-            self._net_cache[key] = self._fn(self._split(x)[0])
-        return self._net_cache[key]
+        if x not in self._net_cache:
+            self._net_cache[x] = self._fn(self._split(x)[0])
+        return self._net_cache[x]
 
     def _forward(self, x):
         x_c, x_t = self._split(x)
@@ -63,7 +62,7 @@ class ChannelAffineCouplingBijector(LayerBijector):
         else:
             y_t = x_t * tf.exp(log_scale) + shift
         y = self._join(x_c, y_t)
-        self._net_cache[y.ref()] = (shift, log_scale)
+        self._net_cache[y] = (shift, log_scale)
         return y
 
     def _inverse(self, y):
@@ -74,7 +73,7 @@ class ChannelAffineCouplingBijector(LayerBijector):
         else:
             x_t = (y_t - shift) * tf.exp(-log_scale)
         x = self._join(y_c, x_t)
-        self._net_cache[x.ref()] = (shift, log_scale)
+        self._net_cache[x] = (shift, log_scale)
         return x
 
     def _forward_log_det_jacobian(self, x):

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector, TensorCache
 
 
 class ChannelSplit(LayerBijector):
@@ -21,7 +21,7 @@ class ChannelSplit(LayerBijector):
         parameters = dict(locals())
         self._inner = inner
         self._k = int(num_factored)
-        self._halves = {}
+        self._halves = TensorCache()
         super().__init__(parameters, forward_min_event_ndims=3, name=name)
 
     def _split(self, x):
@@ -31,23 +31,22 @@ class ChannelSplit(LayerBijector):
         the output; handing ``inner`` the very tensors it was given or made lets
         its own caches hit, so the next scales' networks run once.
         """
-        key = x.ref()
-        if key not in self._halves:
-            self._halves[key] = (x[..., : self._k], x[..., self._k :])
-        return self._halves[key]
+        if x not in self._halves:
+            self._halves[x] = (x[..., : self._k], x[..., self._k :])
+        return self._halves[x]
 
     def _forward(self, x):
         kept, rest = self._split(x)
         rest = self._inner.forward(rest)
         y = tf.concat([kept, rest], axis=-1)
-        self._halves[y.ref()] = (kept, rest)
+        self._halves[y] = (kept, rest)
         return y
 
     def _inverse(self, y):
         kept, rest = self._split(y)
         rest = self._inner.inverse(rest)
         x = tf.concat([kept, rest], axis=-1)
-        self._halves[x.ref()] = (kept, rest)
+        self._halves[x] = (kept, rest)
         return x
 
     def _forward_log_det_jacobian(self, x):

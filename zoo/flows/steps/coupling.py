@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector, TensorCache
 from zoo.flows.steps.channel_affine_coupling import ChannelAffineCouplingBijector
 from zoo.nn.mlp import MLP
 from zoo.nn.resnet import ConvResNet
@@ -40,7 +40,7 @@ class MaskedAffineCouplingBijector(LayerBijector):
         self._mask = tf.constant(mask, tf.float32)
         self._free = tf.constant(1.0 - np.asarray(mask, "float32"))
         self._fn = shift_and_log_scale_fn
-        self._net_cache = {}
+        self._net_cache = TensorCache()
         self._event_axes = list(range(-event_ndims, 0))
         super().__init__(parameters, forward_min_event_ndims=event_ndims, name=name)
 
@@ -49,25 +49,24 @@ class MaskedAffineCouplingBijector(LayerBijector):
 
         TFP asks for a transform and its log-det separately, on the input or on
         the output. Input and output agree on the fixed half b*x, so they share
-        one network pass: results are cached under both tensors' references.
+        one network pass: results are cached under both tensors.
         """
-        key = x.ref()
-        if key not in self._net_cache:
+        if x not in self._net_cache:
             shift, log_scale = self._fn(x * self._mask)
-            self._net_cache[key] = (shift * self._free, log_scale * self._free)
-        return self._net_cache[key]
+            self._net_cache[x] = (shift * self._free, log_scale * self._free)
+        return self._net_cache[x]
 
     # With t and s zero on the fixed half, the affine map leaves it exactly as is.
     def _forward(self, x):
         shift, log_scale = self._shift_and_log_scale(x)
         y = x * tf.exp(log_scale) + shift
-        self._net_cache[y.ref()] = self._net_cache[x.ref()]
+        self._net_cache[y] = self._net_cache[x]
         return y
 
     def _inverse(self, y):
         shift, log_scale = self._shift_and_log_scale(y)
         x = (y - shift) * tf.exp(-log_scale)
-        self._net_cache[x.ref()] = self._net_cache[y.ref()]
+        self._net_cache[x] = self._net_cache[y]
         return x
 
     def _forward_log_det_jacobian(self, x):

@@ -5,7 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector
+from zoo.flows.steps.bijector import LayerBijector, TensorCache
 
 
 class PlanarBijector(LayerBijector):
@@ -43,7 +43,7 @@ class PlanarBijector(LayerBijector):
         parameters = dict(locals())
         self._params = (w, u, b)  # read when used, so that tapes see the variables
         self._inverse_steps = int(inverse_steps)
-        self._solve_cache = {}
+        self._solve_cache = TensorCache()
         super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def constrained(self):
@@ -77,12 +77,12 @@ class PlanarBijector(LayerBijector):
         """The a = w^T z + b of z = f^-1(y): bisection, then one differentiable Newton step.
 
         TFP asks for the inverse and its log-det separately, on the same tensor: the
-        solve runs once per input tensor (cached by reference).
+        solve runs once per input tensor (cached without keeping the tensor).
         """
-        key = y.ref()
-        if key not in self._solve_cache:
-            self._solve_cache = {key: self._solve(y)}
-        return self._solve_cache[key]
+        if y not in self._solve_cache:
+            self._solve_cache.clear()
+            self._solve_cache[y] = self._solve(y)
+        return self._solve_cache[y]
 
     def _solve(self, y):
         _, c, softplus = self.constrained()

@@ -1,10 +1,12 @@
 """Rational-quadratic spline coupling: a Keras layer that owns the MLP and makes the bijector."""
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.flows.steps.bijector import LayerBijector, OnePassBijector
+from zoo.flows.steps.bijector import LayerBijector, OnePassBijector, TensorCache
 from zoo.nn.mlp import MLP
 
 
@@ -37,7 +39,7 @@ class RationalQuadraticSpline(LayerBijector):
         # TFP's names for them
         self.bin_widths, self.bin_heights, self.knot_slopes = widths, heights, slopes
         self._bound = float(bound)
-        self._results = {}
+        self._results = TensorCache()
         super().__init__(parameters, forward_min_event_ndims=0, name=name)
 
     def _knots(self, sizes):
@@ -48,9 +50,12 @@ class RationalQuadraticSpline(LayerBijector):
     def _transform(self, v, inverse):
         """``(out, log|d out / d v|)`` of the forward map of x = `v`, or of the
         inverse of y = `v`, elementwise."""
-        key = (v.ref(), inverse)
+        key = (v, inverse)
         if key in self._results:
-            return self._results[key]
+            out, log_slope = self._results[key]
+            out = out()  # held weakly: TFP's cache holds this bijector while it lives
+            if out is not None:
+                return out, log_slope
         widths, heights, slopes = self.bin_widths, self.bin_heights, self.knot_slopes
         num_bins = widths.shape[-1]
         xs, ys = self._knots(widths), self._knots(heights)
@@ -88,7 +93,7 @@ class RationalQuadraticSpline(LayerBijector):
         if inverse:
             log_slope = -log_slope
         result = (tf.where(inside, out, v), tf.where(inside, log_slope, tf.zeros_like(v)))
-        self._results[key] = result
+        self._results[key] = (weakref.ref(result[0]), result[1])
         return result
 
     def _forward(self, x):
@@ -154,7 +159,7 @@ class SplineCouplingBijector(OnePassBijector):
         self._fn = params_fn
         self._num_bins = num_bins
         self._bound = bound
-        self._net_cache = {}
+        self._net_cache = TensorCache()
         super().__init__(parameters, forward_min_event_ndims=1, name=name)
 
     def _split(self, x):
@@ -168,12 +173,12 @@ class SplineCouplingBijector(OnePassBijector):
         """(x_c, x_t, spline) for `x`; the network runs once per input tensor
         (TFP asks for a direction and its log-det separately, on the same tensor).
         The conditioning half is the same on both sides, so either works."""
-        key = x.ref()
-        if key not in self._net_cache:
+        if x not in self._net_cache:
             fixed, moved = self._split(x)
             spline = rational_quadratic_spline(self._fn(fixed), self._num_bins, self._bound)
-            self._net_cache = {key: (fixed, moved, spline)}
-        return self._net_cache[key]
+            self._net_cache.clear()
+            self._net_cache[x] = (fixed, moved, spline)
+        return self._net_cache[x]
 
     def _transform(self, v, inverse):
         fixed, moved, spline = self._spline(v)
