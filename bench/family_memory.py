@@ -204,24 +204,16 @@ def add_arguments(parser):
                         help="evaluate: the commit timed as 'before' ('' for none)")
 
 
-def run_parts(me, args, only, results):
+def run_parts(me, args, only):
     """Runs the parts of this module that ``args.part`` names ("all" both), each
-    table to stdout; their rows go into the JSON file `results` (keys "memory",
-    "evaluate"), whose other keys are kept."""
+    table to stdout; returns their rows (keys "memory", "evaluate") and the
+    arguments, for the results' JSON."""
     done = {}
     if args.part in ("all", "memory"):
         done["memory"] = memory_part(me, args, only)
     if args.part in ("all", "evaluate"):
         done["evaluate"] = evaluate_part(me, args, only)
-    if not done:
-        return
-    kept = {}
-    if os.path.isfile(results):
-        with open(results) as f:
-            kept = json.load(f)
-    os.makedirs(os.path.dirname(results), exist_ok=True)
-    with open(results, "w") as f:
-        json.dump({**kept, **done, f"{'_'.join(done)}_args": vars(args)}, f, indent=1)
+    return {**done, f"{'_'.join(done)}_args": vars(args)} if done else {}
 
 
 def fmt(value, digits=0):

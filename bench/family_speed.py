@@ -97,7 +97,7 @@ What differs between ``ours_kio`` and ``keras_io`` beside the code around the
 same network: the zoo's discrete linear schedule over T = 1000 against the
 example's continuous cosine one, MSE against the example's mean absolute error,
 data scaled to [-1, 1] against the example's normalizer, and the zoo's clipped
-x_0 in the sampler. Results go to bench/results/family_speed_diffusion.json.
+x_0 in the sampler. Results go to the "diffusion" entry of bench/results/family_speed.json.
 
 A measurement that runs past ``--timeout`` seconds (300) is killed and shows as
 "-": on the shared 2-core host, the DCGAN's first XLA fit (its compilation
@@ -534,11 +534,9 @@ def diffusion_main(args):
               f"{fmt(params(peer))} | {fmt(train[0], 1)} | {fmt(train[1], 1)} | "
               f"{fmt(train[2], 2)} | {fmt(sample[0], 2)} | {fmt(sample[1], 2)} | "
               f"{fmt(sample[2], 2)} |")
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "family_speed_diffusion.json"), "w") as f:
-        json.dump({"args": vars(args), "cpu_count": os.cpu_count(), "table": table,
-                   "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
-                  f, indent=1)
+    update_results({"diffusion": {
+        "args": vars(args), "cpu_count": os.cpu_count(), "table": table,
+        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}})
 
 
 # ------------------------------------------------------------------ driver
@@ -624,7 +622,7 @@ def main():
             parser.error(f"--batch: expected NAME=SIZE with NAME in {MODELS}, got {item!r}")
         batches[name] = int(size)
     if args.part in family_memory.PARTS:
-        return family_memory.run_parts(me, args, only, os.path.join(RESULTS, "family_speed.json"))
+        return update_results(family_memory.run_parts(me, args, only))
     jobs = {}
     if args.part in ("all", "peers"):
         torch = args.torch_python and os.path.exists(args.torch_python)
@@ -708,13 +706,23 @@ def main():
         print(f"| {name} | {row['dataset']} | {batch} | {row['steps']} | {fmt(off)} | {fmt(on)} | "
               f"{fmt(row['ratio'], 2)} |")
 
+    update_results({"args": vars(args), "cpu_count": os.cpu_count(), "peers": table,
+                    "xla": xla_table,
+                    "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]})
+    update_results(family_memory.run_parts(me, args, only))
+
+
+def update_results(entries):
+    """Writes `entries` into bench/results/family_speed.json, keeping the file's
+    other keys (every part writes its own)."""
+    path = os.path.join(RESULTS, "family_speed.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "family_speed.json"), "w") as f:
-        json.dump({"args": vars(args), "cpu_count": os.cpu_count(), "peers": table,
-                   "xla": xla_table,
-                   "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]},
-                  f, indent=1)
-    family_memory.run_parts(me, args, only, os.path.join(RESULTS, "family_speed.json"))
+    with open(path, "w") as f:
+        json.dump({**results, **entries}, f, indent=1)
 
 
 def autoregressive_part(args):
@@ -790,17 +798,9 @@ def autoregressive_part(args):
               f"{fmt(row['torch_2t'], digits)} | {fmt(row['ratio_2t'], 2)} | "
               f"{fmt(row['ours_1t'], digits)} | {fmt(row['torch_1t'], digits)} | "
               f"{fmt(row['ratio_1t'], 2)} |")
-    path = os.path.join(RESULTS, "family_speed.json")
-    results = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            results = json.load(f)
-    results["autoregressive"] = {
+    update_results({"autoregressive": {
         "args": vars(args), "cpu_count": os.cpu_count(), "table": table,
-        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
+        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}})
 
 
 if __name__ == "__main__":
