@@ -20,6 +20,14 @@ Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "
   bijector_fn=...)`` making a ``tfb.RationalQuadraticSpline`` (the recipe of its
   docstring, with the same MLP; :func:`StockSplineNet`). zuko's NSF (bound 5) has
   no coupling class: in 2-D its autoregressive one also splines the first variable.
+* The same TFP flows as the strongest TFP a user could write in a page
+  (``tfp_<flow>_xla``, :func:`tfp_xla`): the train step compiled with XLA
+  (``tf.function(jit_compile=True)``), K steps per call in a ``tf.while_loop`` over
+  K batches stacked in one tensor, the ``tf_keras`` Adam's update inside, and the
+  sampler compiled with XLA. Every stock bijector above compiles as it is (the
+  tf.compat.v1 template, the MADE, the spline). K "auto" (``--tfp-k``) is chosen by
+  ours' rule (zoo.fitting: 0.2 s worth of steps a call, at most 100, a divisor of
+  ``--steps``) from the compiled step's own time; the table's ``spe`` column gives it.
 * zuko (PyTorch) RealNVP / MAF / NSF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
@@ -27,24 +35,32 @@ Training is timed two ways for ours: the wall time of one ``model.fit`` of
 from the end of its first execution to the end of its last (a callback; "steady
 ex/s"). Before it, ours runs a first fit of the same length (tracing, and timing
 the step to choose ``steps_per_execution``), the peers ``--warmup`` steps (their
-tracing). The peers' loops keep one iterator, so for them both numbers are the same.
+tracing; ``tfp_<flow>_xla`` whole calls of K steps, at least one, after the 6 steps
+that time it for "auto"). The peers' loops keep one iterator, so for them both
+numbers are the same.
 
 Metrics, each configuration in a fresh subprocess (so that peak memory is its own),
 configurations interleaved within each repeat, medians over ``--repeats``:
 training examples/s over ``--steps`` steps after a warm-up; sampling samples/s for
 n=10000 after a warm-up (ours ``model.sample(n, seed)`` in a ``tf.function``, TFP
 ``dist.sample`` in a ``tf.function``, and for reference in one with
-``jit_compile=True``, zuko ``flow().sample`` under ``no_grad``); peak
+``jit_compile=True``, the ``tfp_<flow>_xla`` rows' samplers only so, zuko
+``flow().sample`` under ``no_grad``); peak
 RSS (VmHWM) of the process, and its RSS after imports (the peak minus it is
 what the model, data and training added).
 
 The host's speed drifts (up to 2x within minutes on a shared machine), which moves
 ratios between fresh processes. So sampling against TFP is also measured paired:
-one more worker per flow (``paired_<flow>``) trains both as above, then times their
-samplers in alternating rounds in one process; its table gives the median of the
-per-round ratios.
+one more worker per flow (``paired_<flow>``) trains both as above, then times
+ours, TFP's and TFP's XLA samplers in rotating rounds in one process; its table
+gives the medians of the per-round ratios.
 
     .venv/bin/python bench/flows_speed.py --repeats 3
+
+``--only tfp_xla`` runs only ours at the defaults, TFP, TFP under XLA and the
+paired sampling (12 workers a repeat, against 15, and 21 with zuko); ``--flows`` picks
+flows. bench/flows_xla_split.py gives one step's HLO sizes and time split, ours
+against TFP under XLA.
 
 Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.json
 (and the zoo's moons batches to bench/results/moons_batches.npy for the torch side).
@@ -93,20 +109,24 @@ def data():
     return zoo.datasets.load("moons", "train", BATCH, repeat=True, drop_remainder=True)
 
 
+def ours_model(flow):
+    """The zoo's `flow` as the module docstring configures it (not compiled)."""
+    import zoo
+
+    if flow == "realnvp":
+        return zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
+                       num_blocks=2)
+    if flow == "maf":
+        return zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
+    return zoo.get("nsf", dataset="moons", variant="coupling", num_layers=6,
+                   hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
+
+
 def ours(flow, spe, steps, warmup, sample_n, sample_reps):
     import keras
     import tensorflow as tf
 
-    import zoo
-
-    if flow == "realnvp":
-        model = zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
-                        num_blocks=2)
-    elif flow == "maf":
-        model = zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
-    else:
-        model = zoo.get("nsf", dataset="moons", variant="coupling", num_layers=6,
-                        hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
+    model = ours_model(flow)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
     ds = data()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)  # traces; "auto" chooses
