@@ -18,9 +18,15 @@ Adam 1e-3; ours from ``ours_model``, TFP's from ``tfp_flow``), in one process:
   ``tfp_<flow>_xla`` and ours' executions run): the loss alone (forward), the
   loss and its gradients (backward = this minus forward), the whole train step
   (the optimizer update and ours' loss trackers = this minus that), and one step
-  per call (the call's fixed cost = this minus the step in the loop). The sides
-  run in alternating rounds, medians over ``--rounds``, so that the host's drift
-  moves both alike.
+  per call (the call's fixed cost = this minus the step in the loop).
+* Sampling n = ``--sample-n`` as flows_speed times it (ours ``model.sample`` in a
+  ``tf.function``: the base draw as a graph, the decoding under XLA; TFP's
+  ``dist.sample`` with ``jit_compile=True``), and the decoding of a given z alone
+  (the bijector's forward under XLA, both): its HLO sizes, and the time split
+  into the decoding and the rest (drawing z, the call).
+
+The sides run in alternating rounds, medians over ``--rounds``, so that the
+host's drift moves both alike.
 
     .venv/bin/python bench/flows_xla_split.py [--flows realnvp,maf,nsf] [--k 100]
 
@@ -64,9 +70,12 @@ def hlo_counts(text):
             "top_ops": dict(ops.most_common(8))}
 
 
-def ours_side(flow):
-    """Ours: the loss, variables and train step of flows_speed's model."""
+def ours_side(flow, n):
+    """Ours: flows_speed's model, its loss, variables and train step, its
+    sampler of `n` (as flows_speed times it: the base draw as a graph, the
+    decoding compiled with XLA) and that decoding alone."""
     import keras
+    import tensorflow as tf
 
     from zoo import fitting
 
@@ -74,13 +83,17 @@ def ours_side(flow):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1,
                   jit_compile=False)
     fitting.build_optimizers(model)
-    return (lambda x: model.training_terms(x)[0]["loss"], model.trainable_weights,
-            lambda x: model.train_step(x)["loss"])
+    return {"loss": lambda x: model.training_terms(x)[0]["loss"],
+            "variables": model.trainable_weights,
+            "step": lambda x: model.train_step(x)["loss"],
+            "sample": tf.function(lambda: model.sample(n, seed=1), autograph=False),
+            "decode": lambda z: model.bijector.forward(z)}
 
 
-def tfp_side(flow):
+def tfp_side(flow, n):
     """TFP: the stock flow's loss, variables and train step (flows_speed's
-    ``tfp_xla``: a ``tf_keras`` Adam, built first)."""
+    ``tfp_xla``: a ``tf_keras`` Adam, built first), its sampler of `n` compiled
+    with XLA, and its bijector's forward alone."""
     import tensorflow as tf
     import tf_keras
 
@@ -97,13 +110,19 @@ def tfp_side(flow):
         optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
         return value
 
-    return loss, variables, step
+    return {"loss": loss, "variables": variables, "step": step,
+            "sample": tf.function(lambda: dist.sample(n, seed=(1, 2)), jit_compile=True,
+                                  autograph=False),
+            "decode": lambda z: dist.bijector.forward(z)}
 
 
-def parts(loss, variables, step):
-    """The compiled functions timed: each part K times in a while loop, and the
-    step once per call."""
+def timed_functions(side, xs, x, z):
+    """name -> (compiled function, its arguments, steps it runs): each part of
+    the train step K times in a while loop, the step once per call, the
+    sampler and the decoding of `z` alone."""
     import tensorflow as tf
+
+    loss, variables = side["loss"], side["variables"]
 
     def gradients(x):
         with tf.GradientTape() as tape:
@@ -121,8 +140,42 @@ def parts(loss, variables, step):
 
         return tf.function(run, jit_compile=True, autograph=False)
 
-    return {"forward": looped(loss), "gradients": looped(gradients), "step": looped(step),
-            "step_per_call": tf.function(step, jit_compile=True, autograph=False)}
+    k = int(xs.shape[0])
+    return {"forward": (looped(loss), (xs,), k), "gradients": (looped(gradients), (xs,), k),
+            "step": (looped(side["step"]), (xs,), k),
+            "step_per_call": (tf.function(side["step"], jit_compile=True, autograph=False),
+                              (x,), 1),
+            "sample": (side["sample"], (), 1),
+            "decode": (tf.function(side["decode"], jit_compile=True, autograph=False), (z,), 1)}
+
+
+def compiled_counts(fn, *args):
+    """HLO counts of `fn` compiled with XLA on `args`: as traced and optimized."""
+    import tensorflow as tf
+
+    ir = tf.function(fn, jit_compile=True, autograph=False).experimental_get_compiler_ir(*args)
+    return hlo_counts(ir(stage="hlo")), hlo_counts(ir(stage="optimized_hlo"))
+
+
+ROWS = [  # (label, value of one side's result)
+    ("variables", lambda r: r["variables"]),
+    ("parameters", lambda r: r["parameters"]),
+    ("loss: HLO dots", lambda r: r["loss_hlo"]["dot"]),
+    ("loss: optimized dots", lambda r: r["loss_optimized_hlo"]["dot"]),
+    ("step: HLO instructions", lambda r: r["step_hlo"]["instructions"]),
+    ("optimized instructions", lambda r: r["step_optimized_hlo"]["instructions"]),
+    ("  fusions", lambda r: r["step_optimized_hlo"]["fusion"]),
+    ("  dots", lambda r: r["step_optimized_hlo"]["dot"]),
+    ("  while loops", lambda r: r["step_optimized_hlo"]["while"]),
+    ("  kernels", lambda r: r["step_optimized_hlo"]["kernels"]),
+    ("decode: HLO dots", lambda r: r["decode_hlo"]["dot"]),
+    ("optimized instructions", lambda r: r["decode_optimized_hlo"]["instructions"]),
+    ("  dots", lambda r: r["decode_optimized_hlo"]["dot"]),
+    ("  while loops", lambda r: r["decode_optimized_hlo"]["while"]),
+    ("  kernels", lambda r: r["decode_optimized_hlo"]["kernels"]),
+]
+TIMES = ["forward", "backward", "update", "step", "call_overhead", "step_per_call",
+         "sample", "decode", "draw_and_call"]
 
 
 def main():
@@ -130,6 +183,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flows", default=",".join(flows_speed.FLOWS))
     parser.add_argument("--k", type=int, default=100, help="steps per call in the loops")
+    parser.add_argument("--sample-n", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3, help="calls timed per round")
     args = parser.parse_args()
@@ -137,92 +191,73 @@ def main():
     if not flows or set(flows) - set(flows_speed.FLOWS):
         parser.error(f"--flows must be a comma list of {', '.join(flows_speed.FLOWS)}, "
                      f"got {args.flows!r}")
-    if args.k < 1 or args.rounds < 1 or args.calls < 1:
-        parser.error("--k, --rounds and --calls must be >= 1")
+    if min(args.k, args.sample_n, args.rounds, args.calls) < 1:
+        parser.error("--k, --sample-n, --rounds and --calls must be >= 1")
     import tensorflow as tf
 
     batches = list(flows_speed.data().take(args.k))
     xs, x = tf.stack(batches), batches[0]
+    z = tf.random.stateless_normal([args.sample_n, 2], seed=[1, 2])
     report = {"args": vars(args), "flows": {}}
     for flow in flows:
-        sides = {"ours": ours_side(flow), "tfp": tfp_side(flow)}
-        result = {}
-        for side, (loss, variables, step) in sides.items():
-            step_fn = tf.function(step, jit_compile=True, autograph=False)
-            loss_fn = tf.function(loss, jit_compile=True, autograph=False)
-            result[side] = {
-                "loss_hlo": hlo_counts(loss_fn.experimental_get_compiler_ir(x)(stage="hlo")),
-                "loss_optimized_hlo": hlo_counts(
-                    loss_fn.experimental_get_compiler_ir(x)(stage="optimized_hlo")),
-                "variables": len(variables),
-                "parameters": int(sum(v.shape.num_elements() for v in variables)),
-                "hlo": hlo_counts(step_fn.experimental_get_compiler_ir(x)(stage="hlo")),
-                "optimized_hlo": hlo_counts(
-                    step_fn.experimental_get_compiler_ir(x)(stage="optimized_hlo")),
-                "functions": parts(loss, variables, step),
-            }
-        for side in sides:  # compiles and warms up each
-            for name, fn in result[side]["functions"].items():
+        sides = {"ours": ours_side(flow, args.sample_n), "tfp": tfp_side(flow, args.sample_n)}
+        result, functions = {}, {}
+        for name, side in sides.items():
+            loss_hlo, loss_opt = compiled_counts(side["loss"], x)
+            step_hlo, step_opt = compiled_counts(side["step"], x)
+            decode_hlo, decode_opt = compiled_counts(side["decode"], z)
+            result[name] = {
+                "variables": len(side["variables"]),
+                "parameters": int(sum(v.shape.num_elements() for v in side["variables"])),
+                "loss_hlo": loss_hlo, "loss_optimized_hlo": loss_opt,
+                "step_hlo": step_hlo, "step_optimized_hlo": step_opt,
+                "decode_hlo": decode_hlo, "decode_optimized_hlo": decode_opt,
+                "compile_s": {}}
+            functions[name] = timed_functions(side, xs, x, z)
+            for part, (fn, fn_args, _) in functions[name].items():  # compiles, warms up
                 start = time.perf_counter()
-                float(fn(x if name == "step_per_call" else xs))
-                result[side].setdefault("compile_s", {})[name] = time.perf_counter() - start
-        times = {side: collections.defaultdict(list) for side in sides}
-        names = list(result["ours"]["functions"])
+                tf.nest.map_structure(lambda t: t.numpy(), fn(*fn_args))
+                result[name]["compile_s"][part] = time.perf_counter() - start
+        times = {name: collections.defaultdict(list) for name in sides}
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-            for name in names:
-                for side in order:
-                    fn = result[side]["functions"][name]
-                    arg, per = (x, 1) if name == "step_per_call" else (xs, args.k)
+            for part in functions["ours"]:
+                for name in order:
+                    fn, fn_args, per = functions[name][part]
                     start = time.perf_counter()
                     for _ in range(args.calls):
-                        out = fn(arg)
-                    float(out)
-                    times[side][name].append((time.perf_counter() - start) / args.calls / per)
-        for side in sides:
-            ms = {name: 1e3 * statistics.median(t) for name, t in times[side].items()}
-            result[side]["ms_per_step"] = {
+                        out = fn(*fn_args)
+                    tf.nest.map_structure(lambda t: t.numpy(), out)
+                    times[name][part].append((time.perf_counter() - start) / args.calls / per)
+        for name in sides:
+            ms = {part: 1e3 * statistics.median(t) for part, t in times[name].items()}
+            result[name]["ms"] = {
                 "forward": ms["forward"],
                 "backward": ms["gradients"] - ms["forward"],
                 "update": ms["step"] - ms["gradients"],
                 "step": ms["step"],
                 "call_overhead": ms["step_per_call"] - ms["step"],
                 "step_per_call": ms["step_per_call"],
+                "sample": ms["sample"],
+                "decode": ms["decode"],
+                "draw_and_call": ms["sample"] - ms["decode"],
             }
-            del result[side]["functions"]
         report["flows"][flow] = result
 
-        print(f"\n{flow}: one train step under XLA, batch {flows_speed.BATCH} "
-              f"(ms per step: {args.k} steps per call, medians of {args.rounds} rounds)")
-        keys = [("variables", "variables"), ("parameters", "parameters"),
-                ("loss_dots", "loss: HLO dots"), ("loss_opt_dots", "loss: optimized dots"),
-                ("hlo", "step: HLO instructions"), ("opt", "optimized instructions"),
-                ("fusion", "  fusions"), ("dot", "  dots"), ("while", "  while loops"),
-                ("kernels", "  kernels")]
+        print(f"\n{flow} under XLA: one train step (batch {flows_speed.BATCH}; ms per step at "
+              f"{args.k} steps per call), sampling n={args.sample_n} (ms per call); "
+              f"medians of {args.rounds} rounds")
         print(f"{'':<24} {'ours':>10} {'TFP':>10} {'TFP/ours':>9}")
-        for key, label in keys:
-            def get(side):
-                r = result[side]
-                if key in ("variables", "parameters"):
-                    return r[key]
-                if key == "loss_dots":
-                    return r["loss_hlo"]["dot"]
-                if key == "loss_opt_dots":
-                    return r["loss_optimized_hlo"]["dot"]
-                if key == "hlo":
-                    return r["hlo"]["instructions"]
-                if key == "opt":
-                    return r["optimized_hlo"]["instructions"]
-                return r["optimized_hlo"][key]
-            a, b = get("ours"), get("tfp")
+        for label, get in ROWS:
+            a, b = get(result["ours"]), get(result["tfp"])
             print(f"{label:<24} {a:>10} {b:>10} {b / a if a else float('nan'):>9.2f}")
-        for key in ("forward", "backward", "update", "step", "call_overhead", "step_per_call"):
-            a, b = result["ours"]["ms_per_step"][key], result["tfp"]["ms_per_step"][key]
+        for key in TIMES:
+            a, b = result["ours"]["ms"][key], result["tfp"]["ms"][key]
             print(f"{key + ' ms':<24} {a:>10.3f} {b:>10.3f} "
                   f"{b / a if a > 0 else float('nan'):>9.2f}")
-        for side in sides:
-            print(f"  {side} optimized HLO, most frequent ops: "
-                  f"{result[side]['optimized_hlo']['top_ops']}")
+        for name in sides:
+            print(f"  {name}: step's optimized HLO, most frequent ops: "
+                  f"{result[name]['step_optimized_hlo']['top_ops']}")
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "flows_xla_split.json"), "w") as f:
         json.dump(report, f, indent=1)
