@@ -27,9 +27,9 @@ Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "
   sampler compiled with XLA. Every stock bijector above compiles as it is (the
   tf.compat.v1 template, the MADE, the spline). K "auto" (``--tfp-k``) is chosen by
   ours' rule (zoo.fitting: 0.2 s worth of steps a call, at most 100, a divisor of
-  ``--steps``) from the time of one step under XLA (ours times its step as a plain
-  graph, which is slower: TFP gets at least as many steps a call for the same
-  step); the table's ``spe`` column gives it.
+  ``--steps``) from the time of one step called alone under XLA (ours times its
+  step as a plain graph); the table's ``spe`` column gives it, and ``--tfp-k 100``
+  gives TFP the most that ours may choose.
 * zuko (PyTorch) RealNVP / MAF / NSF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
