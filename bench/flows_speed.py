@@ -60,8 +60,9 @@ gives the medians of the per-round ratios.
     .venv/bin/python bench/flows_speed.py --repeats 3
 
 ``--only tfp_xla`` runs only ours at the defaults, TFP, TFP under XLA and the
-paired sampling (12 workers a repeat, against 15, and 21 with zuko); ``--flows`` picks
-flows. bench/flows_xla_split.py gives one step's HLO sizes and time split, ours
+paired sampling (12 workers a repeat, against 15, and 21 with zuko; one repeat of
+them took 6.6 minutes on the shared 2-core host); ``--flows`` picks flows.
+bench/flows_xla_split.py gives one step's HLO sizes and time split, ours
 against TFP under XLA.
 
 Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.json
