@@ -20,6 +20,16 @@ Config (the README's speed table): 2-D moons from ``zoo.datasets.load("moons", "
   bijector_fn=...)`` making a ``tfb.RationalQuadraticSpline`` (the recipe of its
   docstring, with the same MLP; :func:`StockSplineNet`). zuko's NSF (bound 5) has
   no coupling class: in 2-D its autoregressive one also splines the first variable.
+* The same TFP flows as the strongest TFP a user could write in a page
+  (``tfp_<flow>_xla``, :func:`tfp_xla`): the train step compiled with XLA
+  (``tf.function(jit_compile=True)``), K steps per call in a ``tf.while_loop`` over
+  K batches stacked in one tensor, the ``tf_keras`` Adam's update inside, and the
+  sampler compiled with XLA. Every stock bijector above compiles as it is (the
+  tf.compat.v1 template, the MADE, the spline). K "auto" (``--tfp-k``) is chosen by
+  ours' rule (zoo.fitting: 0.2 s worth of steps a call, at most 100, a divisor of
+  ``--steps``) from the time of one step called alone under XLA (ours times its
+  step as a plain graph); the table's ``spe`` column gives it, and ``--tfp-k 100``
+  gives TFP the most that ours may choose.
 * zuko (PyTorch) RealNVP / MAF / NSF, when .bench-venv exists (bench/flows_speed_torch.py).
 
 Training is timed two ways for ours: the wall time of one ``model.fit`` of
@@ -27,24 +37,33 @@ Training is timed two ways for ours: the wall time of one ``model.fit`` of
 from the end of its first execution to the end of its last (a callback; "steady
 ex/s"). Before it, ours runs a first fit of the same length (tracing, and timing
 the step to choose ``steps_per_execution``), the peers ``--warmup`` steps (their
-tracing). The peers' loops keep one iterator, so for them both numbers are the same.
+tracing; ``tfp_<flow>_xla`` whole calls of K steps, at least one, after the 6 steps
+that time it for "auto"). The peers' loops keep one iterator, so for them both
+numbers are the same.
 
 Metrics, each configuration in a fresh subprocess (so that peak memory is its own),
 configurations interleaved within each repeat, medians over ``--repeats``:
 training examples/s over ``--steps`` steps after a warm-up; sampling samples/s for
 n=10000 after a warm-up (ours ``model.sample(n, seed)`` in a ``tf.function``, TFP
 ``dist.sample`` in a ``tf.function``, and for reference in one with
-``jit_compile=True``, zuko ``flow().sample`` under ``no_grad``); peak
+``jit_compile=True``, the ``tfp_<flow>_xla`` rows' samplers only so, zuko
+``flow().sample`` under ``no_grad``); peak
 RSS (VmHWM) of the process, and its RSS after imports (the peak minus it is
 what the model, data and training added).
 
 The host's speed drifts (up to 2x within minutes on a shared machine), which moves
 ratios between fresh processes. So sampling against TFP is also measured paired:
-one more worker per flow (``paired_<flow>``) trains both as above, then times their
-samplers in alternating rounds in one process; its table gives the median of the
-per-round ratios.
+one more worker per flow (``paired_<flow>``) trains both as above, then times
+ours, TFP's and TFP's XLA samplers in rotating rounds in one process; its table
+gives the medians of the per-round ratios.
 
     .venv/bin/python bench/flows_speed.py --repeats 3
+
+``--only tfp_xla`` runs only ours at the defaults, TFP, TFP under XLA and the
+paired sampling (12 workers a repeat, against 15, and 21 with zuko; one repeat of
+them took 6.6 minutes on the shared 2-core host); ``--flows`` picks flows.
+bench/flows_xla_split.py gives one step's HLO sizes and time split, ours
+against TFP under XLA.
 
 Prints a table with ratios (ours / peer) and writes bench/results/flows_speed.json
 (and the zoo's moons batches to bench/results/moons_batches.npy for the torch side).
@@ -72,12 +91,15 @@ TF_CONFIGS = {
     "ours_realnvp": ("realnvp", "ours", "auto"),
     "ours_realnvp_spe1": ("realnvp", "ours", 1),
     "tfp_realnvp": ("realnvp", "tfp", None),
+    "tfp_realnvp_xla": ("realnvp", "tfp_xla", "auto"),
     "ours_maf": ("maf", "ours", "auto"),
     "ours_maf_spe1": ("maf", "ours", 1),
     "tfp_maf": ("maf", "tfp", None),
+    "tfp_maf_xla": ("maf", "tfp_xla", "auto"),
     "ours_nsf": ("nsf", "ours", "auto"),
     "ours_nsf_spe1": ("nsf", "ours", 1),
     "tfp_nsf": ("nsf", "tfp", None),
+    "tfp_nsf_xla": ("nsf", "tfp_xla", "auto"),
 }
 TORCH_CONFIGS = {"zuko_realnvp": "realnvp", "zuko_maf": "maf", "zuko_nsf": "nsf"}
 FLOWS = ("realnvp", "maf", "nsf")
@@ -90,20 +112,24 @@ def data():
     return zoo.datasets.load("moons", "train", BATCH, repeat=True, drop_remainder=True)
 
 
+def ours_model(flow):
+    """The zoo's `flow` as the module docstring configures it (not compiled)."""
+    import zoo
+
+    if flow == "realnvp":
+        return zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
+                       num_blocks=2)
+    if flow == "maf":
+        return zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
+    return zoo.get("nsf", dataset="moons", variant="coupling", num_layers=6,
+                   hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
+
+
 def ours(flow, spe, steps, warmup, sample_n, sample_reps):
     import keras
     import tensorflow as tf
 
-    import zoo
-
-    if flow == "realnvp":
-        model = zoo.get("realnvp", dataset="moons", num_couplings=8, hidden_units=64,
-                        num_blocks=2)
-    elif flow == "maf":
-        model = zoo.get("maf", dataset="moons", num_layers=5, hidden_units=64, num_hidden=2)
-    else:
-        model = zoo.get("nsf", dataset="moons", variant="coupling", num_layers=6,
-                        hidden_units=64, num_hidden=2, num_bins=8, bound=4.0)
+    model = ours_model(flow)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
     ds = data()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)  # traces; "auto" chooses
@@ -169,10 +195,12 @@ def StockSplineNet(bins=8, bound=4.0, min_width=1e-3, min_slope=1e-3):
     return Net()
 
 
-def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
+def tfp_flow(flow):
+    """TFP's stock flow for `flow` (the module docstring), as a
+    ``tfd.TransformedDistribution`` with its variables created, and the list of
+    its trainable variables."""
     import tensorflow as tf
     import tensorflow_probability as tfp
-    import tf_keras
 
     tfb, tfd = tfp.bijectors, tfp.distributions
     if flow == "realnvp":
@@ -198,6 +226,14 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     else:
         variables = list(dist.trainable_variables)
     assert variables, "no trainable variables found"
+    return dist, variables
+
+
+def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
+    import tensorflow as tf
+    import tf_keras
+
+    dist, variables = tfp_flow(flow)
     optimizer = tf_keras.optimizers.Adam(1e-3)
 
     @tf.function
@@ -223,7 +259,84 @@ def tfp_stock(flow, steps, warmup, sample_n, sample_reps):
     return train_s, train_s / steps, loss, tf.function(sample)
 
 
-def measure(name, steps, warmup, sample_n, sample_reps):
+def steps_per_call(step_seconds, steps):
+    """The zoo's rule for ``steps_per_execution="auto"`` (zoo.fitting's
+    ``auto_steps_per_execution`` for a fit of `steps` steps): ``EXECUTION_SECONDS``
+    worth of steps of `step_seconds` each, at most ``MAX_STEPS_PER_EXECUTION``,
+    the largest such number that divides `steps`."""
+    from zoo import fitting
+
+    most = min(fitting.MAX_STEPS_PER_EXECUTION, steps,
+               max(1, int(fitting.EXECUTION_SECONDS / step_seconds)))
+    return max(k for k in range(1, most + 1) if steps % k == 0)
+
+
+def tfp_xla(flow, k, steps, warmup, sample_n, sample_reps):
+    """TFP's stock flow (:func:`tfp_flow`) trained as the strongest TFP a user
+    could write in a page: `k` train steps per call, in a ``tf.while_loop`` over
+    `k` batches stacked in one tensor (the dataset batched by `k`), compiled
+    with XLA (``tf.function(jit_compile=True)``), the ``tf_keras`` Adam's update
+    inside it (built eagerly first); its sampler compiled with XLA too. Every
+    stock bijector here compiles as it is: ``real_nvp_default_template``'s
+    tf.compat.v1 layers, the MADE and the spline.
+
+    `k` "auto" chooses as ours does (:func:`steps_per_call`), from this step's
+    time: the median of 5 calls of one compiled step after a first (those 6
+    steps train too, before the warm-up)."""
+    import tensorflow as tf
+    import tf_keras
+
+    dist, variables = tfp_flow(flow)
+    optimizer = tf_keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(dist.log_prob(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    @tf.function(jit_compile=True)
+    def train_steps(xs):  # xs: [steps, batch, 2]
+        def body(i, loss):
+            return i + 1, train_step(xs[i])
+
+        return tf.while_loop(lambda i, _: i < tf.shape(xs)[0], body,
+                             [tf.constant(0), tf.constant(0.0)])[1]
+
+    step_seconds = None
+    if k == "auto":
+        one = tf.function(train_step, jit_compile=True)
+        batch = next(iter(data()))
+        one(batch).numpy()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            one(batch).numpy()
+            times.append(time.perf_counter() - start)
+        step_seconds = statistics.median(times)
+        k = steps_per_call(step_seconds, steps)
+    if steps % k:
+        raise ValueError(f"--tfp-k must divide --steps ({steps}), got {k}")
+    it = iter(data().batch(k, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    for _ in range(max(1, round(warmup / k))):  # traces and compiles for k
+        train_steps(next(it))
+    start = time.perf_counter()
+    for _ in range(steps // k):
+        loss = train_steps(next(it))
+    loss = float(loss)
+    train_s = time.perf_counter() - start
+    tfp_xla.fit_overhead = {"steps_per_execution": k}
+    if step_seconds is not None:
+        tfp_xla.fit_overhead["one_step_s"] = step_seconds
+
+    def sample():
+        return dist.sample(sample_n, seed=(1, 2))
+
+    return train_s, train_s / steps, loss, tf.function(sample, jit_compile=True)
+
+
+def measure(name, steps, warmup, sample_n, sample_reps, tfp_k="auto"):
     import tensorflow as tf
 
     import zoo  # noqa: F401  (imports counted in the baseline)
@@ -232,6 +345,9 @@ def measure(name, steps, warmup, sample_n, sample_reps):
     flow, impl, spe = TF_CONFIGS[name]
     if impl == "ours":
         train_s, steady_s, loss, sample = ours(flow, spe, steps, warmup, sample_n, sample_reps)
+    elif impl == "tfp_xla":
+        train_s, steady_s, loss, sample = tfp_xla(flow, tfp_k if spe == "auto" else spe, steps,
+                                                  warmup, sample_n, sample_reps)
     else:
         train_s, steady_s, loss, sample = tfp_stock(flow, steps, warmup, sample_n, sample_reps)
     def samples_per_s(sample):
@@ -244,7 +360,7 @@ def measure(name, steps, warmup, sample_n, sample_reps):
         return sample_reps * sample_n / (time.perf_counter() - start)
 
     extra = {}
-    if impl != "ours":  # for reference: TFP's sampler compiled with XLA, on request
+    if impl == "tfp":  # for reference: TFP's sampler compiled with XLA, on request
         extra["samples_per_s_xla"] = samples_per_s(tfp_stock.sample_xla)
     return {
         "config": name,
@@ -255,18 +371,21 @@ def measure(name, steps, warmup, sample_n, sample_reps):
         **extra,
         "final_loss": loss,
         **getattr(ours, "fit_overhead", {}),
+        **getattr(tfp_xla, "fit_overhead", {}),
         "rss_after_import_mb": base_rss,
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
 def paired_sampling(flow, steps, warmup, sample_n, rounds, calls=5):
-    """Ours and TFP's samplers in one process, each trained as in its own
-    worker, timed in alternation: ``rounds`` rounds of ``calls`` calls each, the
-    one that goes first alternating. The host's speed drifts by up to 2x over
-    seconds to minutes; a ratio within one round is not moved by that drift."""
+    """Ours and TFP's samplers (in a ``tf.function``, and with ``jit_compile=True``)
+    in one process, each trained as in its own worker, timed in alternation:
+    ``rounds`` rounds of ``calls`` calls each, the one that goes first rotating.
+    The host's speed drifts by up to 2x over seconds to minutes; a ratio within
+    one round is not moved by that drift."""
     _, _, _, mine = ours(flow, "auto", steps, warmup, sample_n, 1)
     _, _, _, peer = tfp_stock(flow, steps, warmup, sample_n, 1)
+    samplers = {"ours": mine, "tfp": peer, "tfp_xla": tfp_stock.sample_xla}
 
     def seconds(sample):
         start = time.perf_counter()
@@ -275,16 +394,21 @@ def paired_sampling(flow, steps, warmup, sample_n, rounds, calls=5):
         s.numpy()
         return (time.perf_counter() - start) / calls
 
-    seconds(mine), seconds(peer)  # trace + warm-up
-    times = {"ours": [], "tfp": []}
+    for sample in samplers.values():  # trace + warm-up
+        seconds(sample)
+    names = list(samplers)
+    times = {name: [] for name in names}
     for r in range(rounds):
-        for name in (("ours", "tfp") if r % 2 == 0 else ("tfp", "ours")):
-            times[name].append(seconds(mine if name == "ours" else peer))
-    ratios = [p / o for o, p in zip(times["ours"], times["tfp"])]
-    return {"config": f"paired_{flow}", "ratio": statistics.median(ratios),
-            "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "ours_ms": 1e3 * statistics.median(times["ours"]),
-            "tfp_ms": 1e3 * statistics.median(times["tfp"])}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(seconds(samplers[name]))
+    result = {"config": f"paired_{flow}"}
+    for peer, key in (("tfp", "ratio"), ("tfp_xla", "ratio_xla")):
+        ratios = [p / o for o, p in zip(times["ours"], times[peer])]
+        result.update({key: statistics.median(ratios), key + "_min": min(ratios),
+                       key + "_max": max(ratios)})
+    for name in names:
+        result[name + "_ms"] = 1e3 * statistics.median(times[name])
+    return result
 
 
 # ---------------------------------------------------------------------- driver
@@ -318,8 +442,26 @@ def main():
                         help="rounds of the paired sampling comparison")
     parser.add_argument("--torch-threads", default="2,1",
                         help="torch thread counts to run zuko with ('' to skip zuko)")
-    parser.add_argument("--only", default="", help="comma list of configs to run")
+    parser.add_argument("--only", default="",
+                        help="comma list of configs to run, or 'tfp_xla' for ours at the "
+                             "defaults, TFP, TFP under XLA and the paired sampling")
+    parser.add_argument("--flows", default=",".join(FLOWS),
+                        help="comma list of flows to run (default: all)")
+    parser.add_argument("--tfp-k", default="auto",
+                        help="train steps per call of the tfp_<flow>_xla configs: 'auto' "
+                             "(chosen as ours chooses) or an int that divides --steps")
     args = parser.parse_args()
+    if args.tfp_k != "auto":
+        try:
+            args.tfp_k = int(args.tfp_k)
+        except ValueError:
+            parser.error(f"--tfp-k must be 'auto' or an int, got {args.tfp_k!r}")
+        if args.tfp_k < 1 or args.steps % args.tfp_k:
+            parser.error(f"--tfp-k must be an int >= 1 that divides --steps ({args.steps}), "
+                         f"got {args.tfp_k}")
+    flows = [f for f in args.flows.split(",") if f]
+    if not flows or set(flows) - set(FLOWS):
+        parser.error(f"--flows must be a comma list of {', '.join(FLOWS)}, got {args.flows!r}")
     common = ["--steps", str(args.steps), "--warmup", str(args.warmup),
               "--sample-n", str(args.sample_n), "--sample-reps", str(args.sample_reps)]
     if args.worker in PAIRED:
@@ -328,11 +470,11 @@ def main():
         return
     if args.worker:
         print(json.dumps(measure(args.worker, args.steps, args.warmup, args.sample_n,
-                                 args.sample_reps)))
+                                 args.sample_reps, args.tfp_k)))
         return
 
-    jobs = {name: [sys.executable, os.path.abspath(__file__), "--worker", name] + common
-            for name in TF_CONFIGS}
+    jobs = {name: [sys.executable, os.path.abspath(__file__), "--worker", name,
+                   "--tfp-k", str(args.tfp_k)] + common for name in TF_CONFIGS}
     jobs.update({name: [sys.executable, os.path.abspath(__file__), "--worker", name,
                         "--rounds", str(args.rounds)] + common for name in PAIRED})
     threads = [int(t) for t in args.torch_threads.split(",") if t]
@@ -345,8 +487,18 @@ def main():
                                         "--data", DATA] + common
     elif threads:
         print(f"(no {BENCH_PY}: zuko skipped, see bench/flows_speed_torch.py)")
-    if args.only:
-        jobs = {k: v for k, v in jobs.items() if k in args.only.split(",")}
+    only = set(args.only.split(",")) - {""}
+    if "tfp_xla" in only:
+        only = (only - {"tfp_xla"}) | {f"{kind}_{flow}{tail}" for flow in FLOWS for kind, tail
+                                       in (("ours", ""), ("tfp", ""), ("tfp", "_xla"),
+                                           ("paired", ""))}
+    known = set(TF_CONFIGS) | set(PAIRED) | {
+        f"{name}_{t}t" for name in TORCH_CONFIGS for t in threads}
+    if only - known:
+        parser.error(f"--only: unknown configs {', '.join(sorted(only - known))} (known: "
+                     f"tfp_xla, {', '.join(sorted(known))})")
+    jobs = {k: v for k, v in jobs.items() if (not only or k in only) and
+            any(k.split("_")[1] == flow for flow in flows)}
 
     runs = {name: [] for name in jobs}
     for r in range(args.repeats):  # interleaved: every config once per repeat
@@ -354,8 +506,9 @@ def main():
             runs[name].append(run(cmd))
             got = runs[name][-1]
             print(f"  repeat {r + 1}/{args.repeats} {name}: " + (
-                f"sampling ours/TFP {got['ratio']:.2f} ({got['ratio_min']:.2f}-"
-                f"{got['ratio_max']:.2f})" if name in PAIRED else
+                f"sampling ms TFP/ours {got['ratio']:.2f} ({got['ratio_min']:.2f}-"
+                f"{got['ratio_max']:.2f}), TFP XLA/ours {got['ratio_xla']:.2f}"
+                if name in PAIRED else
                 f"{got['examples_per_s']:.0f} ex/s, {got['samples_per_s']:.0f} samples/s"),
                 flush=True)
     paired = {name: runs.pop(name) for name in PAIRED if name in runs}
@@ -394,7 +547,7 @@ def main():
 
     ratios = []
     for flow in FLOWS:
-        peers = [f"tfp_{flow}"] + [f"zuko_{flow}_{t}t" for t in threads]
+        peers = [f"tfp_{flow}", f"tfp_{flow}_xla"] + [f"zuko_{flow}_{t}t" for t in threads]
         for mine in (f"ours_{flow}", f"ours_{flow}_spe1"):
             for peer in peers:
                 if mine in rows and peer in rows:
@@ -421,24 +574,28 @@ def main():
                   f"{r['train_steady']:>6.2f} {r['sample']:>7.2f} {vs_xla:>6} "
                   f"{r['peak_rss']:>8.2f} {r['added_rss']:>6.2f}")
     print("(ratios > 1: ours faster for train/sample, ours bigger for memory; '/ XLA': "
-          "ours against TFP's sampler with jit_compile=True)")
+          "ours against TFP's sampler with jit_compile=True; tfp_<flow>_xla: TFP's train "
+          "steps and sampler under XLA)")
     paired_rows = []
     if paired:
         print()
-        print(f"sampling n={args.sample_n}, ours and TFP alternating in one process "
-              f"({args.rounds} rounds; medians over rounds, then over repeats)")
-        head = f"{'flow':<8} {'ours ms':>8} {'TFP ms':>8} {'TFP/ours':>8} {'(rounds min-max)':>17}"
+        print(f"sampling n={args.sample_n}, ours, TFP and TFP under XLA alternating in one "
+              f"process ({args.rounds} rounds; medians over rounds, then over repeats)")
+        head = (f"{'flow':<8} {'ours ms':>8} {'TFP ms':>8} {'TFP/ours':>8} {'(rounds min-max)':>17}"
+                f" {'XLA ms':>8} {'XLA/ours':>8} {'(rounds min-max)':>17}")
         print(head)
         print("-" * len(head))
         for name, rs in paired.items():
             row = {"config": name, "repeats": rs,
                    **{k: statistics.median(r[k] for r in rs)
-                      for k in ("ours_ms", "tfp_ms", "ratio")},
-                   "ratio_min": min(r["ratio_min"] for r in rs),
-                   "ratio_max": max(r["ratio_max"] for r in rs)}
+                      for k in ("ours_ms", "tfp_ms", "tfp_xla_ms", "ratio", "ratio_xla")},
+                   **{k: min(r[k] for r in rs) for k in ("ratio_min", "ratio_xla_min")},
+                   **{k: max(r[k] for r in rs) for k in ("ratio_max", "ratio_xla_max")}}
             paired_rows.append(row)
             print(f"{PAIRED[name]:<8} {row['ours_ms']:>8.2f} {row['tfp_ms']:>8.2f} "
-                  f"{row['ratio']:>8.2f} {row['ratio_min']:>8.2f}-{row['ratio_max']:<8.2f}")
+                  f"{row['ratio']:>8.2f} {row['ratio_min']:>8.2f}-{row['ratio_max']:<8.2f} "
+                  f"{row['tfp_xla_ms']:>8.2f} {row['ratio_xla']:>8.2f} "
+                  f"{row['ratio_xla_min']:>8.2f}-{row['ratio_xla_max']:<8.2f}")
 
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "flows_speed.json"), "w") as f:
