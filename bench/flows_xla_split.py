@@ -1,4 +1,4 @@
-"""Where a flow's train step spends its time under XLA: ours vs TFP's stock flow.
+"""Where a flow's train step and sampler spend their time under XLA: ours vs TFP's.
 
 The flows, data and optimizer of bench/flows_speed.py (FFJORD moons, batch 256,
 Adam 1e-3; ours from ``ours_model``, TFP's from ``tfp_flow``), in one process:
