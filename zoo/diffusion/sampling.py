@@ -32,9 +32,9 @@ class DiffusionSampling:
     values are replaced by a fresh draw of ``q(x_t | x_0)`` at that step's
     timestep; with the ``complete_options`` ``resample`` r > 1 and ``jump`` j,
     RePaint's: the loop goes back up j steps by the forward process after every
-    j steps down, and redoes them, r times in all. It uses the model's schedule (``timesteps``, ``table``,
-    ``const``), network (``network_output``, ``split_output``), scaling
-    (``scale``, ``unscale``) and ``run_compiled``.
+    j steps down, and redoes them, r times in all. It uses the model's schedule
+    (``timesteps``, ``table``, ``const``), network (``network_output``,
+    ``split_output``), scaling (``scale``, ``unscale``) and ``run_compiled``.
     """
 
     def check_options(self, options, where):
