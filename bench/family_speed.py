@@ -143,10 +143,10 @@ STEPS = {"vae": 60, "dcgan": 12, "wgan_gp": 6}
 DEFAULT_BATCH = {"vae": 128, "dcgan": 32, "wgan_gp": 64}
 WARMUP = 3  # untimed steps first (tracing), unless "auto" needs a long first fit
 XLA_MODELS = {"vae": "digits", "gan": "8gaussians", "wgan_gp": "8gaussians",
-              "dcgan": "digits", "ddpm": "moons", "ebm": "moons"}
+              "dcgan": "digits", "ddpm": "moons", "ebm": "moons", "glow": "fashion_mnist"}
 # Timed fit steps of each (a multiple of the 20 steps per execution): 2-D data 1000.
 XLA_STEPS = {"vae": 200, "gan": 1000, "wgan_gp": 1000, "dcgan": 200, "ddpm": 1000,
-             "ebm": 1000}
+             "ebm": 1000, "glow": 40}
 
 
 def xla_steps(name, scale):
