@@ -534,9 +534,7 @@ def diffusion_main(args):
               f"{fmt(params(peer))} | {fmt(train[0], 1)} | {fmt(train[1], 1)} | "
               f"{fmt(train[2], 2)} | {fmt(sample[0], 2)} | {fmt(sample[1], 2)} | "
               f"{fmt(sample[2], 2)} |")
-    update_results({"diffusion": {
-        "args": vars(args), "cpu_count": os.cpu_count(), "table": table,
-        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}})
+    update_results({"diffusion": part_entry(args, table, runs)})
 
 
 # ------------------------------------------------------------------ driver
@@ -712,6 +710,12 @@ def main():
     update_results(family_memory.run_parts(me, args, only))
 
 
+def part_entry(args, table, runs):
+    """A part's entry of the results: its arguments, table and every run."""
+    return {"args": vars(args), "cpu_count": os.cpu_count(), "table": table,
+            "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}
+
+
 def update_results(entries):
     """Writes `entries` into bench/results/family_speed.json, keeping the file's
     other keys (every part writes its own)."""
@@ -798,9 +802,7 @@ def autoregressive_part(args):
               f"{fmt(row['torch_2t'], digits)} | {fmt(row['ratio_2t'], 2)} | "
               f"{fmt(row['ours_1t'], digits)} | {fmt(row['torch_1t'], digits)} | "
               f"{fmt(row['ratio_1t'], 2)} |")
-    update_results({"autoregressive": {
-        "args": vars(args), "cpu_count": os.cpu_count(), "table": table,
-        "runs": [{"config": list(k), "repeats": v} for k, v in runs.items()]}})
+    update_results({"autoregressive": part_entry(args, table, runs)})
 
 
 if __name__ == "__main__":
