@@ -65,6 +65,10 @@ steps (times ``--xla-steps-scale``: more on the 2-D data, whose 200 steps took
 under a second, mostly fit's set-up) after a first fit of the same length; the
 ratio is XLA / not.
 
+Part "flows" (only when asked) runs ``bench/flows_speed.py --only tfp_xla`` with
+the same ``--repeats``: the zoo's RealNVP, MAF and NSF against TFP's stock flows,
+plain and under XLA (that script writes bench/results/flows_speed.json).
+
 Part "diffusion" (only when asked: ``--part all`` runs the two above). The
 zoo's ``ddpm`` on Fashion-MNIST (28x28x1) against keras.io's DDIM example
 (bench/keras_io_generative.py: its network, ``train_step`` and
@@ -569,7 +573,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("all", "peers", "xla", "autoregressive",
-                                           "diffusion", *family_memory.PARTS),
+                                           "diffusion", "flows", *family_memory.PARTS),
                         default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps-scale", type=float, default=1.0,
@@ -596,6 +600,9 @@ def main():
     args = parser.parse_args()
     if "autoregressive" in (args.part, (args.worker or [""])[0]):
         return autoregressive_part(args)
+    if args.part == "flows":  # bench/flows_speed.py: the flows against TFP under XLA
+        return subprocess.run([sys.executable, os.path.join(HERE, "flows_speed.py"), "--only",
+                               "tfp_xla", "--repeats", str(args.repeats)]).returncode
     if args.part == "diffusion" or (args.worker and args.worker[0] == "diffusion"):
         return diffusion_main(args)
     if args.worker:
