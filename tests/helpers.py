@@ -196,7 +196,8 @@ def signature_inputs(model, specs, seed=0):
     range ``[low, high)`` the model gives for them in ``integer_input_ranges``
     (code indices); float inputs the model gives a range for in
     ``float_input_ranges`` are uniform in it; int32 scalars ``n`` and ``seed``
-    are 3 and 7; sampler options take their defaults. Batches have 3 examples.
+    are 3 and 7; options (the sampler's, and completion's own) take their
+    defaults. Batches have 3 examples.
     """
     rng = np.random.default_rng(seed)
     data_name = model.data_spec().name
