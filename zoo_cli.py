@@ -235,6 +235,7 @@ def cmd_evaluate(args):
                                       data_dir=args.data_dir, num_samples=args.num_samples,
                                       features=args.features, iwae_samples=args.iwae_samples,
                                       iwae_examples=args.iwae_examples,
+                                      nll_examples=args.nll_examples,
                                       probability_flow_examples=args.probability_flow_examples,
                                       probability_flow_steps=args.probability_flow_steps)
     print(json.dumps(metrics, indent=2))
@@ -411,6 +412,10 @@ def build_parser():
     p.add_argument("run", help="a run folder")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=positive_int, help="default: the run's")
+    p.add_argument("--nll-examples", type=positive_int,
+                   help="the first examples of the split the NLL averages over (default: "
+                        "the model's; all of them, 1000 for a diffusion model's stratified "
+                        "bound on images)")
     p.add_argument("--iwae-samples", type=positive_int,
                    help="k of the importance-weighted bound of latent-variable models "
                         "(default: the model's, 1000 for the zoo's VAEs)")

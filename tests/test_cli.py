@@ -520,6 +520,11 @@ def test_evaluate_spends_what_the_model_declares(moons_run, tmp_path, monkeypatc
                "--iwae-samples", 3) == 0
     metrics = read(run / "metrics.json")
     assert metrics["sample_quality"]["num_samples"] == 200 and metrics["num_examples"] == 50
+    assert zoo("evaluate", run, "--batch-size", 1000, "--num-samples", 200,
+               "--nll-examples", 30) == 0
+    metrics = read(run / "metrics.json")
+    assert metrics["num_examples"] == 30
+    np.testing.assert_allclose(metrics["nll_nats"], np.mean(model.nll(test[:30])), rtol=1e-5)
     assert "importance_weighted" not in metrics  # a flow has no such bound: the flag is unused
 
 
@@ -529,11 +534,15 @@ def test_likelihood_over_the_first_examples_whatever_the_batches(moons_run):
     model, _, _ = runs.load_checkpoint(moons_run)
     test, _ = datasets.arrays("moons", "test")
     data = tf.data.Dataset.from_tensor_slices(test[:100]).batch(20)
-    expected = float(np.mean(model.nll(test[:50])))
+    values = model.nll(test[:50]).numpy().astype(np.float64)
+    error = values.std(ddof=1) / np.sqrt(50)
     for batches in (data, data.unbatch().batch(50), data.unbatch().batch(7)):
         result = evaluate_likelihood(model, batches, max_examples=50)
         assert result["num_examples"] == 50
-        np.testing.assert_allclose(result["nll_nats"], expected, rtol=1e-5)
+        np.testing.assert_allclose(result["nll_nats"], values.mean(), rtol=1e-5)
+        np.testing.assert_allclose(result["standard_error_nats"], error, rtol=1e-4)
+        np.testing.assert_allclose(result["standard_error_bits_per_dim"],
+                                   error / (2 * np.log(2.0)), rtol=1e-4)
     assert evaluate_likelihood(model, data, max_examples=1000)["num_examples"] == 100
     with pytest.raises(ValueError, match="max_examples must be an int >= 1 or None, got 0"):
         evaluate_likelihood(model, data, max_examples=0)

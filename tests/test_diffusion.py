@@ -212,6 +212,12 @@ def tiny_images(**kwargs):
     return model
 
 
+def test_a_stratified_bound_on_images_averages_over_the_first_thousand_examples():
+    assert tiny_images(bound_timesteps=2).evaluation_defaults()["nll_examples"] == 1000
+    assert tiny_images().evaluation_defaults()["nll_examples"] is None  # all T = 4 terms
+    assert gaussian_model(20, bound_timesteps=4).evaluation_defaults()["nll_examples"] is None
+
+
 @pytest.mark.slow  # 10-15 s: eager U-Net steps (the contract checks the export's)
 def test_completion_keeps_the_known_pixels_bit_for_bit():
     model = tiny_images()

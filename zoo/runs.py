@@ -563,13 +563,15 @@ def load_first_stage(run_dir, entry, dataset):
 # ------------------------------------------------------------------ what is done with a run
 def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
                  num_samples=None, features=None, iwae_samples=None, iwae_examples=None,
-                 loaded=None, probability_flow_examples=None, probability_flow_steps=None):
+                 loaded=None, probability_flow_examples=None, probability_flow_steps=None,
+                 nll_examples=None):
     """Evaluates a run's last good checkpoint and writes ``RUN/metrics.json``.
 
     What it costs is the model's (``evaluation_defaults``: the examples of the
     likelihood, the sample count, sampler options, its family's settings), each
-    overridden by an argument that is not None: `num_samples`, and
-    `iwae_samples` and `iwae_examples` for a model that declares them (the VAEs'
+    overridden by an argument that is not None: `num_samples` and
+    `nll_examples` (the first examples of `split` the likelihood averages
+    over), and `iwae_samples` and `iwae_examples` for a model that declares them (the VAEs'
     importance-weighted bound), and `probability_flow_examples` (0: none) and
     `probability_flow_steps` (a diffusion model's probability-flow NLL); the
     others ignore those.
@@ -605,7 +607,8 @@ def evaluate_run(run_dir, split="test", batch_size=None, data_dir=None, seed=0,
 
     with progress.task("evaluate"):
         return _evaluate_run(run_dir, split, batch_size, data_dir, seed, num_samples,
-                             features, loaded, iwae_samples=iwae_samples,
+                             features, loaded, nll_examples=nll_examples,
+                             iwae_samples=iwae_samples,
                              iwae_examples=iwae_examples,
                              probability_flow_examples=probability_flow_examples,
                              probability_flow_steps=probability_flow_steps)

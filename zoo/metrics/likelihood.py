@@ -27,8 +27,11 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None, num_examples=
     of `num_examples` (the dataset's examples, where known) or `max_examples`.
 
     Returns:
-        A dict with "nll_nats", "bits_per_dim", "num_examples", "likelihood" and
-        "bound" (what the number is, in words).
+        A dict with "nll_nats", "bits_per_dim", "num_examples", "likelihood",
+        "bound" (what the number is, in words) and, over two examples or more,
+        "standard_error_nats" and "standard_error_bits_per_dim": the standard
+        error of the mean over the examples (the spread of the examples' NLLs,
+        and of any noise the estimate draws per example, over sqrt(count)).
     Raises:
         TypeError: the model has no likelihood (``likelihood == "none"``).
         NonFiniteMetricError: the mean is NaN or Inf.
@@ -38,10 +41,10 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None, num_examples=
 
     @tf.function
     def batch_nll(x, step):
-        return tf.reduce_sum(model.nll(x, seed=tf.stack([tf.constant(seed), step]))), \
-            tf.shape(x)[0]
+        nll = tf.cast(model.nll(x, seed=tf.stack([tf.constant(seed), step])), tf.float64)
+        return tf.reduce_sum(nll), tf.reduce_sum(tf.square(nll)), tf.shape(x)[0]
 
-    total, count = 0.0, 0
+    total, squares, count = 0.0, 0.0, 0
     if max_examples is not None and (isinstance(max_examples, bool)
                                      or not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"evaluate_likelihood: max_examples must be an int >= 1 or None, "
@@ -58,8 +61,9 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None, num_examples=
                 batch = batch[0]
             if max_examples is not None:
                 batch = batch[:max_examples - count]
-            nll, n = batch_nll(batch, tf.constant(step))
+            nll, square, n = batch_nll(batch, tf.constant(step))
             total += float(nll)
+            squares += float(square)
             count += int(n)
             stage.update(int(n))
     if count == 0:
@@ -69,10 +73,17 @@ def evaluate_likelihood(model, dataset, seed=0, max_examples=None, num_examples=
         raise NonFiniteMetricError(
             f"{model.name}: the mean NLL over {count} examples is {mean} (the weights "
             "have diverged, or an example has zero density)")
-    return {
+    size = int(np.prod(model.data_shape))
+    result = {
         "nll_nats": mean,
-        "bits_per_dim": bits_per_dim(mean, int(np.prod(model.data_shape))),
+        "bits_per_dim": bits_per_dim(mean, size),
         "num_examples": count,
         "likelihood": model.likelihood,
         "bound": model.likelihood_description,
     }
+    if count >= 2:
+        variance = max(0.0, (squares - count * mean * mean) / (count - 1))
+        error = math.sqrt(variance / count)
+        result.update(standard_error_nats=error,
+                      standard_error_bits_per_dim=bits_per_dim(error, size))
+    return result
