@@ -217,6 +217,8 @@ def run_parts(me, args, only):
 
 
 def fmt(value, digits=0):
+    """`value` with `digits` decimals; "-" for None (a part that gave nothing).
+    family_speed.py's tables use it too."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 

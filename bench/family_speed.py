@@ -561,8 +561,7 @@ def median(runs, key="examples_per_s"):
     return statistics.median(values) if values else None
 
 
-def fmt(value, digits=0):
-    return "-" if value is None else f"{value:.{digits}f}"
+fmt = family_memory.fmt
 
 
 def ratio(a, b):
