@@ -135,15 +135,17 @@ def test_causality(name, overrides):
 
 def naive_samples(model, n, seed, temperature=1.0):
     """Sampling as a plain Python loop: the whole network on the partial sequence,
-    then dimension i drawn from its conditional with the seed fold_in(seed, i)."""
+    then dimension i drawn from its conditional by its own uniforms of the
+    observation model's noise, drawn from the seed before the loop."""
     seed = model.stateless_seed(seed)
     x = np.zeros((n,) + model.data_shape, np.float32)
     flat = x.reshape(n, -1)
+    noise = model.observation_model.noise([n, model.event_size], seed)
     for i in range(model.event_size):
         params = model.ordered_params(model.params(tf.constant(x)))[:, i]
         params = model.observation_model.temper(params, temperature)
-        flat[:, i] = model.observation_model.sample(
-            params, tf.random.experimental.stateless_fold_in(seed, i))[:, 0].numpy()
+        flat[:, i] = model.observation_model.sample_from_noise(
+            params, noise[:, i:i + 1])[:, 0].numpy()
     return x
 
 
