@@ -4,6 +4,7 @@ compiled sampler against a plain loop, completion, bad input."""
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -170,6 +171,26 @@ def test_completion_keeps_the_known_values_bit_for_bit(name):
     # Nothing known: the samples of the same seed.
     np.testing.assert_array_equal(model.complete(x, np.zeros_like(x), seed=4).numpy(),
                                   model.sample(3, seed=4).numpy())
+
+
+# PixelCNN++'s mixture (two uniforms a value) by default; the softmax's in test_sequences.py.
+@pytest.mark.parametrize("name", some_slow(MODELS, {"pixelcnn", "gated_pixelcnn"}))
+def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(name):
+    """With ``xla_sampling`` on (off by default: at zoo sample's 64 images XLA
+    lost, bench/autoregressive_sampling.py), the loop runs under XLA and draws the
+    plain graph's levels for the same seed, in sampling and completion: the same
+    uniforms, parameters equal to float rounding (fixed weights here; a uniform
+    within rounding of a boundary of its inverse CDF would draw the next level)."""
+    keras.utils.set_random_seed(3)
+    model = make(name, (4, 2, 1), 6, seed=1)
+    x, mask = levels((2, 4, 2, 1), 6, seed=2), np.zeros((2, 4, 2, 1), np.float32)
+    mask[:, :2] = 1.0
+    plain = model.sample(3, seed=5, temperature=0.8).numpy()
+    completed = model.complete(x, mask, seed=4).numpy()
+    model.xla_sampling = True
+    np.testing.assert_array_equal(model.sample(3, seed=5, temperature=0.8).numpy(), plain)
+    np.testing.assert_array_equal(model.complete(x, mask, seed=4).numpy(), completed)
+    assert set(model._xla.functions) == {"generate/graph", "generate"}
 
 
 def test_temperature_tempers_each_observation_model():

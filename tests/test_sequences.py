@@ -3,6 +3,7 @@ tfds on data made here) and the autoregressive sequence models."""
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -174,6 +175,34 @@ def test_cached_sampler_equals_the_uncached_one(case, cache):
     mask[:, :5] = 1.0  # a prompt
     np.testing.assert_array_equal(model.complete(x, mask, seed=3).numpy(),
                                   uncached.complete(x, mask, seed=3).numpy())
+
+
+@pytest.mark.parametrize("name,overrides", MODELS, ids=[m[0] for m in MODELS])
+def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(name, overrides):
+    """With ``xla_sampling`` on (off by default: XLA's compile cost more than it
+    saved at zoo sample's 64 sequences, bench/autoregressive_sampling.py), the loop
+    runs under XLA, eagerly and traced at any n (zoo sample's batches), and draws
+    the plain graph's symbols for the same seed: the same uniforms, parameters
+    equal to float rounding (fixed weights here; a uniform within rounding of a
+    boundary of its inverse CDF would draw the next symbol). The serving
+    signature stays a plain graph."""
+    keras.utils.set_random_seed(1)
+    model = tiny(name, overrides, 24)
+    x, mask = text(2, 24), np.zeros((2, 24), np.float32)
+    mask[:, :6] = 1.0  # a prompt
+    plain = model.sample(4, seed=7, temperature=0.8).numpy()
+    completed = model.complete(x, mask, seed=3).numpy()
+    model.xla_sampling = True
+    np.testing.assert_array_equal(model.sample(4, seed=7, temperature=0.8).numpy(), plain)
+    np.testing.assert_array_equal(model.complete(x, mask, seed=3).numpy(), completed)
+    batches = list(model.sample_batches(4, seed=7, batch_size=3, temperature=0.8))
+    np.testing.assert_array_equal(batches[0], plain[:3])  # the same first uniforms
+    assert set(model._xla.functions) == {"generate/graph", "generate"}
+    model._xla.functions.clear()
+    fn, specs = model.serving_signatures()["sample"]
+    served = tf.function(fn, input_signature=specs)(4, 7, 0.8)["samples"].numpy()
+    assert not model._xla.functions  # traced inline: no XLA function
+    np.testing.assert_array_equal(served, plain)
 
 
 def test_wavenet_step_equals_its_network_at_each_position():

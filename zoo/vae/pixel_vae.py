@@ -146,8 +146,8 @@ class PixelVAE(VariationalAutoencoder):
         shape = tf.concat([tf.shape(z)[:1], self.data_shape], 0)
         n = tf.shape(z)[0]
         if noise is not None:  # each value's uniforms where the value is
-            noise = tf.reshape(noise, tf.concat([shape, [self.observation_model.uniforms_per_value]],
-                                                0))
+            uniforms = self.observation_model.uniforms_per_value
+            noise = tf.reshape(noise, tf.concat([shape, [uniforms]], 0))
 
         def body(i, flat):
             x = tf.reshape(flat, shape)
