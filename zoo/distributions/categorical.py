@@ -50,4 +50,5 @@ def inverse_cdf(logits, u):
     times their total (so rounding in the sum cannot draw past the last)."""
     cdf = tf.math.cumsum(tf.nn.softmax(logits, axis=-1), axis=-1)
     below = tf.cast(cdf <= (u * cdf[..., -1])[..., None], tf.float32)
-    return tf.minimum(tf.reduce_sum(below, axis=-1), tf.cast(tf.shape(logits)[-1] - 1, tf.float32))
+    last = tf.cast(tf.shape(logits)[-1] - 1, tf.float32)
+    return tf.minimum(tf.reduce_sum(below, axis=-1), last)
