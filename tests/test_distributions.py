@@ -93,6 +93,43 @@ def test_samples_are_levels_that_follow_the_mass(name):
         np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / n))
 
 
+DISCRETE = sorted(name for name in CASES if OBSERVATIONS[name].discrete)
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_a_discrete_draw_is_its_uniforms_mapped_to_a_level(name):
+    """``sample(params, seed)`` is ``sample_from_noise`` of the uniforms ``noise``
+    draws (uniforms_per_value per value), and the same function runs under XLA;
+    with one uniform per value, the level is monotone in it: uniforms near 0 and
+    near 1 give the two extremes a value can take."""
+    model = observation_model(name, 5, **CASES[name])
+    params = random_params(model, 6, channels=2, seed=1)
+    shape = model.value_shape(params)
+    assert shape.numpy().tolist() == [6, 2]
+    noise = model.noise(shape, tf.constant([4, 5]))
+    assert noise.shape == (6, 2, model.uniforms_per_value)
+    drawn = model.sample_from_noise(params, noise).numpy()
+    np.testing.assert_array_equal(model.sample(params, tf.constant([4, 5])).numpy(), drawn)
+    xla = tf.function(model.sample_from_noise, jit_compile=True)(params, noise).numpy()
+    np.testing.assert_array_equal(xla, drawn)
+    low = model.sample_from_noise(params, tf.zeros_like(noise)).numpy()
+    high = model.sample_from_noise(params, tf.fill(tf.shape(noise), 1.0 - 2 ** -24)).numpy()
+    if model.uniforms_per_value == 1:
+        assert np.all(np.minimum(low, high) <= drawn) and np.all(drawn <= np.maximum(low, high))
+    assert set(np.unique(np.concatenate([low, high]))) <= set(np.arange(5.0))
+
+
+def test_categorical_draws_by_the_inverse_cdf():
+    """Uniform u draws the first level whose cumulative probability exceeds u."""
+    model = observation_model("categorical", 4)
+    probs = np.array([0.1, 0.0, 0.6, 0.3], np.float32)
+    params = tf.constant(np.log(probs + 1e-30)[None, :])
+    u = np.array([0.0, 0.05, 0.1001, 0.5, 0.69, 0.7001, 0.999], np.float32)
+    drawn = model.sample_from_noise(tf.repeat(params, len(u), axis=0),
+                                    tf.constant(u[:, None, None])).numpy()[:, 0]
+    np.testing.assert_array_equal(drawn, [0, 0, 2, 2, 2, 3, 3])
+
+
 def test_categorical_mean_is_the_mean_of_its_levels():
     model = observation_model("categorical", 7)
     params = random_params(model, 4, channels=3)
@@ -185,7 +222,8 @@ def test_discretized_logistic_sample_follows_its_probabilities():
     num_levels, n = 5, 40000
     loc = tf.fill([n, 1], 0.1)
     log_scale = tf.fill([n, 1], math.log(0.3))
-    draws = discretized_logistic_sample(loc, log_scale, num_levels, tf.constant([1, 2])).numpy()
+    noise = tf.random.stateless_uniform([n, 1], seed=[1, 2])
+    draws = discretized_logistic_sample(loc, log_scale, num_levels, noise).numpy()
     freq = np.bincount(draws.astype(int).ravel(), minlength=num_levels) / n
     levels = tf.constant(np.arange(num_levels, dtype="float32")[:, None])
     p = np.exp(discretized_logistic_log_prob(

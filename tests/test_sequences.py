@@ -3,6 +3,7 @@ tfds on data made here) and the autoregressive sequence models."""
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -135,15 +136,17 @@ def test_causality(name, overrides):
 
 def naive_samples(model, n, seed, temperature=1.0):
     """Sampling as a plain Python loop: the whole network on the partial sequence,
-    then dimension i drawn from its conditional with the seed fold_in(seed, i)."""
+    then dimension i drawn from its conditional by its own uniforms of the
+    observation model's noise, drawn from the seed before the loop."""
     seed = model.stateless_seed(seed)
     x = np.zeros((n,) + model.data_shape, np.float32)
     flat = x.reshape(n, -1)
+    noise = model.observation_model.noise([n, model.event_size], seed)
     for i in range(model.event_size):
         params = model.ordered_params(model.params(tf.constant(x)))[:, i]
         params = model.observation_model.temper(params, temperature)
-        flat[:, i] = model.observation_model.sample(
-            params, tf.random.experimental.stateless_fold_in(seed, i))[:, 0].numpy()
+        flat[:, i] = model.observation_model.sample_from_noise(
+            params, noise[:, i:i + 1])[:, 0].numpy()
     return x
 
 
@@ -172,6 +175,33 @@ def test_cached_sampler_equals_the_uncached_one(case, cache):
     mask[:, :5] = 1.0  # a prompt
     np.testing.assert_array_equal(model.complete(x, mask, seed=3).numpy(),
                                   uncached.complete(x, mask, seed=3).numpy())
+
+
+# WaveNet's (the same loop, its queued step) in the slow suite.
+@pytest.mark.parametrize("name,overrides", [
+    pytest.param(*MODELS[0], id=MODELS[0][0]),
+    pytest.param(*MODELS[1], id=MODELS[1][0], marks=pytest.mark.slow)])
+def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(name, overrides):
+    """With ``xla_sampling`` on (off by default: XLA's compile cost more than it
+    saved at zoo sample's 64 sequences, bench/autoregressive_sampling.py), the loop
+    runs under XLA, eagerly and traced at any n (zoo sample's batches), and draws
+    the plain graph's symbols for the same seed: the same uniforms, parameters
+    equal to float rounding (fixed weights here; a uniform within rounding of a
+    boundary of its inverse CDF would draw the next symbol). The serving
+    signature stays a plain graph."""
+    keras.utils.set_random_seed(1)
+    model = tiny(name, overrides, 16)
+    plain = model.sample(4, seed=7, temperature=0.8).numpy()
+    model.xla_sampling = True  # (completion under XLA: test_autoregressive.py)
+    np.testing.assert_array_equal(model.sample(4, seed=7, temperature=0.8).numpy(), plain)
+    batches = list(model.sample_batches(4, seed=7, batch_size=3, temperature=0.8))
+    np.testing.assert_array_equal(batches[0], plain[:3])  # the same first uniforms
+    assert set(model._xla.functions) == {"generate/graph", "generate"}
+    model._xla.functions.clear()
+    fn, specs = model.serving_signatures()["sample"]
+    served = tf.function(fn, input_signature=specs)(4, 7, 0.8)["samples"].numpy()
+    assert not model._xla.functions  # traced inline: no XLA function
+    np.testing.assert_array_equal(served, plain)
 
 
 def test_wavenet_step_equals_its_network_at_each_position():

@@ -13,6 +13,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import zoo
+from zoo.distributions import Categorical
 from test_cli import one_error_line, read, zoo as run_zoo
 
 VQ = dict(latent_dim=2, num_embeddings=3, filters=4, hidden_units=4, num_residual_blocks=1)
@@ -69,15 +70,30 @@ def test_the_compiled_sampler_draws_what_a_python_loop_draws(prior):
     seed = tf.constant([3, 4])
     codes = model.draw_codes(5, seed, 0.7).numpy()
     flat = np.zeros((5, 16), np.int32)
+    noise = tf.random.stateless_uniform([5, 16, 1], seed)  # drawn before the loop
     for i in range(16):
         logits = model.logits(tf.constant(flat.reshape(5, 4, 4)))[:, i] / 0.7
-        flat[:, i] = tf.random.stateless_categorical(
-            logits, 1, tf.random.experimental.stateless_fold_in(seed, i), dtype=tf.int32)[:, 0]
+        flat[:, i] = Categorical(model.num_embeddings).sample_from_noise(logits, noise[:, i:i + 1])[:, 0]
     np.testing.assert_array_equal(codes, flat.reshape(5, 4, 4))
     samples = model.sample(5, seed=2, temperature=0.7).numpy()
     assert samples.shape == (5, 8, 8, 1)
     assert np.all(samples == np.round(samples)) and samples.min() >= 0 and samples.max() <= 16
     assert model.decode(codes).shape == (5, 8, 8, 1)
+
+
+def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(prior):
+    """With ``xla_sampling`` on (off by default: XLA lost at zoo sample's 64
+    images, bench/autoregressive_sampling.py), the code loop runs under XLA and
+    draws the plain graph's codes for the same seed (the same uniforms, logits
+    equal to float rounding)."""
+    seed = tf.constant([3, 4])
+    plain = prior.draw_codes(5, seed, 0.7).numpy()
+    prior.xla_sampling = True
+    try:
+        np.testing.assert_array_equal(prior.draw_codes(5, seed, 0.7).numpy(), plain)
+        assert {"codes/graph", "codes"} <= set(prior._xla.functions)  # plain, then XLA
+    finally:
+        del prior.xla_sampling  # the class's again
 
 
 def test_the_bound_is_the_vq_vaes_with_the_prior_in_place_of_the_uniform_one(prior):

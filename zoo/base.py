@@ -27,6 +27,7 @@ multi-worker reduction) is :mod:`zoo.fitting`'s, to which the model delegates.
 """
 
 import dataclasses
+import functools
 import inspect
 
 import keras
@@ -91,10 +92,12 @@ class SampleOption:
 
 class _Functions:
     """A model's cache of compiled ``tf.function``s: a plain object, so that
-    neither Keras nor a SavedModel tracks (or exports) what it holds."""
+    neither Keras nor a SavedModel tracks (or exports) what it holds; `serving`
+    is true while a serving signature is traced (no XLA there)."""
 
     def __init__(self):
         self.functions = {}
+        self.serving = False
 
 
 class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Model):
@@ -131,8 +134,10 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
     loss_names = ("loss",)
     sample_options = {}
     # Whether the deterministic part of ``draw_samples`` runs under XLA when sampling
-    # is traced with a fixed n (see :meth:`xla_where_traced`); set by families whose
-    # samplers were checked to compile and to give the same samples.
+    # is traced with a fixed n, or a sequential sampler's loop at every call outside
+    # the serving signatures (see :meth:`xla_where_traced`); set by families (and
+    # models) whose samplers were checked to compile, to give the same samples and
+    # to run faster so.
     xla_sampling = False
     # Constructor arguments of a base class that a subclass fixes (not in its config).
     fixed_parameters = ()
@@ -414,7 +419,7 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
             yield np.asarray(draw(tf.constant(count, tf.int32),
                                   tf.constant(batch_seed, tf.int32)))
 
-    def xla_where_traced(self, name, fn, *tensors):
+    def xla_where_traced(self, name, fn, *tensors, loop=False):
         """``fn(*tensors)``, compiled with XLA (``jit_compile``) when this runs
         inside a ``tf.function`` on tensors of fully known shape, as ``sample(n)``
         with a Python int ``n`` does in a user's graph; the model's
@@ -428,8 +433,24 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
         graph for TF Serving. `fn` must be deterministic (XLA draws other random
         numbers than TF's kernels for the same seed) and is cached under `name`
         for the life of the model.
+
+        A sequential sampler's loop (`loop`: D network passes for a draw, where a
+        compile pays at any batch size) is compiled at every call: under XLA
+        where ``xla_sampling`` allows, eagerly and traced at any batch size (XLA
+        compiles each new one when it runs), else as a plain ``tf.function`` when
+        called eagerly; inside the serving signatures (:meth:`serving_signatures`)
+        it stays a plain graph. `tensors` may then hold None (an unused input).
         """
-        if not (self.xla_sampling and tf.inside_function()
+        xla = self.xla_sampling and not self._xla.serving
+        if loop:
+            if tf.inside_function() and not xla:
+                return fn(*tensors)
+            key = name if xla else f"{name}/graph"
+            if key not in self._xla.functions:
+                self._xla.functions[key] = tf.function(fn, jit_compile=xla,
+                                                       reduce_retracing=True)
+            return self._xla.functions[key](*tensors)
+        if not (xla and tf.inside_function()
                 and all(t.shape.is_fully_defined() for t in tensors)):
             return fn(*tensors)
         if name not in self._xla.functions:
@@ -463,7 +484,22 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
         if self.can_complete:
             data["complete"] = self.complete_signature()
         first = next(iter(data))
-        return {first: data.pop(first), "sample": self.sample_signature(), **data}
+        signatures = {first: data.pop(first), "sample": self.sample_signature(), **data}
+        return {name: (self.serving_graph(fn), specs) for name, (fn, specs) in signatures.items()}
+
+    def serving_graph(self, fn):
+        """`fn` traced as a serving signature: every sampler loop in it a plain
+        graph (:meth:`xla_where_traced`), which TF Serving runs without XLA."""
+
+        @functools.wraps(fn)  # (its __signature__ too: the options' defaults)
+        def serving(*args, **kwargs):
+            before, self._xla.serving = self._xla.serving, True
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._xla.serving = before
+
+        return serving
 
     def sample_signature(self):
         """``sample(n, seed, *options)`` -> ``{"samples": ...}``, with the options'

@@ -190,19 +190,22 @@ class AutoregressiveModel(GenerativeModel):
     def generate(self, x, keep, seed, temperature=1.0, labels=None):
         """The sequential loop: each dimension in the model's order is drawn from
         its conditional (tempered by `temperature`) given those before it, where
-        `keep` is 0; where it is 1 the value of `x` is kept. The draw of dimension
-        i uses the stateless seed ``fold_in(seed, i)``. One ``tf.while_loop``,
-        compiled as a ``tf.function`` when called eagerly."""
-        if tf.inside_function():
-            return self._generate_loop(x, keep, seed, temperature, labels)
-        if "generate" not in self._xla.functions:
-            self._xla.functions["generate"] = tf.function(self._generate_loop,
-                                                          reduce_retracing=True)
-        return self._xla.functions["generate"](
-            tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(keep, tf.float32),
-            seed, tf.convert_to_tensor(temperature, tf.float32), labels)
+        `keep` is 0; where it is 1 the value of `x` is kept. The noise is drawn
+        before the loop by TF's kernels, the observation model's uniforms of every
+        dimension (``noise``, from the stateless `seed`), and dimension i is
+        ``sample_from_noise`` of its own. One ``tf.while_loop``, compiled at every
+        call: under XLA where the model's ``xla_sampling`` says it wins, outside
+        the serving signatures (:meth:`~zoo.base.GenerativeModel.xla_where_traced`),
+        else a plain graph. XLA and the plain graph compute the parameters to float
+        rounding, so a draw whose uniform lies that close to a boundary of its
+        inverse CDF can differ between them."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        noise = self.observation_model.noise(tf.shape(self.ordered(x)), seed)
+        return self.xla_where_traced(
+            "generate", self._generate_loop, x, tf.convert_to_tensor(keep, tf.float32), noise,
+            tf.convert_to_tensor(temperature, tf.float32), labels, loop=True)
 
-    def _generate_loop(self, x, keep, seed, temperature, labels):
+    def _generate_loop(self, x, keep, noise, temperature, labels):
         shape = tf.shape(x)
         flat, known = self.ordered(x), self.ordered(keep) > 0.5
         size = self.event_size
@@ -211,8 +214,7 @@ class AutoregressiveModel(GenerativeModel):
         def body(i, flat, state):
             params, state = self.step_params(tf.reshape(flat, shape), i, state, labels)
             params = self.observation_model.temper(params, temperature)
-            drawn = self.observation_model.sample(
-                params, tf.random.experimental.stateless_fold_in(seed, i))[:, 0]
+            drawn = self.observation_model.sample_from_noise(params, noise[:, i][:, None])[:, 0]
             value = tf.where(known[:, i], flat[:, i], drawn)
             here = tf.one_hot(i, size, dtype=flat.dtype)
             return i + 1, flat * (1.0 - here) + value[:, None] * here, state

@@ -9,6 +9,7 @@ import tensorflow as tf
 from zoo import validation
 from zoo.autoregressive.gated_pixelcnn import GatedPixelCNNNetwork
 from zoo.base import GenerativeModel, SampleOption
+from zoo.distributions import Categorical
 from zoo.metrics.likelihood import NonFiniteMetricError, bits_per_dim
 from zoo.registry import register
 from zoo.two_stage import TwoStage
@@ -106,6 +107,8 @@ class VQVAEPrior(TwoStage, GenerativeModel):
         # One "channel" per position (the code); its one-hot K inputs are one group.
         self.network = GatedPixelCNNNetwork(self.filters, self.num_layers, self.output_units,
                                             self.num_embeddings, 1, self.kernel, name="network")
+        # The categorical over the K codes of a position, which draws them.
+        self.code_model = Categorical(self.num_embeddings)
         self.build_model()
 
     # ------------------------------------------------------------ the first stage
@@ -264,27 +267,26 @@ class VQVAEPrior(TwoStage, GenerativeModel):
     def draw_codes(self, n, seed, temperature=1.0):
         """`n` code maps from the prior: each position in raster order drawn from
         its conditional (logits divided by `temperature`) given those before it,
-        with the stateless seed ``fold_in(seed, i)``. One ``tf.while_loop``,
-        compiled as a ``tf.function`` when called eagerly."""
-        if tf.inside_function():
-            return self._code_loop(n, seed, temperature)
-        if "codes" not in self._xla.functions:
-            self._xla.functions["codes"] = tf.function(self._code_loop, input_signature=[
-                tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32),
-                tf.TensorSpec([], tf.float32)])
-        return self._xla.functions["codes"](tf.convert_to_tensor(n, tf.int32),
-                                            tf.cast(seed, tf.int32),
-                                            tf.convert_to_tensor(temperature, tf.float32))
+        by the inverse CDF of its own uniform (``Categorical.sample_from_noise``),
+        the uniforms drawn from the stateless `seed` before the loop. One
+        ``tf.while_loop``, compiled at every call: under XLA where ``xla_sampling``
+        says it wins, outside the serving signatures
+        (:meth:`~zoo.base.GenerativeModel.xla_where_traced`), else a plain graph."""
+        n = tf.convert_to_tensor(n, tf.int32)
+        noise = self.code_model.noise(tf.stack([n, self.num_latents]), tf.cast(seed, tf.int32))
+        return self.xla_where_traced("codes", self._code_loop, noise,
+                                     tf.convert_to_tensor(temperature, tf.float32), loop=True)
 
-    def _code_loop(self, n, seed, temperature):
+    def _code_loop(self, noise, temperature):
         size = self.num_latents
+        n = tf.shape(noise)[0]
         shape = tf.stack([n, *self.latent_shape])
 
         def body(i, flat):
-            logits = tf.gather(self.logits(tf.reshape(flat, shape)), i, axis=1) / temperature
-            drawn = tf.random.stateless_categorical(
-                logits, 1, tf.random.experimental.stateless_fold_in(seed, i),
-                dtype=tf.int32)[:, 0]
+            logits = self.code_model.temper(
+                tf.gather(self.logits(tf.reshape(flat, shape)), i, axis=1), temperature)
+            drawn = tf.cast(self.code_model.sample_from_noise(logits, noise[:, i][:, None]),
+                            tf.int32)[:, 0]
             here = tf.equal(tf.range(size), i)[None]
             return i + 1, tf.where(here, drawn[:, None], flat)
 

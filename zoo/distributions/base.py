@@ -16,6 +16,12 @@ class ObservationModel:
     already in the units of the discrete data), and draws levels with
     :meth:`sample`. Every method broadcasts ``observed`` against ``params``.
 
+    A discrete model's draw is a function of uniforms: :meth:`sample_from_noise`
+    maps ``uniforms_per_value`` uniforms on [0, 1) per value to its level, and
+    :meth:`sample` draws those uniforms (TF's stateless kernel, :meth:`noise`) and
+    calls it, so that a sequential sampler can draw all its noise before its loop
+    (and run the loop under XLA, whose random numbers differ from TF's kernels').
+
     Args:
         num_levels: the data's levels L >= 2.
     """
@@ -24,6 +30,8 @@ class ObservationModel:
     params_per_channel = 1
     # True where log_prob is the probability mass of the integer levels themselves.
     discrete = True
+    # Uniforms on [0, 1) that one value's draw takes (:meth:`sample_from_noise`).
+    uniforms_per_value = 1
 
     def __init__(self, num_levels):
         self.num_levels = int(num_levels)
@@ -60,9 +68,29 @@ class ObservationModel:
         """The mean (or location) in levels [0, L - 1]."""
         raise NotImplementedError
 
+    def value_shape(self, params):
+        """The shape of the values `params` are of: its own with the last axis
+        divided by ``params_per_channel`` (a 1-D int32 tensor)."""
+        shape = tf.shape(params)
+        return tf.concat([shape[:-1], shape[-1:] // self.params_per_channel], 0)
+
+    def noise(self, shape, seed):
+        """Uniforms on [0, 1) for draws of values of `shape`: ``shape +
+        (uniforms_per_value,)``, from TF's stateless kernel with `seed`."""
+        return tf.random.stateless_uniform(
+            tf.concat([tf.cast(shape, tf.int32), [self.uniforms_per_value]], 0), seed=seed)
+
     def sample(self, params, seed):
-        """Integer levels (float32) drawn from p(x | params) with a stateless `seed`."""
-        raise NotImplementedError
+        """Integer levels (float32) drawn from p(x | params) with a stateless `seed`:
+        :meth:`sample_from_noise` of the uniforms :meth:`noise` draws."""
+        return self.sample_from_noise(params, self.noise(self.value_shape(params), seed))
+
+    def sample_from_noise(self, params, noise):
+        """The levels (float32) that `noise`, ``uniforms_per_value`` uniforms on
+        [0, 1) per value (the values' shape + that axis), draws from p(x | params):
+        a deterministic function, the same under XLA as in TF's kernels up to
+        float rounding."""
+        raise NotImplementedError(f"{type(self).__name__} draws no levels from uniforms")
 
     def temper(self, params, temperature):
         """`params` of a distribution sharpened (`temperature` < 1) or flattened

@@ -34,7 +34,6 @@ class Bernoulli(ObservationModel):
         """(L - 1) times the pixel's probability."""
         return self.top * tf.sigmoid(params)
 
-    def sample(self, params, seed):
-        """0 or L - 1."""
-        u = tf.random.stateless_uniform(tf.shape(params), seed=seed)
-        return self.top * tf.cast(u < tf.sigmoid(params), tf.float32)
+    def sample_from_noise(self, params, noise):
+        """0 or L - 1: L - 1 where the uniform is below the pixel's probability."""
+        return self.top * tf.cast(noise[..., 0] < tf.sigmoid(params), tf.float32)

@@ -38,9 +38,17 @@ class Categorical(ObservationModel):
         """The logits divided by `temperature`."""
         return params / temperature
 
-    def sample(self, params, seed):
-        """A level per value (Gumbel-max)."""
-        logits = self.logits(params)
-        u = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-6,
-                                        maxval=1.0 - 1e-6)
-        return tf.cast(tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1), tf.float32)
+    def sample_from_noise(self, params, noise):
+        """A level per value by the inverse CDF of its uniform: the first level
+        whose cumulative probability exceeds it."""
+        return inverse_cdf(self.logits(params), noise[..., 0])
+
+
+def inverse_cdf(logits, u):
+    """The index (float32) of the first category whose cumulative probability
+    under softmax(`logits`) (..., K) exceeds the uniform `u` (...) in [0, 1)
+    times their total (so rounding in the sum cannot draw past the last)."""
+    cdf = tf.math.cumsum(tf.nn.softmax(logits, axis=-1), axis=-1)
+    below = tf.cast(cdf <= (u * cdf[..., -1])[..., None], tf.float32)
+    last = tf.cast(tf.shape(logits)[-1] - 1, tf.float32)
+    return tf.minimum(tf.reduce_sum(below, axis=-1), last)

@@ -44,9 +44,10 @@ def discretized_logistic_log_prob(levels, loc, log_scale, num_levels):
                     tf.where(levels > num_levels - 1.5, log_sf_lower, interior))
 
 
-def discretized_logistic_sample(loc, log_scale, num_levels, seed):
-    """Levels drawn from the discretized logistic (stateless `seed`, shape [2])."""
-    u = tf.random.stateless_uniform(tf.shape(loc), seed=seed, minval=1e-5, maxval=1.0 - 1e-5)
+def discretized_logistic_sample(loc, log_scale, num_levels, noise):
+    """Levels drawn from the discretized logistic by the inverse CDF of `noise`,
+    uniforms on [0, 1) of `loc`'s shape (kept in [1e-5, 1 - 1e-5])."""
+    u = noise * (1.0 - 2e-5) + 1e-5
     x = loc + tf.exp(tf.maximum(log_scale, MIN_LOG_SCALE)) * (tf.math.log(u) - tf.math.log1p(-u))
     return tf.clip_by_value(tf.round((x + 1.0) * (num_levels - 1.0) / 2.0), 0.0, num_levels - 1.0)
 
@@ -71,6 +72,6 @@ class DiscretizedLogistic(ObservationModel):
         loc = self.split(params)[0]
         return tf.clip_by_value((loc + 1.0) * self.top / 2.0, 0.0, self.top)
 
-    def sample(self, params, seed):
+    def sample_from_noise(self, params, noise):
         loc, log_scale = self.split(params)
-        return discretized_logistic_sample(loc, log_scale, self.num_levels, seed)
+        return discretized_logistic_sample(loc, log_scale, self.num_levels, noise[..., 0])

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from zoo.distributions.base import ObservationModel
+from zoo.distributions.categorical import inverse_cdf
 from zoo.distributions.discretized_logistic import (
     discretized_logistic_log_prob,
     discretized_logistic_sample,
@@ -27,6 +28,7 @@ class DiscretizedLogisticMixture(ObservationModel):
     """
 
     name = "logistic_mixture"
+    uniforms_per_value = 2
 
     def __init__(self, num_levels, num_components=5):
         super().__init__(num_levels)
@@ -62,17 +64,15 @@ class DiscretizedLogisticMixture(ObservationModel):
                          + [p + tf.math.log(tf.cast(temperature, p.dtype)) for p in parts[2 * k:]],
                          axis=-1)
 
-    def sample(self, params, seed):
-        """A component per value (Gumbel-max), then a level from it."""
+    def sample_from_noise(self, params, noise):
+        """A component per value by the inverse CDF of its first uniform, then a
+        level from that component's logistic by the inverse CDF of its second."""
         logits, loc, log_scale = self.components(params)
-        pick_seed, level_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        u = tf.random.stateless_uniform(tf.shape(logits), seed=pick_seed, minval=1e-6,
-                                        maxval=1.0 - 1e-6)
-        pick = tf.one_hot(tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1),
+        pick = tf.one_hot(tf.cast(inverse_cdf(logits, noise[..., 0]), tf.int32),
                           self.num_components)
         return discretized_logistic_sample(tf.reduce_sum(pick * loc, axis=-1),
                                            tf.reduce_sum(pick * log_scale, axis=-1),
-                                           self.num_levels, level_seed)
+                                           self.num_levels, noise[..., 1])
 
     def get_config(self):
         return {**super().get_config(), "num_components": self.num_components}

@@ -127,33 +127,33 @@ class PixelVAE(VariationalAutoencoder):
 
     def generate(self, z, seed=None):
         """Levels from p(x | z), one value at a time in raster-then-channel order,
-        value i drawn with the stateless seed ``fold_in(seed, i)``; with `seed`
-        None, the mean of each conditional given the means before it. One
-        ``tf.while_loop``, compiled as a ``tf.function`` when called eagerly."""
-        mean = seed is None
-        seed = tf.zeros([2], tf.int32) if mean else seed
-        if tf.inside_function():
-            return self._generate_loop(z, seed, mean)
-        key = f"generate_{mean}"
-        if key not in self._xla.functions:
-            self._xla.functions[key] = tf.function(
-                lambda z, seed: self._generate_loop(z, seed, mean), input_signature=[
-                    tf.TensorSpec([None, self.latent_dim], tf.float32),
-                    tf.TensorSpec([2], tf.int32)])
-        return self._xla.functions[key](tf.convert_to_tensor(z, tf.float32),
-                                        tf.cast(seed, tf.int32))
+        value i drawn by ``sample_from_noise`` of its own uniforms of the
+        observation model's noise, drawn from the stateless `seed` before the
+        loop; with `seed` None, the mean of each conditional given the means
+        before it. One ``tf.while_loop``, compiled at every call: under XLA where
+        ``xla_sampling`` says it wins, outside the serving signatures
+        (:meth:`~zoo.base.GenerativeModel.xla_where_traced`), else a plain graph."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if seed is None:
+            return self.xla_where_traced("decode", lambda z: self._generate_loop(z, None), z,
+                                         loop=True)
+        noise = self.observation_model.noise(tf.stack([tf.shape(z)[0], self.event_size]),
+                                             tf.cast(seed, tf.int32))
+        return self.xla_where_traced("generate", self._generate_loop, z, noise, loop=True)
 
-    def _generate_loop(self, z, seed, mean):
+    def _generate_loop(self, z, noise):
         size = self.event_size
         shape = tf.concat([tf.shape(z)[:1], self.data_shape], 0)
         n = tf.shape(z)[0]
+        if noise is not None:  # each value's uniforms where the value is
+            uniforms = self.observation_model.uniforms_per_value
+            noise = tf.reshape(noise, tf.concat([shape, [uniforms]], 0))
 
         def body(i, flat):
             x = tf.reshape(flat, shape)
             params = self.pixel_params(self.deterministic_observed(x), z)
-            values = (self.observation_model.mean(params) if mean else
-                      self.observation_model.sample(
-                          params, tf.random.experimental.stateless_fold_in(seed, i)))
+            values = (self.observation_model.mean(params) if noise is None else
+                      self.observation_model.sample_from_noise(params, noise))
             value = tf.reshape(values, tf.stack([n, size]))[:, i]
             here = tf.cast(tf.equal(tf.range(size), i), flat.dtype)[None]
             return i + 1, flat * (1.0 - here) + value[:, None] * here
