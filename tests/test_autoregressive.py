@@ -173,8 +173,9 @@ def test_completion_keeps_the_known_values_bit_for_bit(name):
                                   model.sample(3, seed=4).numpy())
 
 
-# PixelCNN++'s mixture (two uniforms a value) by default; the softmax's in test_sequences.py.
-@pytest.mark.parametrize("name", some_slow(MODELS, {"pixelcnn", "gated_pixelcnn"}))
+# Gated PixelCNN by default (its compile is the shortest, 8 s); PixelCNN++'s mixture (two
+# uniforms a value) in the slow suite, and under XLA in test_distributions.py by default.
+@pytest.mark.parametrize("name", some_slow(MODELS, {"pixelcnn", "pixelcnn_pp"}))
 def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(name):
     """With ``xla_sampling`` on (off by default: at zoo sample's 64 images XLA
     lost, bench/autoregressive_sampling.py), the loop runs under XLA and draws the

@@ -71,6 +71,7 @@ def test_samples_are_drawn_one_value_at_a_time_given_z(model):
     assert model.reconstruct(digits_batch(2)).shape == (2, 8, 8, 1)
 
 
+@pytest.mark.slow  # 7 s of XLA compile; vq_vae_prior's loop runs under XLA by default
 def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(model):
     """With ``xla_sampling`` on (off by default: XLA lost at zoo sample's 64
     images, bench/autoregressive_sampling.py), the decoder's loop runs under XLA,

@@ -177,9 +177,10 @@ def test_cached_sampler_equals_the_uncached_one(case, cache):
                                   uncached.complete(x, mask, seed=3).numpy())
 
 
-# WaveNet's (the same loop, its queued step) in the slow suite.
+# Slow (17 s of XLA compile): test_autoregressive.py runs the same loop under XLA by default;
+# these add the transformer's cached step and WaveNet's queued one.
 @pytest.mark.parametrize("name,overrides", [
-    pytest.param(*MODELS[0], id=MODELS[0][0]),
+    pytest.param(*MODELS[0], id=MODELS[0][0], marks=pytest.mark.slow),
     pytest.param(*MODELS[1], id=MODELS[1][0], marks=pytest.mark.slow)])
 def test_the_xla_loop_draws_what_the_plain_graph_loop_draws(name, overrides):
     """With ``xla_sampling`` on (off by default: XLA's compile cost more than it
