@@ -373,6 +373,35 @@ def test_importance_history_is_in_the_checkpoint(tmp_path):
     np.testing.assert_allclose(loaded.timestep_probabilities().numpy(), p)
 
 
+@pytest.mark.parametrize("name", ["ddpm", "iddpm"])
+def test_bound_on_images_clips_the_predicted_x0_as_the_sampler(name):
+    """The bound is that of the model that samples (and the paper's code's
+    calc_bpd_loop): on images each predicted x_0 is clipped to [-1, 1], so two
+    outputs whose x_0 differ only beyond 1 give the same terms. Unclipped, the
+    cosine schedule's last term (abar_{T-1} ~ 2e-9) multiplied an error of the
+    noise by ~30 in the mean of a step of variance ~1: hundreds of nats."""
+    images = zoo.get(name, dataset="digits", timesteps=4, channels=4, channel_mults=(1,),
+                     num_res_blocks=1)
+    points = zoo.get(name, dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)
+    for model, shape in [(images, (3, 8, 8, 1)), (points, (3, 2))]:
+        rng = np.random.default_rng(0)
+        x0 = tf.constant(rng.uniform(-1, 1, shape).astype("float32"))
+        t = tf.constant([1, 2, 3])
+        noise = tf.constant(rng.standard_normal(shape).astype("float32"))
+        xt = schedules.q_sample(x0, t, noise, model.const("alphas_cumprod"))
+        terms = []
+        for beyond in (3.0, 5.0):
+            eps = schedules.predict_eps(xt, t, tf.fill(shape, beyond),
+                                        model.const("alphas_cumprod"))
+            output = tf.concat([eps, tf.zeros(shape)], -1) if model.learned_variance else eps
+            terms.append(model.term_at(x0, t, noise, output=output).numpy())
+        if model is images:
+            np.testing.assert_allclose(terms[0], terms[1], rtol=1e-5)
+        else:
+            assert np.all(terms[1] > terms[0])
+        assert model.clips_x0 == (model is images)
+
+
 def test_hybrid_loss_draws_uniform_timesteps_and_vlb_the_importance_sampler():
     """The paper's L_hybrid draws t uniformly (its code samples by the loss only with
     L_vlb alone): once the history was full, iddpm drew the hybrid loss's t by

@@ -109,7 +109,7 @@ class ImprovedDDPM(DiffusionModel):
         if self.objective == "hybrid":
             eps, v = self.split_output(output)
             output = tf.concat([tf.stop_gradient(eps), v], axis=-1)
-        term = self.term_at(x0, t, noise, output=output)  # nats per example
+        term = self.term_at(x0, t, noise, output=output, clip=False)  # nats per example
         vlb = self.timesteps * term / (self.event_size * np.log(2.0))
         if self.objective == "hybrid":
             loss = tf.reduce_mean(weights * (mse + self.vlb_weight * vlb))
