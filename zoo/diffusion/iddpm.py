@@ -39,14 +39,16 @@ class ImprovedDDPM(DiffusionModel):
       last ``history_length`` values of each ``L_t`` (uniform until every t has
       them all, then mixed with 0.001 of the uniform, as the paper's code), each
       example's loss weighted by ``1 / (T p_t)`` (an unbiased estimate of the
-      uniform-t loss). The hybrid loss draws t uniformly, as the paper (Sec. 3.3:
-      importance sampling did not help the less noisy ``L_hybrid``) and its code
-      (``--schedule_sampler loss-second-moment`` only with ``--use_kl``) do: its
-      ``L_vlb`` terms span orders of magnitude over t, so ``p_t`` piles onto the
-      first timesteps and the weights ``1 / (T p_t)`` of the others, on
-      ``L_simple`` too, reach hundreds. Both keep the history, two weights of
-      the model (``loss_history``, ``loss_counts``), in every checkpoint, so a
-      resumed run draws the same timesteps.
+      uniform-t loss). The hybrid loss draws t uniformly, as the paper's code
+      does (``--schedule_sampler loss-second-moment`` only with ``--use_kl``,
+      ``L_vlb`` alone; the paper's Sec. 3.3 brings the sampler in for
+      ``L_vlb``): the ``L_vlb`` terms span orders of magnitude over t, so
+      ``p_t`` piles onto the first timesteps (on digits 0.39 of it on the first
+      10 of 1000) and ``L_simple``, weighted by ``1 / (T p_t)`` too, gets weights
+      above 10 on a third of them (``bench/diffusion_bound_terms.py``). Both
+      keep the history, two weights of the model (``loss_history``,
+      ``loss_counts``), in every checkpoint, so a resumed run draws the same
+      timesteps.
 
     ``mse`` is ``L_simple``; ``vlb`` is ``T L_t`` in bits/dim, the one-sample
     estimate of the bound's T terms (the prior term aside) at the step's t.
