@@ -45,9 +45,9 @@ class ImprovedDDPM(DiffusionModel):
       ``L_vlb``): the ``L_vlb`` terms span orders of magnitude over t, and
       ``L_simple``, weighted by ``1 / (T p_t)`` too, got weights above 10 on 74%
       of the timesteps (median 22) at the end of 40 epochs on digits, 24 times
-      the variance of a uniform draw for a loss flat in t. Both keep the history, two weights of the model (``loss_history``,
-      ``loss_counts``), in every checkpoint, so a resumed run draws the same
-      timesteps.
+      the variance of a uniform draw for a loss flat in t. Both keep the
+      history, two weights of the model (``loss_history``, ``loss_counts``), in
+      every checkpoint, so a resumed run draws the same timesteps.
 
     ``mse`` is ``L_simple``; ``vlb`` is ``T L_t`` in bits/dim, the one-sample
     estimate of the bound's T terms (the prior term aside) at the step's t.
