@@ -16,7 +16,7 @@ paper's code, ``LossSecondMomentResampler``, once its history is full). Prints
 the mass ``p_t`` puts on the first timesteps, the weights ``1 / (T p_t)`` an
 example drawn at t gets, and ``E_p[w^2] = sum_t 1 / (T^2 p_t)``: how many times
 the variance of a loss that is flat in t (as ``L_simple`` nearly is) grows when
-its t is drawn by ``p_t`` and weighted so (1: uniform). The paper draws
+its t is drawn by ``p_t`` and weighted so (1: uniform). The paper's code draws
 ``L_hybrid``'s t uniformly and uses this sampler for ``L_vlb`` alone.
 """
 
