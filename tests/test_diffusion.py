@@ -379,6 +379,78 @@ def test_importance_history_is_in_the_checkpoint(tmp_path):
     np.testing.assert_allclose(loaded.timestep_probabilities().numpy(), p)
 
 
+@pytest.mark.parametrize("name", ["ddpm", "iddpm"])
+def test_bound_on_images_clips_the_predicted_x0_as_the_sampler(name):
+    """The bound is that of the model that samples (and the paper's code's
+    calc_bpd_loop): on images each predicted x_0 is clipped to [-1, 1], so two
+    outputs whose x_0 differ only beyond 1 give the same terms. Unclipped, the
+    cosine schedule's last term (abar_{T-1} ~ 2e-9) multiplied an error of the
+    noise by ~30 in the mean of a step of variance ~1: hundreds of nats."""
+    images = zoo.get(name, dataset="digits", timesteps=4, channels=4, channel_mults=(1,),
+                     num_res_blocks=1)
+    points = zoo.get(name, dataset="moons", timesteps=4, hidden_units=8, num_hidden=1)
+    for model, shape in [(images, (3, 8, 8, 1)), (points, (3, 2))]:
+        rng = np.random.default_rng(0)
+        x0 = tf.constant(rng.uniform(-1, 1, shape).astype("float32"))
+        t = tf.constant([1, 2, 3])
+        noise = tf.constant(rng.standard_normal(shape).astype("float32"))
+        xt = schedules.q_sample(x0, t, noise, model.const("alphas_cumprod"))
+        terms = []
+        for beyond in (3.0, 5.0):
+            eps = schedules.predict_eps(xt, t, tf.fill(shape, beyond),
+                                        model.const("alphas_cumprod"))
+            output = tf.concat([eps, tf.zeros(shape)], -1) if model.learned_variance else eps
+            terms.append(model.term_at(x0, t, noise, output=output).numpy())
+        if model is images:
+            np.testing.assert_allclose(terms[0], terms[1], rtol=1e-5)
+        else:
+            assert np.all(terms[1] > terms[0])
+        assert model.clips_x0 == (model is images)
+
+
+def test_hybrid_loss_draws_uniform_timesteps_and_vlb_the_importance_sampler():
+    """The paper's L_hybrid draws t uniformly (its code samples by the loss only with
+    L_vlb alone): once the history was full, iddpm drew the hybrid loss's t by
+    p_t ~ sqrt(E[L_t^2]) and weighted L_simple by 1 / (T p_t) too."""
+    history = np.array([[100.0], [1.0], [1.0], [1.0]], np.float32)
+    for objective in ("hybrid", "vlb"):
+        chosen = {} if objective == "hybrid" else {"objective": objective}  # the default
+        model = zoo.get("iddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                        history_length=1, **chosen)
+        model.rng.initialize()
+        model.loss_history.assign(history)
+        model.loss_counts.assign(np.ones(4, np.float32))
+        p = model.timestep_probabilities().numpy()
+        np.testing.assert_allclose(p, 0.999 * history[:, 0] / 103 + 0.001 / 4, rtol=1e-6)
+        t, weights = (v.numpy() for v in model.draw_training_timesteps(20_000))
+        frequencies = np.bincount(t, minlength=4) / len(t)
+        expected = np.full(4, 0.25) if objective == "hybrid" else p
+        # within 4 standard errors (0.0035 at p = 1/2, n = 20,000)
+        np.testing.assert_allclose(frequencies, expected, atol=0.014)
+        np.testing.assert_allclose(weights, 1.0 / (4 * expected[t]), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected objective one of \\['hybrid', 'vlb'\\]"):
+        zoo.get("iddpm", dataset="moons", timesteps=4, objective="kl")
+
+
+def test_vlb_objective_trains_the_mean_by_the_bound_and_hybrid_freezes_it():
+    """The hybrid loss's L_vlb reaches only v (the stop-gradient on the noise); with
+    objective="vlb" the loss is the weighted L_vlb alone and trains the noise too."""
+    x = np.random.default_rng(0).standard_normal((8, 2)).astype("float32")
+    for objective in ("hybrid", "vlb"):
+        model = zoo.get("iddpm", dataset="moons", timesteps=4, hidden_units=8, num_hidden=1,
+                        objective=objective)
+        model.rng.initialize()
+        out = model.denoiser_network.net.trainable_weights[-2]  # columns: eps (2), v (2)
+        assert out.path.endswith("out/kernel") and out.shape == (9, 4)
+        with tf.GradientTape() as tape:
+            losses = model.compute_losses(x, training=True)
+        grad = tape.gradient(losses["vlb"], out).numpy()
+        assert np.abs(grad[:, 2:]).sum() > 0
+        assert (np.abs(grad[:, :2]).sum() > 0) == (objective == "vlb")
+        expected = losses["vlb"] if objective == "vlb" else losses["mse"] + 0.001 * losses["vlb"]
+        np.testing.assert_allclose(losses["loss"].numpy(), expected.numpy(), rtol=1e-5)
+
+
 def test_importance_draws_follow_their_probabilities_and_compile_with_xla():
     """iDDPM's timesteps come from RandomStream.categorical (inverse distribution
     function): stateless_categorical had no XLA kernel, so a jit_compile step failed."""

@@ -53,7 +53,8 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     ``nll`` (``likelihood = "bound"``) is the negative variational bound in nats
     (Ho et al. eq. 5): ``KL(q(x_T | x_0) || N(0, I)) + sum_{t >= 1} KL(q(x_{t-1} |
     x_t, x_0) || p(x_{t-1} | x_t)) - log p(x_0 | x_1)``, each term at one draw of
-    ``x_t``; with ``bound_timesteps = K`` (0 < K < T) the sum over the T terms is
+    ``x_t``, ``p``'s mean from the predicted ``x_0`` clipped to ``[-1, 1]`` on
+    images as the sampler's (and the paper's code's ``calc_bpd_loop``); with ``bound_timesteps = K`` (0 < K < T) the sum over the T terms is
     a stratified estimate: one uniformly drawn timestep in each of K equal strata,
     weighted by the stratum's size (unbiased; ``zoo evaluate`` reports its
     standard error).
@@ -298,14 +299,24 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
             x0, mean, 0.5 * log_variance, 2.0 / (self.num_levels - 1))
         return -tf.reduce_sum(log_p, axis=axes)
 
-    def term_at(self, x0, t, noise, labels=None, output=None, averaged=True):
+    @property
+    def clips_x0(self):
+        """Whether the reverse process clips each predicted ``x_0`` to ``[-1, 1]``
+        (images): the sampler's steps and the bound's terms, the same model."""
+        return self.num_levels is not None
+
+    def term_at(self, x0, t, noise, labels=None, output=None, averaged=True, clip=None):
         """The bound's term at timesteps `t` per example (nats): the KL of the
         reverse step against the posterior for t >= 1, the decoder's NLL at t = 0;
-        `output` is the network's at ``x_t`` (computed here if None)."""
+        `output` is the network's at ``x_t`` (computed here if None). `clip`: the
+        predicted ``x_0`` clipped (default :attr:`clips_x0`, as the sampler and
+        the paper's code's bound evaluation; a training loss passes False, as
+        the paper's code, so that its gradient reaches every value)."""
         xt = schedules.q_sample(x0, t, noise, self.const("alphas_cumprod"))
         if output is None:
             output = self.network_output(xt, t, labels, averaged=averaged)
-        mean, log_variance, _ = self.p_mean_log_variance(xt, t, output)
+        clip = self.clips_x0 if clip is None else clip
+        mean, log_variance, _ = self.p_mean_log_variance(xt, t, output, clip=clip)
         true_mean, _, true_log_variance = schedules.q_posterior(x0, xt, t, self.table)
         axes = list(range(1, len(x0.shape)))
         kl = tf.reduce_sum(schedules.normal_kl(true_mean, true_log_variance, mean,

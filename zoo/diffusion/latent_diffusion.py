@@ -196,10 +196,10 @@ class LatentDiffusion(TwoStage, DiffusionModel):
         return -tf.reduce_sum(schedules.gaussian_log_likelihood(x0, mean, log_variance),
                               axis=list(range(1, len(x0.shape))))
 
-    def run_sampler(self, x, seed, num_steps, eta, guidance=None, labels=None, known=None,
-                    clip=None):
-        """The base's sampler, never clipping the predicted x_0 (latents are unbounded)."""
-        return super().run_sampler(x, seed, num_steps, eta, guidance, labels, known, clip=False)
+    @property
+    def clips_x0(self):
+        """Never: latents are unbounded (the sampler and the bound)."""
+        return False
 
     # ------------------------------------------------------------ likelihood
     @on_batches("data")

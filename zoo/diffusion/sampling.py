@@ -85,7 +85,7 @@ class DiffusionSampling:
         x_{t_k})`` (``abar_{t_{k+1}} / abar_{t_k}``); the loop's i-th step draws
         its noise from `seed` folded with i, so ``resample = 1`` is the
         replacement method bit for bit."""
-        clip = self.num_levels is not None if clip is None else clip
+        clip = self.clips_x0 if clip is None else clip
         timesteps = schedules.respaced_timesteps(self.timesteps, num_steps)
         abar_all = tf.constant(self.table["alphas_cumprod"], tf.float64)
         eta = tf.cast(eta, tf.float32)
