@@ -139,9 +139,23 @@ def test_the_bound_is_the_sum_of_its_terms():
     x = np.random.default_rng(0).standard_normal((3, 2)).astype("float32")
     parts = model.bound_terms(x, seed=4)
     assert parts["terms"].shape == (3, 3)
-    np.testing.assert_array_equal(parts["timesteps"].numpy(), np.arange(3))
+    np.testing.assert_array_equal(parts["timesteps"].numpy(), np.tile(np.arange(3), (3, 1)))
     assert np.all(parts["terms"].numpy()[:, 1:] >= 0)  # KL terms
     np.testing.assert_allclose(model.nll(x, seed=4).numpy(),
+                               parts["prior"].numpy() + parts["terms"].numpy().sum(1), rtol=1e-6)
+
+
+def test_each_example_draws_its_own_timestep_in_each_stratum():
+    """A stratified bound's examples are independent estimates, so that the
+    standard error over them (zoo evaluate's) includes the strata's draws."""
+    model = gaussian_model(20, bound_timesteps=4)
+    x = np.full((64, 1), 0.5, np.float32)
+    parts = model.bound_terms(x, seed=3)
+    timesteps = parts["timesteps"].numpy()
+    assert timesteps.shape == (64, 4)
+    assert np.all(timesteps // 5 == np.arange(4))  # one in each stratum of 5
+    assert len({tuple(row) for row in timesteps}) > 32
+    np.testing.assert_allclose(model.nll(x, seed=3).numpy(),
                                parts["prior"].numpy() + parts["terms"].numpy().sum(1), rtol=1e-6)
 
 

@@ -54,10 +54,11 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
     (Ho et al. eq. 5): ``KL(q(x_T | x_0) || N(0, I)) + sum_{t >= 1} KL(q(x_{t-1} |
     x_t, x_0) || p(x_{t-1} | x_t)) - log p(x_0 | x_1)``, each term at one draw of
     ``x_t``, ``p``'s mean from the predicted ``x_0`` clipped to ``[-1, 1]`` on
-    images as the sampler's (and the paper's code's ``calc_bpd_loop``); with ``bound_timesteps = K`` (0 < K < T) the sum over the T terms is
-    a stratified estimate: one uniformly drawn timestep in each of K equal strata,
-    weighted by the stratum's size (unbiased; ``zoo evaluate`` reports its
-    standard error).
+    images as the sampler's (and the paper's code's ``calc_bpd_loop``); with
+    ``bound_timesteps = K`` (0 < K < T) the sum over the T terms is a stratified
+    estimate: one uniformly drawn timestep in each of K equal strata, each
+    example its own, weighted by the stratum's size (unbiased; ``zoo evaluate``'s
+    standard error over the examples includes the draws).
 
     Sampling (``sample``'s options, and the exported ``sample`` signature's
     inputs): ``num_steps`` of ``1..T`` timesteps respaced evenly (Nichol &
@@ -338,7 +339,7 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
 
     def vlb(self, x0, seed, labels=None):
         """(prior term (batch,), the K terms (batch, K) already weighted by their
-        strata's sizes, the K timesteps) of the bound on ``x_0`` (scaled)."""
+        strata's sizes, their timesteps (batch, K)) of the bound on ``x_0`` (scaled)."""
         seed = tf.convert_to_tensor(seed, tf.int32)
         if labels is None:
             return self.run_compiled("vlb", self.vlb_terms, tf.convert_to_tensor(x0), seed)
@@ -352,15 +353,16 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
         low = tf.constant(bounds[:-1])
         size = tf.constant(bounds[1:] - bounds[:-1])
         if k == self.timesteps:
-            timesteps = low
-        else:
+            timesteps = tf.tile(low[None], tf.stack([batch, 1]))
+        else:  # each example its own timestep in each stratum: independent estimates
             offsets = tf.random.stateless_uniform(
-                [k], seed=tf.random.experimental.stateless_fold_in(seed, -1), dtype=tf.float32)
+                tf.stack([batch, k]), seed=tf.random.experimental.stateless_fold_in(seed, -1),
+                dtype=tf.float32)
             timesteps = low + tf.minimum(tf.cast(offsets * tf.cast(size, tf.float32), tf.int32),
                                          size - 1)
 
         def body(i, terms):
-            t = tf.fill([batch], timesteps[i])
+            t = timesteps[:, i]
             noise = tf.random.stateless_normal(tf.shape(x0),
                                                tf.random.experimental.stateless_fold_in(seed, i))
             term = self.term_at(x0, t, noise, labels) * tf.cast(size[i], tf.float32)
@@ -394,8 +396,10 @@ class DiffusionModel(DiffusionSampling, ProbabilityFlow, DiffusionEvaluation, Ge
 
     @on_batches("data")
     def bound_terms(self, x, seed=None, labels=None):
-        """``{"prior": (batch,), "terms": (batch, K), "timesteps": (K,)}``: the
-        bound's terms (nats), each weighted by its stratum's size (1 over all T);
+        """``{"prior": (batch,), "terms": (batch, K), "timesteps": (batch, K)}``:
+        the bound's terms (nats), each weighted by its stratum's size (1 over all
+        T), and the timestep of each (with ``bound_timesteps`` each example draws
+        its own in each stratum, so the examples' estimates are independent);
         :meth:`nll` is ``prior + terms.sum(1)`` (at the same seed)."""
         x = self.validate_inputs(x, "bound_terms")
         labels = self.check_labels(labels, x, "bound_terms") if labels is not None else None
