@@ -1,11 +1,26 @@
 """A logistic discretized to the data's levels (PixelCNN++'s observation model)."""
 
+import math
+
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from zoo.distributions.base import ObservationModel
 
 MIN_LOG_SCALE = -7.0
+
+
+def log1mexp(x):
+    """log(1 - exp(-x)) for x > 0 (Maechler 2012: ``log(-expm1(-x))`` below log 2,
+    ``log1p(-exp(-x))`` above), with finite gradients everywhere: each branch sees
+    only the inputs it is chosen for, since ``tf.where``'s gradient multiplies the
+    other branch's by zero and 0 * inf is NaN (``tfp.math.log1mexp`` computes both
+    branches on every input, and gave NaN gradients once a scale grew so large
+    that ``exp(-x)`` rounded to 1). `x` is kept at least 1e-30: a bin's mass of
+    1e-30 at most, where a float32 scale has no finer answer."""
+    x = tf.maximum(x, 1e-30)
+    small = x < math.log(2.0)
+    return tf.where(small, tf.math.log(-tf.math.expm1(-tf.where(small, x, 1.0))),
+                    tf.math.log1p(-tf.exp(-tf.where(small, 1.0, x))))
 
 
 def discretized_logistic_log_prob(levels, loc, log_scale, num_levels):
@@ -39,7 +54,7 @@ def discretized_logistic_log_prob(levels, loc, log_scale, num_levels):
     lower = (centre - half_width - loc) * inv_scale
     log_cdf_upper = tf.math.log_sigmoid(upper)          # first bin: P = sigmoid(upper)
     log_sf_lower = tf.math.log_sigmoid(-lower)           # last bin: P = 1 - sigmoid(lower)
-    interior = log_cdf_upper + log_sf_lower + tfp.math.log1mexp(upper - lower)
+    interior = log_cdf_upper + log_sf_lower + log1mexp(upper - lower)
     return tf.where(levels < 0.5, log_cdf_upper,
                     tf.where(levels > num_levels - 1.5, log_sf_lower, interior))
 
