@@ -130,6 +130,21 @@ def test_categorical_draws_by_the_inverse_cdf():
     np.testing.assert_array_equal(drawn, [0, 0, 2, 2, 2, 3, 3])
 
 
+def test_inverse_cdf_never_draws_a_zero_weight():
+    """The one inverse CDF of the categorical, the mixture's component and
+    RandomStream.categorical: the first index whose cumulative weight exceeds u
+    times the total; a zero weight is never drawn, not even when rounding lets
+    u times the total reach the total (u = 1 here), for a batch of weight
+    vectors as for one vector against many uniforms."""
+    from zoo.nn.random_stream import inverse_cdf
+
+    weights = np.array([[0.0, 0.3, 0.0, 0.7, 0.0], [0.5, 0.0, 0.5, 0.0, 0.0]], np.float32)
+    u = np.array([[0.0, 0.29, 0.3, 0.99, 1.0]], np.float32)
+    drawn = inverse_cdf(tf.constant(weights[:, None, :]), tf.constant(np.repeat(u, 2, 0)))
+    np.testing.assert_array_equal(drawn.numpy(), [[1, 1, 3, 3, 3], [0, 0, 0, 2, 2]])
+    np.testing.assert_array_equal(inverse_cdf(weights[1], u[0]).numpy(), [0, 0, 0, 2, 2])
+
+
 def test_categorical_mean_is_the_mean_of_its_levels():
     model = observation_model("categorical", 7)
     params = random_params(model, 4, channels=3)

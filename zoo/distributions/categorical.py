@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from zoo.distributions.base import ObservationModel
+from zoo.nn.random_stream import inverse_cdf
 
 
 class Categorical(ObservationModel):
@@ -41,14 +42,6 @@ class Categorical(ObservationModel):
     def sample_from_noise(self, params, noise):
         """A level per value by the inverse CDF of its uniform: the first level
         whose cumulative probability exceeds it."""
-        return inverse_cdf(self.logits(params), noise[..., 0])
+        probs = tf.nn.softmax(self.logits(params), axis=-1)
+        return tf.cast(inverse_cdf(probs, noise[..., 0]), tf.float32)
 
-
-def inverse_cdf(logits, u):
-    """The index (float32) of the first category whose cumulative probability
-    under softmax(`logits`) (..., K) exceeds the uniform `u` (...) in [0, 1)
-    times their total (so rounding in the sum cannot draw past the last)."""
-    cdf = tf.math.cumsum(tf.nn.softmax(logits, axis=-1), axis=-1)
-    below = tf.cast(cdf <= (u * cdf[..., -1])[..., None], tf.float32)
-    last = tf.cast(tf.shape(logits)[-1] - 1, tf.float32)
-    return tf.minimum(tf.reduce_sum(below, axis=-1), last)

@@ -3,11 +3,11 @@
 import tensorflow as tf
 
 from zoo.distributions.base import ObservationModel
-from zoo.distributions.categorical import inverse_cdf
 from zoo.distributions.discretized_logistic import (
     discretized_logistic_log_prob,
     discretized_logistic_sample,
 )
+from zoo.nn.random_stream import inverse_cdf
 
 
 class DiscretizedLogisticMixture(ObservationModel):
@@ -68,7 +68,7 @@ class DiscretizedLogisticMixture(ObservationModel):
         """A component per value by the inverse CDF of its first uniform, then a
         level from that component's logistic by the inverse CDF of its second."""
         logits, loc, log_scale = self.components(params)
-        pick = tf.one_hot(tf.cast(inverse_cdf(logits, noise[..., 0]), tf.int32),
+        pick = tf.one_hot(inverse_cdf(tf.nn.softmax(logits, axis=-1), noise[..., 0]),
                           self.num_components)
         return discretized_logistic_sample(tf.reduce_sum(pick * loc, axis=-1),
                                            tf.reduce_sum(pick * log_scale, axis=-1),

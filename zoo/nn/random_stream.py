@@ -73,19 +73,10 @@ class RandomStream(keras.layers.Layer):
 
     def categorical(self, weights, n):
         """`n` indices (int32) drawn with probabilities proportional to the
-        non-negative `weights` (a vector, not all 0), by the inverse of their
-        distribution function: ``i`` where ``cdf[i - 1] <= u < cdf[i]`` for one
-        uniform ``u`` each. Unlike ``tf.random.stateless_categorical`` (no XLA
-        kernel on CPU), it compiles under XLA; a weight of 0 is never drawn."""
-        weights = tf.convert_to_tensor(weights, tf.float32)
-        cdf = tf.cumsum(weights)
-        cdf = cdf / cdf[-1]
-        u = self.uniform(tf.reshape(n, [1]))
-        index = tf.reduce_sum(tf.cast(u[:, None] >= cdf[None, :], tf.int32), axis=1)
-        # u < 1 = cdf[-1] in exact arithmetic; the last positive weight if rounding
-        # made cdf[-1]'s predecessors reach u
-        last = tf.reduce_max(tf.where(weights > 0, tf.range(tf.size(weights)), 0))
-        return tf.minimum(index, last)
+        non-negative `weights` (a vector, not all 0) by :func:`inverse_cdf`, one
+        uniform each. Unlike ``tf.random.stateless_categorical`` (no XLA kernel
+        on CPU), it compiles under XLA; a weight of 0 is never drawn."""
+        return inverse_cdf(weights, self.uniform(tf.reshape(n, [1])))
 
     @property
     def state(self):
@@ -105,3 +96,20 @@ class RandomStream(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+def inverse_cdf(weights, u):
+    """The index (int32) that the uniform `u` in [0, 1) draws from the
+    non-negative `weights` (..., K), not all 0, by the inverse of their
+    distribution function: the first ``i`` whose cumulative weight exceeds `u`
+    times their total. `u` is shaped like the weights' leading axes, or is any
+    vector against one vector of weights. A weight of 0 is never drawn: when
+    rounding lets ``u * total`` reach the total, the last positive weight. The
+    sampling of the autoregressive models and iDDPM's timesteps, under XLA too.
+    """
+    weights = tf.convert_to_tensor(weights)
+    cdf = tf.math.cumsum(weights, axis=-1)
+    threshold = tf.cast(u, weights.dtype) * cdf[..., -1]
+    index = tf.reduce_sum(tf.cast(cdf <= threshold[..., None], tf.int32), axis=-1)
+    last = tf.reduce_max(tf.where(weights > 0, tf.range(tf.shape(weights)[-1]), 0), axis=-1)
+    return tf.minimum(index, last)
