@@ -17,7 +17,7 @@ A model is a ``keras.Model`` subclass that
 * samples with ``sample(n, seed=None, **options)``, the options declared in
   ``sample_options`` and implemented by ``draw_samples``;
 * lists its serving signatures that take data in ``data_signatures()``; the
-  ``sample`` signature, written here, is added to them;
+  ``sample`` signature (:mod:`zoo.serving`) is added to them;
 * validates inputs at that public boundary (eagerly, and with graph assertions
   inside exported signatures) with errors naming what was expected
   (:mod:`zoo.validation`).
@@ -27,7 +27,6 @@ multi-worker reduction) is :mod:`zoo.fitting`'s, to which the model delegates.
 """
 
 import dataclasses
-import functools
 import inspect
 
 import keras
@@ -41,6 +40,7 @@ from zoo.completion import Completion
 from zoo.conditioning import ClassConditioning
 from zoo.nn.random_stream import RandomStream
 from zoo.nn.weight_average import WeightAverage
+from zoo.serving import Serving, CompiledFunctions
 
 # What a model's ``nll`` is, by its ``likelihood``; ``zoo evaluate`` writes the text.
 LIKELIHOODS = {
@@ -90,17 +90,7 @@ class SampleOption:
                                        self.above, self.below, self.at_least, self.at_most)
 
 
-class _Functions:
-    """A model's cache of compiled ``tf.function``s: a plain object, so that
-    neither Keras nor a SavedModel tracks (or exports) what it holds; `serving`
-    is true while a serving signature is traced (no XLA there)."""
-
-    def __init__(self):
-        self.functions = {}
-        self.serving = False
-
-
-class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Model):
+class GenerativeModel(ClassConditioning, Completion, Serving, fitting.Fitting, keras.Model):
     """Base class of every model of the zoo.
 
     A model (or its family's base class) sets ``family``, ``likelihood``,
@@ -108,9 +98,10 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
     section below: ``compute_losses``, ``nll`` (if it has a likelihood),
     ``draw_samples`` and ``data_signatures``, with a constructor that stores its
     arguments and ends with ``self.build_model()``. The rest is written here,
-    with the input checks of :mod:`zoo.validation`, and in three mixins: class
+    with the input checks of :mod:`zoo.validation`, and in four mixins: class
     labels (:class:`zoo.conditioning.ClassConditioning`), completion
-    (:class:`zoo.completion.Completion`), and ``compile``/``fit`` with the
+    (:class:`zoo.completion.Completion`), compiled samplers and the serving
+    signatures (:class:`zoo.serving.Serving`), and ``compile``/``fit`` with the
     train and test steps (:class:`zoo.fitting.Fitting`).
 
     Args:
@@ -133,12 +124,6 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
     likelihood = "none"
     loss_names = ("loss",)
     sample_options = {}
-    # Whether the deterministic part of ``draw_samples`` runs under XLA when sampling
-    # is traced with a fixed n, or a sequential sampler's loop at every call outside
-    # the serving signatures (see :meth:`xla_where_traced`); set by families (and
-    # models) whose samplers were checked to compile, to give the same samples and
-    # to run faster so.
-    xla_sampling = False
     # Constructor arguments of a base class that a subclass fixes (not in its config).
     fixed_parameters = ()
     # Whether a training step draws from the random stream ``rng`` (noise, latents,
@@ -186,7 +171,7 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
                     WeightAverage(self.ema_decay, name=f"{network}_average")
                     if self.ema_decay else None)
         self.rng = RandomStream(name="rng")
-        self._xla = _Functions()
+        self._xla = CompiledFunctions()
 
     # -------------------------------------------------- what a model writes
     def compute_losses(self, x, training=False):
@@ -419,44 +404,6 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
             yield np.asarray(draw(tf.constant(count, tf.int32),
                                   tf.constant(batch_seed, tf.int32)))
 
-    def xla_where_traced(self, name, fn, *tensors, loop=False):
-        """``fn(*tensors)``, compiled with XLA (``jit_compile``) when this runs
-        inside a ``tf.function`` on tensors of fully known shape, as ``sample(n)``
-        with a Python int ``n`` does in a user's graph; the model's
-        ``xla_sampling`` must allow it. XLA fuses a flow's elementwise ops: its
-        sampler ran 1.2-6x faster than as a plain graph on a 2-core CPU, for every
-        flow on 2-D points and on digits.
-
-        Otherwise `fn` runs as is: eagerly, where XLA's compile for each new shape
-        (about 1 s) costs more than it saves, and with a batch size known only at
-        run time, as in the exported ``sample`` signature, which stays a plain
-        graph for TF Serving. `fn` must be deterministic (XLA draws other random
-        numbers than TF's kernels for the same seed) and is cached under `name`
-        for the life of the model.
-
-        A sequential sampler's loop (`loop`: D network passes for a draw, where a
-        compile pays at any batch size) is compiled at every call: under XLA
-        where ``xla_sampling`` allows, eagerly and traced at any batch size (XLA
-        compiles each new one when it runs), else as a plain ``tf.function`` when
-        called eagerly; inside the serving signatures (:meth:`serving_signatures`)
-        it stays a plain graph. `tensors` may then hold None (an unused input).
-        """
-        xla = self.xla_sampling and not self._xla.serving
-        if loop:
-            if tf.inside_function() and not xla:
-                return fn(*tensors)
-            key = name if xla else f"{name}/graph"
-            if key not in self._xla.functions:
-                self._xla.functions[key] = tf.function(fn, jit_compile=xla,
-                                                       reduce_retracing=True)
-            return self._xla.functions[key](*tensors)
-        if not (xla and tf.inside_function()
-                and all(t.shape.is_fully_defined() for t in tensors)):
-            return fn(*tensors)
-        if name not in self._xla.functions:
-            self._xla.functions[name] = tf.function(fn, jit_compile=True, reduce_retracing=True)
-        return self._xla.functions[name](*tensors)
-
     # --------------------------------------------------------- weight averages
     def averaged(self, network):
         """``self.<network>_network`` as sampling and export run it: with the
@@ -474,66 +421,3 @@ class GenerativeModel(ClassConditioning, Completion, fitting.Fitting, keras.Mode
             average = getattr(self, f"{network}_average", None)
             if average is not None:
                 average.update(getattr(self, f"{network}_network"), self.optimizer.iterations)
-
-    # ----------------------------------------------------------------- serving
-    def serving_signatures(self):
-        """Every serving signature: the first of ``data_signatures()``, ``sample``
-        (``n``, ``seed`` and one input per sampler option, with its default), then
-        the others, and ``complete`` for a model that can complete."""
-        data = dict(self.data_signatures())
-        if self.can_complete:
-            data["complete"] = self.complete_signature()
-        first = next(iter(data))
-        signatures = {first: data.pop(first), "sample": self.sample_signature(), **data}
-        return {name: (self.serving_graph(fn), specs) for name, (fn, specs) in signatures.items()}
-
-    def serving_graph(self, fn):
-        """`fn` traced as a serving signature: every sampler loop in it a plain
-        graph (:meth:`xla_where_traced`), which TF Serving runs without XLA."""
-
-        @functools.wraps(fn)  # (its __signature__ too: the options' defaults)
-        def serving(*args, **kwargs):
-            before, self._xla.serving = self._xla.serving, True
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self._xla.serving = before
-
-        return serving
-
-    def sample_signature(self):
-        """``sample(n, seed, *options)`` -> ``{"samples": ...}``, with the options'
-        defaults as the Python defaults (which the SignatureDef records)."""
-        names = list(self.sample_options)
-
-        def sample(n, seed, *values):
-            return {"samples": self.sample(n, seed, **dict(zip(names, values)))}
-
-        return self.with_option_inputs(sample, [tf.TensorSpec([], tf.int32, name="n"),
-                                                tf.TensorSpec([], tf.int32, name="seed")])
-
-    def with_option_inputs(self, fn, specs, options=None):
-        """(`fn`, `specs` and one scalar input per option of `options`, default the
-        sampler options), `fn`'s signature naming them, with the options'
-        defaults (which the SignatureDef records)."""
-        options = self.sample_options if options is None else options
-        names = list(options)
-        specs = specs + [tf.TensorSpec([], options[k].dtype, name=k) for k in names]
-        defaults = {k: tf.constant(options[k].default, options[k].dtype) for k in names}
-        fn.__signature__ = _signature(specs, defaults)
-        return fn, specs
-
-    def data_spec(self, name="x"):
-        return tf.TensorSpec((None,) + self.data_shape, tf.float32, name=name)
-
-
-def _signature(specs, defaults=None):
-    """An ``inspect.Signature`` naming a function's inputs after `specs` (TF takes the
-    SignatureDef's input names, and their defaults, from it)."""
-    defaults = defaults or {}
-    return inspect.Signature([
-        inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          default=defaults.get(s.name, inspect.Parameter.empty))
-        for s in specs
-    ])
-

@@ -195,7 +195,7 @@ class AutoregressiveModel(GenerativeModel):
         dimension (``noise``, from the stateless `seed`), and dimension i is
         ``sample_from_noise`` of its own. One ``tf.while_loop``, compiled at every
         call: under XLA where the model's ``xla_sampling`` says it wins, outside
-        the serving signatures (:meth:`~zoo.base.GenerativeModel.xla_where_traced`),
+        the serving signatures (:meth:`~zoo.serving.Serving.xla_where_traced`),
         else a plain graph. XLA and the plain graph compute the parameters to float
         rounding, so a draw whose uniform lies that close to a boundary of its
         inverse CDF can differ between them."""

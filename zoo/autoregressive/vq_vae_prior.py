@@ -271,7 +271,7 @@ class VQVAEPrior(TwoStage, GenerativeModel):
         the uniforms drawn from the stateless `seed` before the loop. One
         ``tf.while_loop``, compiled at every call: under XLA where ``xla_sampling``
         says it wins, outside the serving signatures
-        (:meth:`~zoo.base.GenerativeModel.xla_where_traced`), else a plain graph."""
+        (:meth:`~zoo.serving.Serving.xla_where_traced`), else a plain graph."""
         n = tf.convert_to_tensor(n, tf.int32)
         noise = self.code_model.noise(tf.stack([n, self.num_latents]), tf.cast(seed, tf.int32))
         return self.xla_where_traced("codes", self._code_loop, noise,

@@ -132,7 +132,7 @@ class PixelVAE(VariationalAutoencoder):
         loop; with `seed` None, the mean of each conditional given the means
         before it. One ``tf.while_loop``, compiled at every call: under XLA where
         ``xla_sampling`` says it wins, outside the serving signatures
-        (:meth:`~zoo.base.GenerativeModel.xla_where_traced`), else a plain graph."""
+        (:meth:`~zoo.serving.Serving.xla_where_traced`), else a plain graph."""
         z = tf.convert_to_tensor(z, tf.float32)
         if seed is None:
             return self.xla_where_traced("decode", lambda z: self._generate_loop(z, None), z,
