@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from zoo import compare, progress, runs, training
+from zoo import compare, progress, report, runs, training
 from zoo.gan.distances import DISTANCES
 
 
@@ -89,7 +89,7 @@ def main():
         median_sw = float(np.median(distances)) if distances else None
         for distance in args.distances:
             row = by_distance.get(distance, {})
-            cells = [compare.cell(row.get(m), "{:.4g}") for m in metrics]
+            cells = [report.cell(row.get(m), "{:.4g}") for m in metrics]
             lines.append(f"| {distance} | " + " | ".join(cells) +
                          f" | {seconds[distance]:.0f} | "
                          f"{stability(row, dataset, failures.get(distance), median_sw)} |")

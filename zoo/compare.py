@@ -14,7 +14,6 @@ loads, or diverged gets no row but a line under the table saying why.
 """
 
 import csv
-import math
 import os
 
 import numpy as np
@@ -141,13 +140,6 @@ def row(run_dir):
     return values
 
 
-def cell(value, fmt):
-    """A table cell: `value` formatted by `fmt`, or "-" when missing or not finite."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return fmt.format(value)
-
-
 def write_tables(rows, columns, out_dir, failed=None):
     """``table.md`` (formatted, with a line per run in `failed`: run -> why it has
     no row) and ``table.csv`` (raw values); returns both paths."""
@@ -156,7 +148,7 @@ def write_tables(rows, columns, out_dir, failed=None):
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(cell(r.get(k), f)
+        lines.append("| " + " | ".join(report.cell(r.get(k), f)
                                        for k, _, f in columns) + " |")
     for run_dir, why in (failed or {}).items():
         lines.append(f"\nNot evaluated: {run_dir}: {why}")

@@ -89,6 +89,11 @@ def _missing(value):
     return value is None or (_is_number(value) and not math.isfinite(value))
 
 
+def cell(value, fmt):
+    """A table cell: `value` formatted by `fmt`, or "-" when missing or not finite."""
+    return "-" if _missing(value) else fmt.format(value)
+
+
 def data_uri(path):
     """A PNG file as a ``data:image/png;base64,...`` URI."""
     with open(path, "rb") as f:
@@ -201,7 +206,6 @@ def _last_samples(run_dir, epoch):
 
 def _table(rows, columns, anchors):
     from zoo.base import LIKELIHOODS
-    from zoo.compare import cell
 
     numeric = {key: all(_is_number(r.get(key)) for r in rows if not _missing(r.get(key)))
                and any(not _missing(r.get(key)) for r in rows)

@@ -407,6 +407,12 @@ def load_model_file(path):
                          f"{str(e).splitlines()[0][:300]}") from e
 
 
+def non_finite_weights(model):
+    """Paths of the model's float weights that hold NaN or Inf."""
+    return [w.path for w in model.weights
+            if np.asarray(w).dtype.kind == "f" and not np.all(np.isfinite(np.asarray(w)))]
+
+
 def load_checkpoint(run_dir):
     """Loads a run's last good checkpoint, compiled, with its optimizer state, to
     sample, evaluate or export it.
@@ -423,8 +429,6 @@ def load_checkpoint(run_dir):
         NonFiniteError: the checkpoint's weights hold NaN or Inf (it diverged):
             nothing is to be drawn, measured or exported from it.
     """
-    from zoo.training import non_finite_weights
-
     run = read_run(run_dir)
     model, checkpoint = load_newest(run_dir)
     if model is None:

@@ -45,7 +45,8 @@ import zoo
 from zoo import datasets, distribute, plotting, registry, runs
 from zoo import precision as precision_module
 from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
-                      RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError)
+                      RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError,
+                      non_finite_weights)
 from zoo.validation import INT32_MAX
 
 SEED_RANGE = (0, INT32_MAX)
@@ -302,12 +303,6 @@ def non_finite(logs):
         if not np.all(np.isfinite(array)):
             bad[key] = float(array.ravel()[~np.isfinite(array.ravel())][0])
     return bad
-
-
-def non_finite_weights(model):
-    """Paths of the model's float weights that hold NaN or Inf."""
-    return [w.path for w in model.weights
-            if np.asarray(w).dtype.kind == "f" and not np.all(np.isfinite(np.asarray(w)))]
 
 
 class NonFiniteStop(keras.callbacks.Callback):
