@@ -181,6 +181,7 @@ def cmd_train(args):
         strategy=args.strategy, precision=args.precision, connect_timeout=args.connect_timeout,
         imports=args.imports, first_stage=args.first_stage,
         verbose=0 if args.quiet else "auto", validate_every=args.validate_every,
+        sample_every=args.sample_every,
     )
     print(f"run: {result.run_dir} (epoch {result.epoch})")
     print(f"checkpoint: {result.checkpoint}")
@@ -370,6 +371,10 @@ def build_parser():
                         "TensorBoard's validation run (0: never; default: every epoch where "
                         "the test split holds at most 1,000,000 values, digits and the 2-D "
                         "densities, never on larger ones such as fashion_mnist)")
+    p.add_argument("--sample-every", type=non_negative_int, metavar="N",
+                   help="the sample grid samples/epoch_NNNN.png every N epochs and after "
+                        "the last (0: never; default 1); a grid of an autoregressive or "
+                        "diffusion model draws 64 images one pixel or step at a time")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model parameter override, value parsed as JSON (repeatable)")
     p.add_argument("--data-dir", help="tfds data_dir (default: $ZOO_DATA_DIR)")

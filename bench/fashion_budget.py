@@ -11,11 +11,11 @@ affordable.
 
 Each model trains at its ``fashion_mnist`` preset (batch size, learning rate,
 architecture) for one epoch of ``--steps`` steps from seed 0 into
-``RUNS_DIR/MODEL-fashion_mnist``; a run that has its epoch is kept and not
-trained again. Then, of its last good checkpoint: the mean NLL over the first
-``--nll-examples`` test images with its standard error
-(:func:`zoo.metrics.evaluate_likelihood`), the seconds per sample of one draw
-of ``--draw`` samples (tracing included), and with ``--num-samples N > 0``
+``RUNS_DIR/MODEL-fashion_mnist`` (no sample grid: ``sample_every=0``); a run
+that has its epoch is kept and not trained again. Then, of its last good
+checkpoint: the mean NLL over the first ``--nll-examples`` test images with
+its standard error (:func:`zoo.metrics.evaluate_likelihood`), the seconds per
+sample of one draw of ``--draw`` samples (tracing included), and with ``--num-samples N > 0``
 FID, precision and recall of N samples against the 10,000 test images in the
 shipped Fashion-MNIST features (:func:`zoo.metrics.sample_quality.evaluate_images`).
 An autoregressive image model draws one pixel at a time, 784 network passes
@@ -48,7 +48,7 @@ def trained(name, out, steps, first_stage):
             raise SystemExit(f"fashion_budget: {out} holds an unfinished run: resume it "
                              f"with `zoo train --out {out} --resume`, or remove it")
         training.train(name, DATASET, out, epochs=1, steps_per_epoch=steps, verbose=0,
-                       first_stage=first_stage)
+                       first_stage=first_stage, sample_every=0)
     with open(done) as f:
         history = json.load(f)
     return sum(epoch["seconds"] for epoch in history)

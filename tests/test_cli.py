@@ -230,6 +230,34 @@ def test_resume_refuses_conflicting_settings(argv, expected, moons_run, capsys):
     assert files(moons_run) == before
 
 
+def test_sample_every_draws_grids_every_n_epochs_and_after_the_last(
+        moons_run, three_epochs, tmp_path, data_dir, capsys):
+    """Every epoch's grid by default; `--sample-every N` draws one at the epochs N
+    divides and after the last, 0 none; it may change on resume, and the training
+    is the same bits either way."""
+    assert read(moons_run / "run.json")["training"]["sample_every"] == 1
+    resumed = copy_run(moons_run, tmp_path, "sparse")
+    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--epochs", 2,
+               "--sample-every", 0, "--data-dir", data_dir, "--quiet") == 0
+    assert read(resumed / "run.json")["training"]["sample_every"] == 0
+    assert sorted(os.listdir(resumed / "samples")) == ["epoch_0001.png"]
+    reference = runs.load_model_file(str(three_epochs / "checkpoints" / "epoch_0002.keras"))
+    assert same_state(runs.load_checkpoint(resumed)[0], reference)
+
+    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--epochs", 5,
+               "--sample-every", 3, "--data-dir", data_dir, "--quiet") == 0
+    assert sorted(os.listdir(resumed / "samples")) == [
+        "epoch_0001.png", "epoch_0003.png", "epoch_0005.png"]
+
+    capsys.readouterr()
+    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--sample-every", -1) == 2
+    one_error_line(capsys, "argument --sample-every: expected a non-negative integer, "
+                           "got '-1'")
+    with pytest.raises(runs.RunError, match=r"sample_every must be an integer >= 0 "
+                                            r"\(0: never\), got True"):
+        training.train("realnvp", None, resumed, resume=True, sample_every=True)
+
+
 def test_new_run_refuses_a_folder_with_checkpoints(moons_run, capsys):
     before = files(moons_run)
     assert zoo("train", "wgan_gp", "--out", moons_run, "--resume") == 2
@@ -862,6 +890,10 @@ def test_run_json_jit_compile_is_a_bool_or_auto(moons_run, tmp_path, capsys):
     (run / "run.json").write_text(json.dumps(settings))
     assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 2) == 2
     one_error_line(capsys, "training.validate_every=-1")
+    settings["training"].update(validate_every=1, sample_every=0.5)
+    (run / "run.json").write_text(json.dumps(settings))
+    assert zoo("train", "realnvp", "--out", run, "--resume", "--epochs", 2) == 2
+    one_error_line(capsys, "training.sample_every=0.5")
 
 
 def test_damaged_index_and_history_are_one_line(moons_run, tmp_path, capsys):

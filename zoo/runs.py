@@ -54,7 +54,8 @@ CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
 KEEP_CHECKPOINTS = 3  # checkpoints kept per run (about 5 MB each for digits RealNVP)
 TRAINING_SETTINGS = {"epochs": int, "batch_size": int, "learning_rate": float,
                      "steps_per_epoch": (int, type(None)), "jit_compile": (bool, str),
-                     "validate_every": (int, type(None))}  # None: not recorded (zoo 0.1)
+                     "validate_every": (int, type(None)),  # None: not recorded (zoo 0.1)
+                     "sample_every": (int, type(None))}  # None: not recorded (every epoch)
 
 log = logging.getLogger("zoo")
 
@@ -163,7 +164,7 @@ def read_run(run_dir):
                 ok = isinstance(value, kind) and (kind is not int or _is_int(value))
                 if key == "jit_compile" and isinstance(value, str):
                     ok = value == "auto"  # the model's choice (GenerativeModel.compile)
-                if key == "validate_every":
+                if key in ("validate_every", "sample_every"):
                     ok = value is None or (_is_int(value) and value >= 0)
                 if kind is float:
                     ok = isinstance(value, (int, float)) and not isinstance(value, bool) \

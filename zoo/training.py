@@ -7,7 +7,8 @@
 * :class:`RunCheckpoint` writes, after each good epoch, the checkpoint, then
   ``history.json``, then ``checkpoints/latest.json`` (each atomically), and keeps
   the last ``KEEP_CHECKPOINTS``; it writes nothing for an epoch that went bad;
-* :class:`SampleGrid` draws the epoch's samples (the same seed every epoch);
+* :class:`SampleGrid` draws the epoch's samples every ``sample_every`` epochs
+  and after the last (the same seed every time);
 * :class:`RunTensorBoard`, Keras' TensorBoard callback, writes ``logs/``: the
   loss terms and learning rate per epoch (run ``train``), the test split's loss
   terms every ``validate_every`` epochs (run ``validation``), each epoch's sample
@@ -54,6 +55,9 @@ SEED_RANGE = (0, INT32_MAX)
 # many values (examples x dimensions: digits 19,008, each 2-D density 20,000),
 # never on larger ones (Fashion-MNIST's 7,840,000) unless asked.
 VALIDATE_MAX_VALUES = 1_000_000
+# The training settings that say how often something beside training happens
+# (the test split's losses, the sample grid): 0 is never, and resuming may change them.
+EVERY_SETTINGS = ("validate_every", "sample_every")
 # Validation batches hold at least this many values (at least the training batch):
 # the 10,000 test points of a 2-D density in one batch, digits in 1,024s; a test
 # step needs no gradients, and Keras' loop costs per batch.
@@ -172,10 +176,11 @@ def default_validate_every(dataset):
     return 1 if 0 < size <= VALIDATE_MAX_VALUES else 0
 
 
-def check_validate_every(value):
+def check_every(key, value):
+    """`value` of ``validate_every`` or ``sample_every``: None or an int >= 0."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                               or value < 0):
-        raise RunError(f"validate_every must be an integer >= 0 (0: never), got {value!r}")
+        raise RunError(f"{key} must be an integer >= 0 (0: never), got {value!r}")
 
 
 def validate_every(run):
@@ -183,6 +188,13 @@ def validate_every(run):
     dataset's default for a run that recorded none."""
     value = run["training"].get("validate_every")
     return default_validate_every(run["dataset"]) if value is None else value
+
+
+def sample_every(run):
+    """How often the run draws its epoch's sample grid: its ``sample_every``, or
+    every epoch for a run that recorded none."""
+    value = run["training"].get("sample_every")
+    return 1 if value is None else value
 
 
 def new_run(name, dataset, epochs, overrides, seed, settings):
@@ -204,8 +216,10 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
         "critic_learning_rate": settings["critic_learning_rate"],
         "validate_every": default_validate_every(dataset)
         if settings.get("validate_every") is None else settings["validate_every"],
+        "sample_every": 1 if settings.get("sample_every") is None else settings["sample_every"],
     }
-    check_validate_every(training["validate_every"])
+    for key in EVERY_SETTINGS:
+        check_every(key, training[key])
     if training["critic_learning_rate"] is not None:
         training["critic_learning_rate"] = float(training["critic_learning_rate"])
         _check_positive("critic_learning_rate", training["critic_learning_rate"], float)
@@ -227,9 +241,10 @@ def new_run(name, dataset, epochs, overrides, seed, settings):
 def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, settings):
     """The stored settings, checked against the explicit ones.
 
-    `epochs` sets a new target, `learning_rate` a new rate and ``validate_every``
-    how often the test split is evaluated from now on; any other setting that
-    differs from the stored one is an error.
+    `epochs` sets a new target, `learning_rate` a new rate, ``validate_every``
+    how often the test split is evaluated from now on and ``sample_every`` how
+    often a sample grid is drawn; any other setting that differs from the stored
+    one is an error.
     """
 
     def conflict(key, old, new):
@@ -262,9 +277,10 @@ def resumed_run(stored, run_dir, name, dataset, epochs, overrides, seed, setting
     if settings["learning_rate"] is not None:
         _check_positive("learning_rate", float(settings["learning_rate"]), float)
         run["training"]["learning_rate"] = float(settings["learning_rate"])
-    if settings.get("validate_every") is not None:
-        check_validate_every(settings["validate_every"])
-        run["training"]["validate_every"] = settings["validate_every"]
+    for key in EVERY_SETTINGS:
+        if settings.get(key) is not None:
+            check_every(key, settings[key])
+            run["training"][key] = settings[key]
     return run
 
 
@@ -411,16 +427,19 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes ``samples/epoch_NNNN.png`` (``.txt`` for text) after each good epoch,
+    """Writes ``samples/epoch_NNNN.png`` (``.txt`` for text) after each good epoch
+    whose number `every` divides and after epoch `last` (none with `every` 0),
     always from `seed`."""
 
-    def __init__(self, run_dir, guard, seed, reference=None):
+    def __init__(self, run_dir, guard, seed, reference=None, every=1, last=None):
         super().__init__()
         self.run_dir, self.guard, self.seed, self.reference = run_dir, guard, seed, reference
+        self.every, self.last = every, last
 
     def on_epoch_end(self, epoch, logs=None):
         count = plotting.EPOCH_SAMPLES.get(self.model.data_kind)
-        if self.guard.failure is not None or not count:
+        due = self.every and ((epoch + 1) % self.every == 0 or epoch + 1 == self.last)
+        if self.guard.failure is not None or not count or not due:
             return
         plotting.save_samples(self.model, os.path.join(self.run_dir, SAMPLES,
                                                        f"epoch_{epoch + 1:04d}"
@@ -588,7 +607,7 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
           steps_per_epoch=None, overrides=None, resume=False, seed=None, jit_compile=None,
           verbose="auto", data_dir=None, callbacks=(), critic_learning_rate=None,
           strategy="default", precision=None, connect_timeout=None, imports=(),
-          first_stage=None, validate_every=None):
+          first_stage=None, validate_every=None, sample_every=None):
     """Trains model `name` on `dataset` into the run folder `out`.
 
     Settings not given come from the model's preset for the dataset
@@ -655,6 +674,11 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
             :func:`default_validate_every` (every epoch on digits and the 2-D
             densities, never on Fashion-MNIST). It may change on resume; the
             training itself is the same whatever it is.
+        sample_every: draw ``samples/epoch_NNNN.png`` (``.txt`` for text)
+            every this many epochs and after the last; 0: never (a sequential
+            sampler's grid of 64 images can cost more than an epoch on a CPU).
+            None: the resumed run's, or 1 (every epoch). It may change on
+            resume; the training is the same whatever it is.
     Returns:
         A :class:`TrainResult`.
     Raises:
@@ -694,7 +718,7 @@ def train(name, dataset, out, epochs=None, batch_size=None, learning_rate=None,
     settings = {"batch_size": batch_size, "learning_rate": learning_rate,
                 "steps_per_epoch": steps_per_epoch, "jit_compile": jit_compile,
                 "critic_learning_rate": critic_learning_rate,
-                "validate_every": validate_every}
+                "validate_every": validate_every, "sample_every": sample_every}
     has_run = os.path.isfile(os.path.join(run_dir, RUN_FILE))
     if resume and not has_run:
         raise RunError(f"nothing to resume in {run_dir!r}: it holds no {RUN_FILE}; start "
@@ -857,7 +881,8 @@ def _fit(model, run, run_dir, write_dir, checkpoint, history, stored, verbose, d
         model.fit(data, epochs=total, initial_epoch=start, steps_per_epoch=steps,
                   shuffle=False, verbose=verbose, **validation,
                   callbacks=[KeepRandomStream(), guard, checkpointer,
-                             SampleGrid(write_dir, guard, run["seed"], reference),
+                             SampleGrid(write_dir, guard, run["seed"], reference,
+                                        every=sample_every(run), last=total),
                              tensorboard, *callbacks])
     except tf.errors.OpError as e:
         if run.get("strategy") != "multi_worker":
