@@ -191,14 +191,6 @@ def test_validation_is_chosen_and_trains_nothing(moons_run, three_epochs, tmp_pa
     reference = runs.load_model_file(str(three_epochs / "checkpoints" / "epoch_0002.keras"))
     assert same_state(runs.load_checkpoint(resumed)[0], reference)  # validated every epoch
 
-    capsys.readouterr()
-    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--validate-every", -1) == 2
-    one_error_line(capsys, "argument --validate-every: expected a non-negative integer, "
-                           "got '-1'")
-    with pytest.raises(runs.RunError, match=r"validate_every must be an integer >= 0 "
-                                            r"\(0: never\), got 1.5"):
-        training.train("realnvp", None, resumed, resume=True, validate_every=1.5)
-
 
 def test_tensorboard_shows_the_samples_and_density_of_2d_data(moons_run):
     train = events(moons_run / "logs" / "train")
@@ -231,7 +223,7 @@ def test_resume_refuses_conflicting_settings(argv, expected, moons_run, capsys):
 
 
 def test_sample_every_draws_grids_every_n_epochs_and_after_the_last(
-        moons_run, three_epochs, tmp_path, data_dir, capsys):
+        moons_run, three_epochs, tmp_path, data_dir):
     """Every epoch's grid by default; `--sample-every N` draws one at the epochs N
     divides and after the last, 0 none; it may change on resume, and the training
     is the same bits either way."""
@@ -249,13 +241,20 @@ def test_sample_every_draws_grids_every_n_epochs_and_after_the_last(
     assert sorted(os.listdir(resumed / "samples")) == [
         "epoch_0001.png", "epoch_0003.png", "epoch_0005.png"]
 
+
+@pytest.mark.parametrize("key", ["validate_every", "sample_every"])
+def test_every_settings_are_non_negative_integers(moons_run, tmp_path, capsys, key):
+    """`--validate-every` and `--sample-every`: a negative count is one
+    `zoo: error:` line; in Python a float or a bool is a RunError naming it."""
+    run = copy_run(moons_run, tmp_path)
+    flag = "--" + key.replace("_", "-")
     capsys.readouterr()
-    assert zoo("train", "realnvp", "--out", resumed, "--resume", "--sample-every", -1) == 2
-    one_error_line(capsys, "argument --sample-every: expected a non-negative integer, "
-                           "got '-1'")
-    with pytest.raises(runs.RunError, match=r"sample_every must be an integer >= 0 "
-                                            r"\(0: never\), got True"):
-        training.train("realnvp", None, resumed, resume=True, sample_every=True)
+    assert zoo("train", "realnvp", "--out", run, "--resume", flag, -1) == 2
+    one_error_line(capsys, f"argument {flag}: expected a non-negative integer, got '-1'")
+    for bad in (1.5, True):
+        with pytest.raises(runs.RunError, match=rf"{key} must be an integer >= 0 "
+                                                rf"\(0: never\), got {bad}"):
+            training.train("realnvp", None, run, resume=True, **{key: bad})
 
 
 def test_new_run_refuses_a_folder_with_checkpoints(moons_run, capsys):
@@ -731,7 +730,6 @@ def test_digits_run(tmp_path, capsys, data_dir):
         assert sheet.width > 2 * side and sheet.height > side
     assert zoo("compare", "moons", run) == 2
     one_error_line(capsys, f"run {str(run)!r} is on 'digits', not 'moons'")
-
 
 
 @pytest.mark.slow  # by default: test_vae_variants.py's latent metrics and pictures
