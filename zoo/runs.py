@@ -56,6 +56,9 @@ TRAINING_SETTINGS = {"epochs": int, "batch_size": int, "learning_rate": float,
                      "steps_per_epoch": (int, type(None)), "jit_compile": (bool, str),
                      "validate_every": (int, type(None)),  # None: not recorded (zoo 0.1)
                      "sample_every": (int, type(None))}  # None: not recorded (every epoch)
+# The training settings that say how often something beside training happens
+# (the test split's losses, the sample grid): 0 is never, and resuming may change them.
+EVERY_SETTINGS = ("validate_every", "sample_every")
 
 log = logging.getLogger("zoo")
 
@@ -164,7 +167,7 @@ def read_run(run_dir):
                 ok = isinstance(value, kind) and (kind is not int or _is_int(value))
                 if key == "jit_compile" and isinstance(value, str):
                     ok = value == "auto"  # the model's choice (GenerativeModel.compile)
-                if key in ("validate_every", "sample_every"):
+                if key in EVERY_SETTINGS:
                     ok = value is None or (_is_int(value) and value >= 0)
                 if kind is float:
                     ok = isinstance(value, (int, float)) and not isinstance(value, bool) \

@@ -45,9 +45,9 @@ import tensorflow as tf
 import zoo
 from zoo import datasets, distribute, plotting, registry, runs
 from zoo import precision as precision_module
-from zoo.runs import (CHECKPOINTS, HISTORY_FILE, KEEP_CHECKPOINTS, LATEST_FILE, LOGS,
-                      RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError, RunError,
-                      non_finite_weights)
+from zoo.runs import (CHECKPOINTS, EVERY_SETTINGS, HISTORY_FILE, KEEP_CHECKPOINTS,
+                      LATEST_FILE, LOGS, RUN_FILE, SAMPLES, Checkpoint, NonFiniteLossError,
+                      RunError, non_finite_weights)
 from zoo.validation import INT32_MAX
 
 SEED_RANGE = (0, INT32_MAX)
@@ -55,9 +55,6 @@ SEED_RANGE = (0, INT32_MAX)
 # many values (examples x dimensions: digits 19,008, each 2-D density 20,000),
 # never on larger ones (Fashion-MNIST's 7,840,000) unless asked.
 VALIDATE_MAX_VALUES = 1_000_000
-# The training settings that say how often something beside training happens
-# (the test split's losses, the sample grid): 0 is never, and resuming may change them.
-EVERY_SETTINGS = ("validate_every", "sample_every")
 # Validation batches hold at least this many values (at least the training batch):
 # the 10,000 test points of a 2-D density in one batch, digits in 1,024s; a test
 # step needs no gradients, and Keras' loop costs per batch.
